@@ -1,0 +1,99 @@
+# goro - an M:N goroutine runtime for C.
+#
+#   make                 libgoro.a, libgoro.so, tools and examples
+#   make test            Criterion suites (installs missing packages first)
+#   make stress          the long stress runs
+#   make bench           every benchmark in C and in Go, side by side
+#   make install PREFIX=/usr/local
+#   make DEBUG=1         -O0, assertions on;  make SAN=address|thread|undefined
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+AR      ?= ar
+BUILD   ?= build
+
+OPT      = -O2
+ifeq ($(DEBUG),1)
+OPT      = -O0 -DGORO_DEBUG_CHECKS=1
+endif
+SANFLAGS =
+ifneq ($(SAN),)
+SANFLAGS = -fsanitize=$(SAN)
+endif
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wundef -Wno-unused-parameter
+# Everything that runs on a goroutine is built with stack-clash protection
+# (DESIGN.md, Stacks 7): frames larger than a page probe each page in order.
+CFLAGS_COMMON = -std=gnu11 $(OPT) -g -fstack-clash-protection -fno-omit-frame-pointer \
+           $(WARN) $(SANFLAGS) -pthread -Iinclude
+LIB_CFLAGS = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iruntime
+LDLIBS   = -latomic_ops -pthread
+TEST_LDLIBS = -lcriterion $(LDLIBS)
+
+LIB_SRC  = $(wildcard runtime/*.c) $(wildcard netpoll/*.c)
+ASM_SRC  = runtime/asm/switch_x86_64.S
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(patsubst %.S,$(BUILD)/%.o,$(ASM_SRC))
+HDRS     = include/goro.h $(wildcard runtime/*.h) $(wildcard netpoll/*.h)
+
+TESTS    = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+BENCH_C  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+TOOLS    = $(if $(wildcard tools/stackgrow/*.c),tools/stackgrow/stackgrow)
+EXAMPLES = $(patsubst examples/%/main.c,examples/%/%,$(wildcard examples/*/main.c))
+
+.PHONY: all deps test-deps bench-deps test stress bench install clean
+all: deps $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(TOOLS) $(EXAMPLES)
+
+deps:
+	@tools/deps.sh build
+test-deps:
+	@tools/deps.sh test
+bench-deps:
+	@tools/deps.sh bench
+
+$(BUILD)/%.o: %.c $(HDRS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/libgoro.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+$(BUILD)/libgoro.so: $(LIB_OBJ)
+	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libgoro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+
+tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/libgoro.a
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS) -lm
+
+examples/%: $(BUILD)/libgoro.a
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $@)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+
+# Each suite is its own binary; Criterion runs every test in its own process.
+# GORO_TEST_JOBS limits Criterion's parallel test processes (2 cores here).
+test: test-deps all $(TESTS)
+	@tests/run.sh $(TESTS)
+
+stress: test-deps all $(TESTS)
+	@tests/stress.sh
+
+bench: bench-deps all $(BENCH_C)
+	@bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/goro.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' goro.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/goro.pc
+
+clean:
+	rm -rf $(BUILD) tools/stackgrow/stackgrow $(EXAMPLES) bench/out

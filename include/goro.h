@@ -1,0 +1,213 @@
+/*
+ * goro.h - the public API of goro, an M:N goroutine runtime for C.
+ *
+ * Goroutines are stackful green threads run by a few worker threads; blocking
+ * calls below park the calling goroutine, never its worker thread.
+ *
+ * Conventions (they hold for every call in this header):
+ *  - A call that can fail returns a negative errno value (-ENOMEM, -EINVAL,
+ *    -EPIPE, -ETIMEDOUT, -ECANCELED, -EPERM, ...). Constructors that return a
+ *    pointer return NULL and set errno. Never "-1 and errno": a goroutine may
+ *    resume on another thread than the one it blocked on.
+ *  - Only unrecoverable conditions (stack limit exceeded, deadlock, corrupted
+ *    runtime state, a real segmentation fault) print "goro: fatal: ..." and
+ *    end the process.
+ *  - timeout_ns: < 0 waits without limit, 0 does not wait, > 0 waits at most
+ *    that many nanoseconds.
+ *  - A blocking call made from a thread that is not a goroutine returns
+ *    -EPERM (goro_sleep: does nothing). goro_go, the try channel calls and
+ *    goro_chan_close work from any thread while the runtime runs.
+ */
+#ifndef GORO_H
+#define GORO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(GORO_BUILDING_LIBRARY)
+#define GORO_API __attribute__((visibility("default")))
+#else
+#define GORO_API
+#endif
+
+/* ======================================================================
+ * Runtime
+ * ==================================================================== */
+
+typedef void (*goro_fn)(void *arg);
+
+/* Start the worker threads (GORO_PROCS, default: online CPUs), run
+ * main_fn(arg) as goroutine 1 and return 0 when it returns. Goroutines still
+ * alive then are discarded, as when Go's main returns. May be called again
+ * afterwards, from any thread, but not from inside a goroutine (-EPERM) nor
+ * while another goro_run is running (-EBUSY). -EINVAL if main_fn is NULL,
+ * -ENOMEM / -EAGAIN if the workers cannot be started. */
+GORO_API int goro_run(goro_fn main_fn, void *arg);
+
+/* Spawn a goroutine running fn(arg). 0, -EINVAL (fn NULL), -ENOMEM (no memory
+ * for a stack), -EPERM (no runtime is running). Callable from any thread
+ * while the runtime runs; from a goroutine the child runs next on the same
+ * worker. */
+GORO_API int goro_go(goro_fn fn, void *arg);
+
+/* Let other runnable goroutines run; the caller stays runnable. Does nothing
+ * outside a goroutine. */
+GORO_API void goro_yield(void);
+
+/* The calling goroutine's id: 1 for main_fn, then 2, 3, ... in spawn order
+ * (ids are never reused within one goro_run). 0 outside a goroutine. */
+GORO_API uint64_t goro_id(void);
+
+/* Number of worker threads of the running runtime; 0 when none runs. */
+GORO_API int goro_procs(void);
+
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC). */
+GORO_API int64_t goro_now(void);
+
+/* Park the calling goroutine for at least ns nanoseconds (ns <= 0: a yield).
+ * Outside a goroutine: does nothing. */
+GORO_API void goro_sleep(int64_t ns);
+
+/* ======================================================================
+ * Channels
+ * ==================================================================== */
+
+typedef struct goro_chan goro_chan;
+
+/* A channel of cap elements of elem_size bytes (cap 0: unbuffered;
+ * elem_size 0: a signal-only channel, Go's chan struct{}, whose elem
+ * arguments may be NULL). NULL with errno EINVAL when elem_size * cap
+ * overflows, ENOMEM when it cannot be allocated. */
+GORO_API goro_chan *goro_chan_make(size_t elem_size, size_t cap);
+
+/* Free a channel no goroutine uses any more. A channel that still has
+ * blocked senders or receivers is not freed (they would be lost). */
+GORO_API void goro_chan_free(goro_chan *ch);
+
+/* Send elem (elem_size bytes copied). Blocks until a receiver takes it or
+ * there is room in the buffer. 0; -EPIPE if the channel is or becomes
+ * closed; -EINVAL if ch is NULL... (a NULL channel blocks forever in Go; here
+ * it is reported: see the README). -EPERM outside a goroutine. */
+GORO_API int goro_chan_send(goro_chan *ch, const void *elem);
+
+/* Receive into elem (may be NULL to discard). 1: a value; 0: the channel is
+ * closed and drained (elem zero-filled). -EPERM outside a goroutine. */
+GORO_API int goro_chan_recv(goro_chan *ch, void *elem);
+
+/* Non-blocking forms, callable from any thread. trysend: 0, -EAGAIN, -EPIPE.
+ * tryrecv: 1, 0 (closed and drained), -EAGAIN. */
+GORO_API int goro_chan_trysend(goro_chan *ch, const void *elem);
+GORO_API int goro_chan_tryrecv(goro_chan *ch, void *elem);
+
+/* Close: every blocked receiver wakes with 0, every blocked sender with
+ * -EPIPE. 0; -EPIPE if already closed. */
+GORO_API int goro_chan_close(goro_chan *ch);
+
+/* Elements buffered now, and the buffer's capacity. */
+GORO_API size_t goro_chan_len(goro_chan *ch);
+GORO_API size_t goro_chan_cap(goro_chan *ch);
+
+/* ======================================================================
+ * Select
+ * ==================================================================== */
+
+enum { GORO_SEND = 1, GORO_RECV = 2 };
+
+typedef struct goro_case {
+    goro_chan *ch;     /* NULL: this case is never ready */
+    int        op;     /* GORO_SEND or GORO_RECV */
+    void      *elem;   /* value to send, or buffer to receive into (may be NULL) */
+    int        result; /* out, for the chosen case: RECV 1 value / 0 closed;
+                          SEND 0 sent / -EPIPE closed */
+} goro_case;
+
+/* Wait until one of n cases can proceed, and proceed with it. Returns the
+ * index of that case. timeout_ns < 0: wait forever; 0: never block (Go's
+ * default clause), -EAGAIN if none is ready; > 0: -ETIMEDOUT when it passes.
+ * When several cases are ready one is chosen uniformly at random. */
+GORO_API int goro_select(goro_case *cases, size_t n, int64_t timeout_ns);
+
+/* ======================================================================
+ * Sync
+ * ==================================================================== */
+
+/* Complete types so they can live on the stack or inside other structs; the
+ * fields are private to the runtime. Initialise with the _init calls (or
+ * zero-fill). They must not move while in use. */
+typedef struct goro_wg    { uintptr_t goro_private_[4]; } goro_wg;
+typedef struct goro_mutex { uintptr_t goro_private_[6]; } goro_mutex;
+
+GORO_API void goro_wg_init(goro_wg *wg);
+/* Add delta (may be negative) to the counter; a counter that goes below zero
+ * is a fatal misuse, as in Go. When it reaches zero every waiter wakes. */
+GORO_API void goro_wg_add(goro_wg *wg, int64_t delta);
+GORO_API void goro_wg_done(goro_wg *wg);
+/* Park until the counter is zero. 0; -EPERM outside a goroutine. */
+GORO_API int  goro_wg_wait(goro_wg *wg);
+
+GORO_API void goro_mutex_init(goro_mutex *mu);
+/* Lock, parking the goroutine (not the thread) while another holds it.
+ * 0; -EPERM outside a goroutine. */
+GORO_API int  goro_mutex_lock(goro_mutex *mu);
+GORO_API int  goro_mutex_trylock(goro_mutex *mu); /* 0 or -EBUSY */
+GORO_API void goro_mutex_unlock(goro_mutex *mu);
+
+/* ======================================================================
+ * I/O through the netpoller
+ * ==================================================================== */
+
+enum { GORO_READABLE = 1, GORO_WRITABLE = 2 };
+
+GORO_API ssize_t goro_read(int fd, void *buf, size_t len);        /* >0 bytes, 0 EOF, -errno */
+GORO_API ssize_t goro_write(int fd, const void *buf, size_t len); /* all len bytes, or -errno */
+/* A new fd, non-blocking and close-on-exec, or -errno. */
+GORO_API int     goro_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen);
+GORO_API int     goro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+GORO_API int     goro_wait_fd(int fd, int events, int64_t timeout_ns); /* 0 ready; -ETIMEDOUT */
+/* Absolute goro_now() times; 0: none. A blocked or later call past its
+ * deadline returns -ETIMEDOUT. */
+GORO_API int     goro_fd_deadline(int fd, int64_t read_deadline_ns, int64_t write_deadline_ns);
+/* Goroutines blocked on fd wake with -ECANCELED, then fd is closed. */
+GORO_API int     goro_close(int fd);
+/* A listening TCP socket on host (NULL: all addresses) and port (0: a free
+ * port; getsockname tells which). fd or -errno. */
+GORO_API int     goro_listen_tcp(const char *host, int port, int backlog);
+GORO_API int     goro_dial_tcp(const char *host, int port, int64_t timeout_ns); /* fd or -errno */
+
+/* Run fn(arg) on a helper thread while the goroutine is parked; returns fn's
+ * value. For calls that block the thread: files, getaddrinfo, compression. */
+GORO_API intptr_t goro_blocking(intptr_t (*fn)(void *arg), void *arg);
+
+/* ======================================================================
+ * Introspection
+ * ==================================================================== */
+
+struct goro_stats {
+    uint64_t goroutines;         /* alive now, the main goroutine included */
+    uint64_t spawned;            /* since goro_run started */
+    uint64_t steals;             /* successful steals between workers */
+    uint64_t stack_growths;      /* copy-on-overflow events */
+    uint64_t stack_bytes_copied;
+    uint64_t stack_max;          /* largest stack any goroutine reached, bytes */
+    uint64_t netpoll_wakeups;    /* goroutines woken by the netpoller */
+    /* fields added after API.md's list */
+    uint64_t procs;              /* worker threads */
+    uint64_t context_switches;   /* goroutine switches on all workers */
+    uint64_t worker_sleeps;      /* times a worker went to sleep on its futex */
+    uint64_t stack_bytes_reserved; /* bytes of stack memory owned by live and pooled goroutines */
+};
+/* A snapshot of the counters of the running runtime, or of the last one that
+ * ran (all zero before the first goro_run). Callable from any thread. */
+GORO_API void goro_stats(struct goro_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GORO_H */

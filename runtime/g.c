@@ -1,0 +1,289 @@
+/*
+ * g.c - goroutine records: create, free lists, ids, the goroutine dump,
+ * deadlock reporting and goro_stats.
+ *
+ * A G record keeps its stack when the goroutine exits: the pair goes on the
+ * worker's free list (up to GFREE_LOCAL of them, the surplus to a global
+ * list in batches), so a spawn usually costs no allocation and no system
+ * call, and a reused stack is not touched again beyond its top frame.
+ * Records are freed only when goro_run returns. Every record ever made in a
+ * run is on the allg list (under sched.lock) for the dump and the clean-up.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GFREE_LOCAL 64   /* records a worker keeps before spilling */
+#define GFREE_BATCH 32   /* records moved to/from the global list at once */
+
+const char *const goro__wait_names[W_NREASONS] = {
+    [W_NONE] = "running",       [W_CHAN_RECV] = "chan receive",
+    [W_CHAN_SEND] = "chan send", [W_SELECT] = "select",
+    [W_SLEEP] = "sleep",        [W_MUTEX] = "mutex",
+    [W_WAITGROUP] = "WaitGroup", [W_IO] = "IO wait",
+    [W_BLOCKING] = "blocking call", [W_YIELD] = "yield",
+};
+
+static G *gfree_get(W *w)
+{
+    if (w != NULL && w->gfree == NULL && goro__sched.gfree != NULL) {
+        pthread_mutex_lock(&goro__sched.lock);
+        while (w->ngfree < GFREE_BATCH && goro__sched.gfree) {
+            G *g = goro__sched.gfree;
+            goro__sched.gfree = g->schedlink;
+            goro__sched.ngfree--;
+            g->schedlink = w->gfree;
+            w->gfree = g;
+            w->ngfree++;
+        }
+        pthread_mutex_unlock(&goro__sched.lock);
+    }
+    if (w != NULL) {
+        G *g = w->gfree;
+        if (g) {
+            w->gfree = g->schedlink;
+            w->ngfree--;
+        }
+        return g;
+    }
+    /* a foreign thread: straight from the global list */
+    pthread_mutex_lock(&goro__sched.lock);
+    G *g = goro__sched.gfree;
+    if (g) {
+        goro__sched.gfree = g->schedlink;
+        goro__sched.ngfree--;
+    }
+    pthread_mutex_unlock(&goro__sched.lock);
+    return g;
+}
+
+G *goro__g_new(W *w, goro_fn fn, void *arg)
+{
+    G *g = gfree_get(w);
+    if (g == NULL) {
+        g = calloc(1, sizeof *g);
+        if (g == NULL)
+            return NULL;
+        int rc = goro__stack_alloc(&g->stack);
+        if (rc < 0) {
+            free(g);
+            errno = -rc;
+            return NULL;
+        }
+        pthread_mutex_lock(&goro__sched.lock);
+        g->allnext = goro__sched.allg;
+        if (goro__sched.allg)
+            goro__sched.allg->allprev = g;
+        goro__sched.allg = g;
+        g->on_all = true;
+        pthread_mutex_unlock(&goro__sched.lock);
+    }
+    g->fn = fn;
+    g->arg = arg;
+    g->is_main = false;
+    g->wait_reason = W_NONE;
+    g->waitobj = NULL;
+    g->param = 0;
+    g->unlockf = NULL;
+    g->schedlink = NULL;
+    /* relaxed: only the spawner touches the record until it is published
+     * on a run queue (with release) */
+    g->id = AO_fetch_and_add1(&goro__sched.next_id);
+
+    /* The initial frame: see runtime/asm/switch_x86_64.S. */
+    uint64_t *top = (uint64_t *)(void *)g->stack.hi;
+    top[-1] = 0;
+    top[-2] = 0;
+    memset(&g->ctx, 0, sizeof g->ctx);
+    g->ctx.rsp = &top[-2];
+    g->ctx.rip = (void *)goro__g_entry;
+    g->ctx.r12 = (uint64_t)(uintptr_t)g;
+    g->ctx.mxcsr = 0x1F80; /* SSE defaults: all exceptions masked, round to nearest */
+    g->ctx.fpucw = 0x037F; /* x87 defaults */
+    g->status = G_RUNNABLE;
+    if (w != NULL)
+        w->nspawn++;
+    else
+        AO_fetch_and_add1(&goro__sched.spawned_foreign);
+    return g;
+}
+
+void goro__g_free(W *w, G *g)
+{
+    g->status = G_IDLE;
+    g->fn = NULL;
+    g->arg = NULL;
+    goro__stack_reset(&g->stack);
+    g->schedlink = w->gfree;
+    w->gfree = g;
+    if (++w->ngfree > GFREE_LOCAL) {
+        G *head = NULL;
+        int n = 0;
+        while (n < GFREE_BATCH) {
+            G *x = w->gfree;
+            w->gfree = x->schedlink;
+            x->schedlink = head;
+            head = x;
+            n++;
+        }
+        w->ngfree -= n;
+        G *tail = head;
+        while (tail->schedlink)
+            tail = tail->schedlink;
+        pthread_mutex_lock(&goro__sched.lock);
+        tail->schedlink = goro__sched.gfree;
+        goro__sched.gfree = head;
+        goro__sched.ngfree += n;
+        pthread_mutex_unlock(&goro__sched.lock);
+    }
+}
+
+void goro__g_free_all(void)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    G *g = goro__sched.allg;
+    goro__sched.allg = NULL;
+    goro__sched.gfree = NULL;
+    goro__sched.ngfree = 0;
+    pthread_mutex_unlock(&goro__sched.lock);
+    while (g) {
+        G *next = g->allnext;
+        goro__stack_free(&g->stack);
+        free(g);
+        g = next;
+    }
+}
+
+/* ------------------------------------------------------------------
+ * Goroutine dump
+ * ------------------------------------------------------------------ */
+
+static const char *status_name(const G *g)
+{
+    switch (g->status) {
+    case G_RUNNABLE: return "runnable";
+    case G_RUNNING: return "running";
+    case G_WAITING: return goro__wait_names[g->wait_reason < W_NREASONS ? g->wait_reason : 0];
+    default: return "dead";
+    }
+}
+
+/* Prints with write(2) into fd and takes no lock, so it can run from a
+ * signal handler and while the runtime is wedged. The allg list only grows
+ * at its head while the runtime runs, so walking it is safe. */
+void goro__dump(int fd, const char *why)
+{
+    char line[256];
+    int64_t now = goro_now();
+    int n = snprintf(line, sizeof line, "goro: goroutine dump (%s):\n", why);
+    if (write(fd, line, (size_t)n) < 0)
+        return;
+    for (G *g = goro__sched.allg; g; g = g->allnext) {
+        int st = (int)g->status;
+        if (st == G_IDLE || st == G_DEAD)
+            continue;
+        char dur[64] = "";
+        if (st == G_WAITING && g->wait_since > 0) {
+            int64_t d = now - g->wait_since;
+            if (d >= 60 * (int64_t)1000000000)
+                snprintf(dur, sizeof dur, ", %lld minutes", (long long)(d / 60000000000LL));
+            else if (d >= 1000000)
+                snprintf(dur, sizeof dur, ", %lld ms", (long long)(d / 1000000));
+            else
+                snprintf(dur, sizeof dur, ", %lld us", (long long)(d / 1000));
+        }
+        char obj[48] = "";
+        if (st == G_WAITING && g->waitobj)
+            snprintf(obj, sizeof obj, " on %p", g->waitobj);
+        n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s\n",
+                     (unsigned long long)g->id, status_name(g), dur, obj,
+                     g->is_main ? " (main)" : "");
+        if (write(fd, line, (size_t)n) < 0)
+            return;
+    }
+}
+
+void goro__deadlock(void)
+{
+    static const char msg[] = "goro: fatal: all goroutines are asleep - deadlock!\n\n";
+    fflush(NULL);
+    if (write(2, msg, sizeof msg - 1) < 0)
+        _exit(2);
+    goro__dump(2, "deadlock");
+    _exit(2);
+}
+
+/* ------------------------------------------------------------------
+ * goro_stats
+ * ------------------------------------------------------------------ */
+
+static struct goro_stats last_stats;
+
+static void stats_sum(struct goro_stats *st)
+{
+    uint64_t spawned = AO_load(&goro__sched.spawned_foreign), exited = 0, sw = 0;
+    for (int i = 0; i < goro__sched.nprocs && goro__sched.ws; i++) {
+        /* racy reads of other workers' counters: a snapshot, not a fence */
+        spawned += __atomic_load_n(&goro__sched.ws[i].nspawn, __ATOMIC_RELAXED);
+        exited += __atomic_load_n(&goro__sched.ws[i].nexit, __ATOMIC_RELAXED);
+        sw += __atomic_load_n(&goro__sched.ws[i].nswitch, __ATOMIC_RELAXED);
+    }
+    memset(st, 0, sizeof *st);
+    /* main is spawned from no worker (spawned_foreign) */
+    st->spawned = spawned;
+    st->goroutines = spawned >= exited ? spawned - exited : 0;
+    st->steals = AO_load(&goro__ctr.steals);
+    st->stack_growths = AO_load(&goro__ctr.stack_growths);
+    st->stack_bytes_copied = AO_load(&goro__ctr.stack_bytes_copied);
+    st->stack_max = AO_load(&goro__ctr.stack_max);
+    st->netpoll_wakeups = AO_load(&goro__ctr.netpoll_wakeups);
+    st->procs = (uint64_t)goro__sched.nprocs;
+    st->context_switches = sw;
+    st->worker_sleeps = AO_load(&goro__ctr.worker_sleeps);
+    st->stack_bytes_reserved = AO_load(&goro__ctr.stack_bytes_reserved);
+}
+
+void goro__stats_snapshot(void)
+{
+    stats_sum(&last_stats);
+}
+
+void goro_stats(struct goro_stats *out)
+{
+    if (out == NULL)
+        return;
+    if (goro__running())
+        stats_sum(out);
+    else
+        *out = last_stats;
+}
+
+/* ------------------------------------------------------------------
+ * goro_go, goro_id
+ * ------------------------------------------------------------------ */
+
+int goro_go(goro_fn fn, void *arg)
+{
+    if (fn == NULL)
+        return -EINVAL;
+    if (!goro__running())
+        return -EPERM;
+    W *w = goro__self_w();
+    if (w != NULL && w->curg == NULL)
+        w = NULL;
+    G *g = goro__g_new(w, fn, arg);
+    if (g == NULL)
+        return -errno;
+    goro__sched_spawn(w, g);
+    return 0;
+}
+
+uint64_t goro_id(void)
+{
+    G *g = goro__self();
+    return g ? g->id : 0;
+}

@@ -1,0 +1,340 @@
+/*
+ * internal.h - types and goro__ names shared inside the library.
+ *
+ * Vocabulary (as in Go's runtime):
+ *   G  a goroutine: its saved context, stack, status, wait reason, links.
+ *   W  a worker: one OS thread, its local run queue, its runnext slot, its
+ *      scheduler context (g0: the thread's own stack) and its current G.
+ *
+ * Lock order (take them in this order, never the reverse):
+ *   channel locks (in address order, select)  >  sync-object locks
+ *   >  timer heap lock  >  sched.lock (global queue, idle workers, allg)
+ * No runtime lock is held across a context switch except through park's
+ * unlock function, which runs after the switch.
+ */
+#ifndef GORO_INTERNAL_H
+#define GORO_INTERNAL_H
+
+#define GORO_BUILDING_LIBRARY 1
+#include "goro.h"
+
+#include <atomic_ops.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GORO_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define GORO_CACHELINE 64
+
+typedef struct goro__g G;
+typedef struct goro__w W;
+
+/* ---------------------------------------------------------------------
+ * Context: what runtime/asm/switch_*.S saves and restores. The offsets are
+ * used by the assembly: keep them in sync (static-asserted in sched.c).
+ * ------------------------------------------------------------------- */
+struct goro__ctx {
+    void    *rsp;   /*  0 */
+    void    *rip;   /*  8: where the context resumes (a jmp, not a ret) */
+    uint64_t rbx;   /* 16 */
+    uint64_t rbp;   /* 24 */
+    uint64_t r12;   /* 32: for a new goroutine, the G (entry argument) */
+    uint64_t r13;   /* 40 */
+    uint64_t r14;   /* 48 */
+    uint64_t r15;   /* 56 */
+    uint32_t mxcsr; /* 64 */
+    uint16_t fpucw; /* 68: x87 control word */
+    uint16_t pad_;
+};
+
+/* Save the current context into from, load to, store newg into *cur (the
+ * worker's current-G slot, written after the stack switch so that a guard
+ * fault is always attributed to the stack it happens on), and resume to. */
+void goro__ctx_switch(struct goro__ctx *from, const struct goro__ctx *to,
+                      G **cur, G *newg) GORO_HIDDEN;
+/* The first code a new goroutine runs (asm): calls goro__g_main(r12). */
+void goro__g_entry(void) GORO_HIDDEN;
+void goro__g_main(G *g) GORO_HIDDEN __attribute__((noreturn));
+
+/* ---------------------------------------------------------------------
+ * Goroutine status. Transitions:
+ *   IDLE     -> RUNNABLE   goro_go (record taken from a free list, or new)
+ *   RUNNABLE -> RUNNING    a worker switches to it
+ *   RUNNING  -> RUNNABLE   goro_yield, or park's unlock function refused
+ *   RUNNING  -> WAITING    goro__park
+ *   WAITING  -> RUNNABLE   goro__ready (exactly one waker wins the CAS)
+ *   RUNNING  -> DEAD       fn returned
+ *   DEAD     -> IDLE       record put back on a free list
+ * ------------------------------------------------------------------- */
+enum goro__gstatus {
+    G_IDLE = 0,
+    G_RUNNABLE,
+    G_RUNNING,
+    G_WAITING,
+    G_DEAD,
+};
+
+/* What a parked goroutine waits on (the goroutine dump prints these). */
+enum goro__wait {
+    W_NONE = 0,
+    W_CHAN_RECV,
+    W_CHAN_SEND,
+    W_SELECT,
+    W_SLEEP,
+    W_MUTEX,
+    W_WAITGROUP,
+    W_IO,
+    W_BLOCKING,  /* in goro_blocking: not asleep for deadlock detection */
+    W_YIELD,
+    W_NREASONS
+};
+extern const char *const goro__wait_names[W_NREASONS] GORO_HIDDEN;
+
+/* A stack: the mapping, its guard, the usable range. stack.c owns these. */
+struct goro__stack {
+    char  *lo;      /* lowest usable byte; the guard page lies just below */
+    char  *hi;      /* one past the highest usable byte */
+    void  *map;     /* start of the mapping (guard included) */
+    size_t maplen;  /* length of the mapping */
+    uint32_t cls;   /* size class in stack.c's pools */
+    uint32_t flags; /* stack.c private */
+};
+
+struct goro__g {
+    struct goro__ctx ctx;      /* saved context while not running */
+    struct goro__stack stack;  /* the goroutine's stack */
+    volatile AO_t status;      /* enum goro__gstatus; CAS on WAITING->RUNNABLE */
+    uint64_t id;               /* 1 = main; never reused within one goro_run */
+    goro_fn fn;
+    void *arg;
+    W *w;                      /* worker running it (valid while RUNNING) */
+    G *schedlink;              /* global queue, free lists: owner of that list */
+    G *allnext, *allprev;      /* all goroutines list, under sched.lock */
+    int saved_errno;           /* errno across switches */
+    uint8_t wait_reason;       /* enum goro__wait, while WAITING */
+    bool is_main;              /* main_fn's goroutine */
+    bool on_all;               /* linked on the allg list */
+    int64_t wait_since;        /* goro_now() when it parked */
+
+    /* park protocol: run on the next context after the switch */
+    bool (*unlockf)(G *g, void *arg);
+    void *unlockarg;
+
+    /* Scratch for whatever the goroutine is blocked on (channels, select,
+     * sync, timers, netpoll); owned by that subsystem while WAITING. */
+    void *waitobj;             /* the object waited on (for the dump) */
+    uintptr_t param;           /* set by the waker before goro__ready */
+    volatile AO_t selectdone;  /* select: first case to win sets it */
+};
+
+/* ---------------------------------------------------------------------
+ * Worker. The run queue is a ring of GORO_RUNQ slots: only the owner
+ * pushes (at tail); the owner and thieves pop from head with CAS.
+ *
+ *        head (CAS by owner and thieves)         tail (stored by owner only)
+ *          v                                       v
+ *   [ . . | g | g | g | g | g | . . . . . . . . . ]   slot = index % GORO_RUNQ
+ * ------------------------------------------------------------------- */
+#define GORO_RUNQ 256
+
+struct goro__w {
+    /* run queue: head is contended, keep it apart from the owner's fields */
+    volatile AO_t runq_head __attribute__((aligned(GORO_CACHELINE)));
+    volatile AO_t runq_tail __attribute__((aligned(GORO_CACHELINE)));
+    volatile AO_t runnext;             /* G *; CAS by owner and thieves */
+    volatile AO_t runq[GORO_RUNQ];     /* G *; written by owner, read by thieves */
+
+    /* owner-only fields (the worker's own thread, or a goroutine on it) */
+    G *curg __attribute__((aligned(GORO_CACHELINE))); /* running G; NULL on g0.
+                                          Written by the switch (asm) */
+    struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
+    int id;                            /* 0 .. nprocs-1 */
+    uint32_t schedtick;                /* scheduling rounds (global-queue check) */
+    uint32_t nextstreak;               /* runnext picks in a row */
+    uint64_t rand;                     /* xorshift state for victim order */
+    G *pend;                           /* G switched away from, action pending */
+    int pendkind;                      /* what to do with pend after the switch */
+    G *gfree;                          /* free G records (with stacks) */
+    int ngfree;
+    bool spinning;                     /* counted in sched.nspinning */
+    uint64_t nswitch;                  /* context switches */
+    uint64_t nspawn;                   /* goroutines spawned from this worker */
+    uint64_t nexit;                    /* goroutines that exited on it */
+
+    /* idle protocol, under sched.lock except the futex word */
+    W *idlenext;
+    bool onidle;
+    volatile int parked;               /* futex word: 1 asleep, 0 woken */
+
+    pthread_t thread;
+    void *sigstack;                    /* alternate signal stack (signal.c) */
+    size_t sigstack_size;
+    void *stack_priv;                  /* stack.c per-worker state */
+};
+
+/* ---------------------------------------------------------------------
+ * Scheduler (sched.c)
+ * ------------------------------------------------------------------- */
+
+/* Scheduler-wide state. sched.lock protects: the global queue (gq_*), the
+ * idle list (idle, W.onidle, W.idlenext), the allg list and the global free
+ * list. Fields marked "atomic" are also read without the lock. */
+struct goro__sched {
+    pthread_mutex_t lock;
+    W *ws;                      /* the workers, nprocs of them */
+    int nprocs;
+    volatile AO_t busy;         /* a goro_run is in progress (CAS 0->1) */
+    volatile AO_t running;      /* atomic: workers may run goroutines */
+    volatile AO_t shutdown;     /* atomic: main returned, workers stop */
+
+    G *gq_head, *gq_tail;       /* global run queue, linked by schedlink */
+    volatile AO_t gq_size;      /* atomic read as a hint, written under lock */
+
+    W *idle;                    /* idle workers, linked by idlenext */
+    volatile AO_t npidle;       /* atomic read, written under lock */
+    volatile AO_t nspinning;    /* atomic: workers looking for work */
+
+    G *allg;                    /* every G record of this run (allnext) */
+    G *gfree;                   /* global free list of G records */
+    int ngfree;
+    volatile AO_t next_id;      /* atomic: goroutine ids */
+    volatile AO_t spawned_foreign; /* atomic: spawns from non-worker threads */
+
+    volatile AO_t foreign;      /* atomic: a non-runtime thread readied or
+                                   spawned goroutines: deadlock detection off */
+    bool nodeadlock;            /* GORO_DEBUG=nodeadlock */
+    bool dump_at_exit;          /* GORO_DEBUG=dump */
+    int dump_clock;             /* record wait_since */
+};
+extern struct goro__sched goro__sched GORO_HIDDEN;
+
+W *goro__self_w(void) GORO_HIDDEN;
+bool goro__debug(const char *what) GORO_HIDDEN; /* GORO_DEBUG has this word */
+/* Mark the calling thread as the runtime's own (poller, helper pool): its
+ * goro__ready calls do not count as foreign. */
+void goro__mark_internal_thread(void) GORO_HIDDEN;
+
+/* sched.c, for g.c */
+void goro__sched_spawn(W *w, G *g) GORO_HIDDEN;
+void goro__exit_current(W *w, G *g) GORO_HIDDEN __attribute__((noreturn));
+void goro__main_returned(void) GORO_HIDDEN;
+
+/* g.c: goroutine records */
+G *goro__g_new(W *w, goro_fn fn, void *arg) GORO_HIDDEN; /* RUNNABLE, or NULL */
+void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
+void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
+void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
+void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
+void goro__stats_snapshot(void) GORO_HIDDEN;
+
+/* signal.c: per-worker alternate signal stacks and the fault handlers */
+void goro__signal_init(void) GORO_HIDDEN;
+void goro__signal_fini(void) GORO_HIDDEN;
+void goro__signal_worker_init(W *w) GORO_HIDDEN;
+void goro__signal_worker_fini(W *w) GORO_HIDDEN;
+
+/* The G running on this thread, or NULL on a thread that is not running a
+ * goroutine. Cheap (one TLS load); safe to call again after a switch. */
+G *goro__self(void) GORO_HIDDEN;
+
+/* Park the calling goroutine. After the switch away from it, on the next
+ * context, unlockf(g, arg) runs (e.g. to release the lock that protects the
+ * wait queue g was put on); if it returns false the park is undone and g is
+ * made runnable again. unlockf may be NULL. Returns when someone has called
+ * goro__ready(g). Must be called from a goroutine, with no other runtime
+ * lock held than the one unlockf releases. */
+void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
+                void *waitobj) GORO_HIDDEN;
+
+/* Make a WAITING goroutine runnable. From a goroutine: into this worker's
+ * runnext (runs next, same cache) when next is true, else its local queue.
+ * From any other thread (netpoller, timers, foreign threads): the global
+ * queue, and an idle worker is woken. */
+void goro__ready(G *g, bool next) GORO_HIDDEN;
+
+/* Ready a list of goroutines linked by schedlink, all at once, from any
+ * thread (the netpoller's batch). */
+void goro__ready_list(G *head, int n) GORO_HIDDEN;
+
+/* True while a runtime is running (between goro_run start and return). */
+bool goro__running(void) GORO_HIDDEN;
+
+/* Called (by the poller thread) to find out whether every goroutine is
+ * parked in a way nothing external can end; see deadlock detection. */
+void goro__check_deadlock(void) GORO_HIDDEN;
+
+/* Runtime-wide counters (goro_stats). Updated with AO_fetch_and_add1 or
+ * per-worker and summed. */
+struct goro__counters {
+    volatile AO_t spawned;
+    volatile AO_t alive;
+    volatile AO_t steals;
+    volatile AO_t stack_growths;
+    volatile AO_t stack_bytes_copied;
+    volatile AO_t stack_max;
+    volatile AO_t netpoll_wakeups;
+    volatile AO_t worker_sleeps;
+    volatile AO_t stack_bytes_reserved;
+    volatile AO_t blocking_running;   /* goro_blocking calls in flight */
+    volatile AO_t io_waiters;         /* goroutines parked on fds */
+    volatile AO_t timers_pending;     /* timers in the heap */
+};
+extern struct goro__counters goro__ctr GORO_HIDDEN;
+
+void goro__fatal(const char *fmt, ...) GORO_HIDDEN
+    __attribute__((noreturn, format(printf, 1, 2)));
+
+/* ---------------------------------------------------------------------
+ * Stacks (stack.c)
+ * ------------------------------------------------------------------- */
+void goro__stack_init(void) GORO_HIDDEN;      /* at goro_run start */
+void goro__stack_fini(void) GORO_HIDDEN;      /* at goro_run end: release pools */
+int  goro__stack_alloc(struct goro__stack *s) GORO_HIDDEN; /* 0 or -ENOMEM */
+void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
+/* A goroutine exited and its record (with this stack) goes to a free list:
+ * the stack may be swapped for a smaller one. Not called on a live stack. */
+void goro__stack_reset(struct goro__stack *s) GORO_HIDDEN;
+size_t goro__pagesize(void) GORO_HIDDEN;
+
+/* ---------------------------------------------------------------------
+ * Timers (timer.c): a heap ordered by deadline; the poller thread sleeps
+ * until the earliest one.
+ * ------------------------------------------------------------------- */
+struct goro__timer {
+    int64_t when;                          /* goro_now() deadline */
+    void (*fn)(struct goro__timer *t);     /* runs on the poller thread,
+                                              without the heap lock */
+    void *arg;
+    size_t idx;                            /* heap slot + 1; 0: not in heap */
+};
+void goro__timer_add(struct goro__timer *t) GORO_HIDDEN;
+bool goro__timer_del(struct goro__timer *t) GORO_HIDDEN; /* true: removed before it fired */
+/* Fire every timer due at now; return the earliest remaining deadline, or
+ * -1 when the heap is empty. */
+int64_t goro__timers_run(int64_t now) GORO_HIDDEN;
+void goro__timers_reset(void) GORO_HIDDEN;
+
+/* ---------------------------------------------------------------------
+ * Poller thread (netpoll/netpoll.c)
+ * ------------------------------------------------------------------- */
+int  goro__netpoll_start(void) GORO_HIDDEN;
+void goro__netpoll_stop(void) GORO_HIDDEN;
+/* Cut the poller's wait short (a timer earlier than its wait was added). */
+void goro__netpoll_break(void) GORO_HIDDEN;
+int  goro__netpoll_epfd(void) GORO_HIDDEN;   /* the epoll set (backend) */
+/* netpoll.c, called by the backend: */
+void goro__netpoll_init(void) GORO_HIDDEN;   /* before the poller starts */
+void goro__netpoll_fini(void) GORO_HIDDEN;   /* after it stopped */
+/* An event for the descriptor registered with data.ptr = pd (poller thread). */
+void goro__netpoll_event(void *pd, uint32_t events) GORO_HIDDEN;
+/* End of one wait's events: ready the collected goroutines in one batch. */
+void goro__netpoll_flush(void) GORO_HIDDEN;
+
+/* Small helpers. */
+static inline int64_t goro__min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+#endif /* GORO_INTERNAL_H */

@@ -1,0 +1,893 @@
+/*
+ * sched.c - workers, run queues, work stealing, park/ready, idle sleep and
+ * goro_run.
+ *
+ * Design. Each worker (W) is one OS thread with a bounded lock-free run
+ * queue of 256 goroutines, a runnext slot and a scheduler context (g0: the
+ * thread's own stack). A goroutine that blocks, yields or exits picks the
+ * next goroutine itself and switches to it directly when one is in its own
+ * worker's runnext or queue: one register switch per hand-off, no detour
+ * through g0. Only when the local queues are empty does it switch to g0,
+ * which looks further (global queue, stealing) and sleeps if there is
+ * nothing. Whatever must happen to the goroutine switched away from (run
+ * park's unlock function, put a yielding goroutine back on the queue, free an
+ * exited one) happens after the switch, on the next context, so no other
+ * worker can ever resume a goroutine whose stack is still in use.
+ *
+ * Finding work, in order: runnext (at most 3 in a row, so two goroutines
+ * ping-ponging through runnext cannot starve the queue), every 61st round the
+ * global queue, the local queue, the global queue, then steal half of a
+ * random victim's queue (4 rounds over all victims; the last round may take
+ * the victim's runnext), then sleep on a futex.
+ *
+ * Wakeups (Go's protocol, proc.go). Readying work publishes it, issues a full
+ * fence, then wakes an idle worker only when there is one and no worker is
+ * spinning (a spinning worker is one looking for work: it will find it). A
+ * worker going to sleep first puts itself on the idle list (npidle++), then
+ * stops spinning (nspinning--), full fence, then checks every queue once
+ * more. Either the waker sees npidle > 0 and nspinning == 0 and wakes someone,
+ * or the sleeper's re-check sees the work: no lost wakeup. A spinning worker
+ * that finds work stops spinning and, if it was the last spinner, wakes
+ * another worker, since more work may follow. At most half of the busy
+ * workers spin at once.
+ *
+ * Rejected: a g0 round trip on every switch (two switches per hand-off,
+ * twice the cost of Go's own design where it is avoidable); one global
+ * locked queue (contention on every spawn and wakeup); a condition variable
+ * per worker (a futex word is cheaper and cannot lose a wake issued before
+ * the wait).
+ *
+ * Invariants (run queue):
+ *  - only the owner writes runq_tail and the slots in [tail, head+256);
+ *  - runq_head only moves forward, by CAS; a slot is read before the CAS that
+ *    claims it, and the CAS fails if the slot was claimed or overwritten;
+ *  - a G is in at most one of: a runq, a runnext, the global queue, a free
+ *    list, a wait queue, or running.
+ * Invariants (idle):
+ *  - w->onidle  <=>  w is on sched.idle  (under sched.lock);
+ *  - sched.npidle == number of W with onidle (written under sched.lock);
+ *  - a W taken off the idle list by a waker has spinning set and parked 0.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(offsetof(struct goro__ctx, rsp) == 0, "asm offsets");
+_Static_assert(offsetof(struct goro__ctx, rip) == 8, "asm offsets");
+_Static_assert(offsetof(struct goro__ctx, rbx) == 16, "asm offsets");
+_Static_assert(offsetof(struct goro__ctx, r15) == 56, "asm offsets");
+_Static_assert(offsetof(struct goro__ctx, mxcsr) == 64, "asm offsets");
+_Static_assert(offsetof(struct goro__ctx, fpucw) == 68, "asm offsets");
+
+/* What a worker does with w->pend after switching away from it. */
+enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
+
+struct goro__sched goro__sched = { .lock = PTHREAD_MUTEX_INITIALIZER };
+struct goro__counters goro__ctr;
+
+static __thread W *tls_w __attribute__((tls_model("initial-exec")));
+static __thread bool tls_internal __attribute__((tls_model("initial-exec")));
+
+void goro__mark_internal_thread(void)
+{
+    tls_internal = true;
+}
+
+/* glibc declares __errno_location const, so the compiler may reuse the old
+ * thread's errno address after a switch; a call through a volatile pointer
+ * cannot be reused. */
+static int *(*volatile errno_location)(void) = __errno_location;
+
+/* ------------------------------------------------------------------ */
+
+void goro__fatal(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    /* write(2): async-signal-safe, unbuffered, works from any context */
+    ssize_t r = write(2, "goro: fatal: ", 13);
+    r = write(2, buf, (size_t)n);
+    r = write(2, "\n", 1);
+    (void)r;
+    abort();
+}
+
+static long futex(volatile int *addr, int op, int val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+static inline uint32_t fastrand(W *w)
+{
+    uint64_t x = w->rand;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rand = x;
+    return (uint32_t)(x >> 32);
+}
+
+G *goro__self(void)
+{
+    W *w = tls_w;
+    return w ? w->curg : NULL;
+}
+
+W *goro__self_w(void)
+{
+    return tls_w;
+}
+
+bool goro__running(void)
+{
+    /* acquire: pairs with the release in goro_run that publishes the
+     * workers before running is set */
+    return AO_load_acquire(&goro__sched.running) != 0;
+}
+
+/* ------------------------------------------------------------------
+ * Local run queue
+ * ------------------------------------------------------------------ */
+
+static bool runq_empty(W *w)
+{
+    /* A thief's guess: the queue may change right after. Acquire so that a
+     * G published by the owner's release store of tail is seen with it. */
+    for (;;) {
+        AO_t h = AO_load_acquire(&w->runq_head);
+        AO_t t = AO_load_acquire(&w->runq_tail);
+        AO_t n = AO_load_acquire(&w->runnext);
+        if (t == AO_load_acquire(&w->runq_tail))
+            return h == t && n == 0;
+    }
+}
+
+/* Global queue, under sched.lock. */
+static void globq_put_batch_locked(G *head, G *tail, int n)
+{
+    tail->schedlink = NULL;
+    if (goro__sched.gq_tail)
+        goro__sched.gq_tail->schedlink = head;
+    else
+        goro__sched.gq_head = head;
+    goro__sched.gq_tail = tail;
+    /* store: read without the lock only as a hint (is it worth locking?) */
+    AO_store(&goro__sched.gq_size, AO_load(&goro__sched.gq_size) + (AO_t)n);
+}
+
+static void globq_put_batch(G *head, G *tail, int n)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    globq_put_batch_locked(head, tail, n);
+    pthread_mutex_unlock(&goro__sched.lock);
+}
+
+/* Move half of the local queue, plus g, to the global queue. Fails when
+ * thieves moved head meanwhile (the queue is then no longer full). */
+static bool runq_put_slow(W *w, G *g, AO_t h, AO_t t)
+{
+    G *batch[GORO_RUNQ / 2 + 1];
+    AO_t n = (t - h) / 2;
+    for (AO_t i = 0; i < n; i++)
+        batch[i] = (G *)AO_load(&w->runq[(h + i) % GORO_RUNQ]);
+    /* full: the slots were read before; claiming them must be ordered
+     * after those reads and against the thieves' CAS */
+    if (!AO_compare_and_swap_full(&w->runq_head, h, h + n))
+        return false;
+    batch[n] = g;
+    for (AO_t i = 0; i < n; i++)
+        batch[i]->schedlink = batch[i + 1];
+    globq_put_batch(batch[0], batch[n], (int)n + 1);
+    return true;
+}
+
+/* Owner only. next: into runnext, kicking the old runnext to the queue. */
+static void runq_put(W *w, G *g, bool next)
+{
+    if (next) {
+        AO_t old;
+        do {
+            old = AO_load(&w->runnext);
+            /* full: thieves CAS runnext too; g's fields must be visible to
+             * whoever takes it */
+        } while (!AO_compare_and_swap_full(&w->runnext, old, (AO_t)g));
+        if (old == 0)
+            return;
+        g = (G *)old;
+    }
+    for (;;) {
+        /* acquire: a thief's CAS of head released the slots it read */
+        AO_t h = AO_load_acquire(&w->runq_head);
+        AO_t t = w->runq_tail; /* only we write it */
+        if (t - h < GORO_RUNQ) {
+            AO_store(&w->runq[t % GORO_RUNQ], (AO_t)g);
+            /* release: the slot (and g's fields) before the new tail */
+            AO_store_release(&w->runq_tail, t + 1);
+            return;
+        }
+        if (runq_put_slow(w, g, h, t))
+            return;
+    }
+}
+
+/* Owner only. *fromnext tells whether g came from runnext. */
+static G *runq_get(W *w, bool allow_next, bool *fromnext)
+{
+    if (allow_next) {
+        AO_t next = AO_load(&w->runnext);
+        /* full: pairs with the CAS of a thief trying to take it */
+        if (next && AO_compare_and_swap_full(&w->runnext, next, 0)) {
+            *fromnext = true;
+            return (G *)next;
+        }
+    }
+    *fromnext = false;
+    for (;;) {
+        AO_t h = AO_load_acquire(&w->runq_head);
+        AO_t t = w->runq_tail;
+        if (t == h)
+            return NULL;
+        G *g = (G *)AO_load(&w->runq[h % GORO_RUNQ]);
+        /* full: claims the slot read above against thieves */
+        if (AO_compare_and_swap_full(&w->runq_head, h, h + 1))
+            return g;
+    }
+}
+
+/* Take half of victim's queue into batch. Thieves only. */
+static AO_t runq_grab(W *victim, G **batch, bool stealnext)
+{
+    for (;;) {
+        AO_t h = AO_load_acquire(&victim->runq_head);
+        /* acquire: the slots below tail were published with it */
+        AO_t t = AO_load_acquire(&victim->runq_tail);
+        AO_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (!stealnext)
+                return 0;
+            AO_t next = AO_load_acquire(&victim->runnext);
+            if (next == 0)
+                return 0;
+            /* The victim is probably about to run its runnext (it was
+             * readied by the running goroutine, which is blocking). Give it
+             * a moment, as Go does, before taking it to another worker. */
+            if (victim->curg != NULL) {
+                int64_t until = goro_now() + 3000;
+                while (goro_now() < until)
+                    __asm__ __volatile__("pause");
+            }
+            if (AO_compare_and_swap_full(&victim->runnext, next, 0)) {
+                batch[0] = (G *)next;
+                return 1;
+            }
+            continue;
+        }
+        if (n > GORO_RUNQ / 2)
+            continue; /* h and t read at different times: inconsistent */
+        for (AO_t i = 0; i < n; i++)
+            batch[i] = (G *)AO_load(&victim->runq[(h + i) % GORO_RUNQ]);
+        /* full: the slots were read before the CAS that claims them */
+        if (AO_compare_and_swap_full(&victim->runq_head, h, h + n))
+            return n;
+    }
+}
+
+/* Steal half of victim's queue into w's; return one G to run. */
+static G *runq_steal(W *w, W *victim, bool stealnext)
+{
+    G *batch[GORO_RUNQ / 2];
+    AO_t n = runq_grab(victim, batch, stealnext);
+    if (n == 0)
+        return NULL;
+    G *g = batch[--n];
+    if (n > 0) {
+        AO_t t = w->runq_tail;
+        for (AO_t i = 0; i < n; i++)
+            AO_store(&w->runq[(t + i) % GORO_RUNQ], (AO_t)batch[i]);
+        /* release: publish the slots. Our queue was empty (we only steal
+         * when it is), so they fit. */
+        AO_store_release(&w->runq_tail, t + n);
+    }
+    AO_fetch_and_add1(&goro__ctr.steals);
+    return g;
+}
+
+/* Take a batch from the global queue: one G to run, the rest (up to half a
+ * local queue) into w's local queue. */
+static G *globq_get(W *w, int max)
+{
+    if (AO_load(&goro__sched.gq_size) == 0)
+        return NULL;
+    pthread_mutex_lock(&goro__sched.lock);
+    AO_t size = goro__sched.gq_size;
+    if (size == 0) {
+        pthread_mutex_unlock(&goro__sched.lock);
+        return NULL;
+    }
+    AO_t n = size / (AO_t)goro__sched.nprocs + 1;
+    if (n > size)
+        n = size;
+    if (max > 0 && n > (AO_t)max)
+        n = (AO_t)max;
+    if (n > GORO_RUNQ / 2)
+        n = GORO_RUNQ / 2;
+    AO_store(&goro__sched.gq_size, size - n);
+    G *g = goro__sched.gq_head;
+    goro__sched.gq_head = g->schedlink;
+    G *rest = goro__sched.gq_head;
+    for (AO_t i = 1; i < n; i++)
+        goro__sched.gq_head = goro__sched.gq_head->schedlink;
+    if (goro__sched.gq_head == NULL)
+        goro__sched.gq_tail = NULL;
+    pthread_mutex_unlock(&goro__sched.lock);
+    for (AO_t i = 1; i < n; i++) {
+        G *next = rest->schedlink;
+        runq_put(w, rest, false);
+        rest = next;
+    }
+    return g;
+}
+
+/* ------------------------------------------------------------------
+ * Idle workers and wakeups
+ * ------------------------------------------------------------------ */
+
+/* Wake one idle worker as a spinner. Called with nspinning already raised
+ * on its behalf. Returns false (and lowers it back) when none is idle. */
+static bool start_spinner(void)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    W *w = goro__sched.idle;
+    if (w == NULL) {
+        pthread_mutex_unlock(&goro__sched.lock);
+        /* full: pairs with the sleeper's fence-then-recheck */
+        AO_fetch_and_sub1_full(&goro__sched.nspinning);
+        return false;
+    }
+    goro__sched.idle = w->idlenext;
+    w->onidle = false;
+    w->spinning = true;
+    AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
+    /* release: spinning and onidle before the worker sees parked == 0 */
+    __atomic_store_n(&w->parked, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&goro__sched.lock);
+    futex(&w->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
+    return true;
+}
+
+/* Work was just published: wake an idle worker if none is spinning. */
+static void wakep(void)
+{
+    /* full: the published work must be visible before we read the counts
+     * (the other half of the sleeper's protocol) */
+    AO_nop_full();
+    if (AO_load(&goro__sched.npidle) == 0)
+        return;
+    if (AO_load(&goro__sched.nspinning) != 0 ||
+        !AO_compare_and_swap_full(&goro__sched.nspinning, 0, 1))
+        return;
+    start_spinner();
+}
+
+static void stop_spinning(W *w)
+{
+    w->spinning = false;
+    /* full: we are about to run a G; if we were the last spinner, there may
+     * be more work nobody is looking for */
+    if (AO_fetch_and_sub1_full(&goro__sched.nspinning) == 1)
+        wakep();
+}
+
+static void wake_all_workers(void)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    while (goro__sched.idle) {
+        W *w = goro__sched.idle;
+        goro__sched.idle = w->idlenext;
+        w->onidle = false;
+        AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
+        __atomic_store_n(&w->parked, 0, __ATOMIC_RELEASE);
+        futex(&w->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
+    }
+    pthread_mutex_unlock(&goro__sched.lock);
+}
+
+static bool any_work(W *self)
+{
+    if (AO_load(&goro__sched.gq_size) != 0)
+        return true;
+    for (int i = 0; i < goro__sched.nprocs; i++)
+        if (&goro__sched.ws[i] != self && !runq_empty(&goro__sched.ws[i]))
+            return true;
+    return false;
+}
+
+/* Every worker is idle: is anything outside the run queues able to ready a
+ * goroutine? If not, no goroutine can ever run again. Under sched.lock. */
+static bool deadlocked_locked(void)
+{
+    if (goro__sched.nodeadlock || AO_load(&goro__sched.foreign) != 0)
+        return false;
+    if (AO_load(&goro__sched.npidle) != (AO_t)goro__sched.nprocs)
+        return false;
+    if (AO_load(&goro__ctr.timers_pending) != 0 ||
+        AO_load(&goro__ctr.io_waiters) != 0 ||
+        AO_load(&goro__ctr.blocking_running) != 0)
+        return false;
+    /* full: the counters above are lowered after the goroutine they
+     * belonged to was readied; re-read the queues after them */
+    AO_nop_full();
+    if (goro__sched.gq_size != 0)
+        return false;
+    for (int i = 0; i < goro__sched.nprocs; i++)
+        if (!runq_empty(&goro__sched.ws[i]))
+            return false;
+    return AO_load(&goro__sched.shutdown) == 0;
+}
+
+void goro__check_deadlock(void)
+{
+    if (!goro__running())
+        return;
+    pthread_mutex_lock(&goro__sched.lock);
+    bool dead = deadlocked_locked();
+    pthread_mutex_unlock(&goro__sched.lock);
+    if (dead)
+        goro__deadlock();
+}
+
+/* Put w to sleep until woken. Returns with w running (maybe spinning). */
+static void sleep_worker(W *w)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    if (AO_load(&goro__sched.gq_size) != 0 || AO_load(&goro__sched.shutdown)) {
+        pthread_mutex_unlock(&goro__sched.lock);
+        return;
+    }
+    w->onidle = true;
+    w->idlenext = goro__sched.idle;
+    goro__sched.idle = w;
+    __atomic_store_n(&w->parked, 1, __ATOMIC_RELAXED);
+    AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) + 1);
+    pthread_mutex_unlock(&goro__sched.lock);
+
+    bool was_spinning = w->spinning;
+    if (was_spinning) {
+        w->spinning = false;
+        /* full: lower nspinning before re-checking the queues (wakep reads
+         * them in the other order) */
+        AO_fetch_and_sub1_full(&goro__sched.nspinning);
+    }
+    AO_nop_full();
+    if (any_work(w) || AO_load(&goro__sched.shutdown)) {
+        pthread_mutex_lock(&goro__sched.lock);
+        if (w->onidle) {
+            /* still ours to undo */
+            W **pp = &goro__sched.idle;
+            while (*pp != w)
+                pp = &(*pp)->idlenext;
+            *pp = w->idlenext;
+            w->onidle = false;
+            AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
+            pthread_mutex_unlock(&goro__sched.lock);
+            if (was_spinning) {
+                w->spinning = true;
+                AO_fetch_and_add1(&goro__sched.nspinning);
+            }
+            return;
+        }
+        /* a waker took us off the list: its wake is ours */
+        pthread_mutex_unlock(&goro__sched.lock);
+        return;
+    }
+
+    /* The last worker to go idle checks whether anything can ever run. */
+    if (AO_load(&goro__sched.npidle) == (AO_t)goro__sched.nprocs)
+        goro__check_deadlock();
+
+    AO_fetch_and_add1(&goro__ctr.worker_sleeps);
+    /* acquire: pairs with the waker's release store of parked = 0 */
+    while (__atomic_load_n(&w->parked, __ATOMIC_ACQUIRE) == 1)
+        futex(&w->parked, FUTEX_WAIT_PRIVATE, 1, NULL);
+}
+
+/* ------------------------------------------------------------------
+ * Scheduling
+ * ------------------------------------------------------------------ */
+
+/* The next G from w's own queues, or NULL. Cheap: no locks unless the
+ * every-61st-round global check finds the global queue non-empty. */
+static G *local_next(W *w)
+{
+    if (unlikely(AO_load(&goro__sched.shutdown)))
+        return NULL;
+    w->schedtick++;
+    if (unlikely(w->schedtick % 61 == 0)) {
+        G *g = globq_get(w, 1);
+        if (g)
+            return g;
+    }
+    bool fromnext;
+    G *g = runq_get(w, w->nextstreak < 3, &fromnext);
+    if (g == NULL && w->nextstreak >= 3)
+        g = runq_get(w, true, &fromnext);
+    if (g)
+        w->nextstreak = fromnext ? w->nextstreak + 1 : 0;
+    return g;
+}
+
+/* On g0: block until there is a G to run; NULL on shutdown. */
+static G *find_runnable(W *w)
+{
+    for (;;) {
+        if (AO_load(&goro__sched.shutdown))
+            return NULL;
+        G *g = local_next(w);
+        if (g == NULL)
+            g = globq_get(w, 0);
+        if (g == NULL) {
+            /* steal, if not too many workers are spinning already */
+            AO_t nspin = AO_load(&goro__sched.nspinning);
+            AO_t busy = (AO_t)goro__sched.nprocs - AO_load(&goro__sched.npidle);
+            if (w->spinning || 2 * nspin < busy) {
+                if (!w->spinning) {
+                    w->spinning = true;
+                    AO_fetch_and_add1(&goro__sched.nspinning);
+                }
+                int n = goro__sched.nprocs;
+                for (int round = 0; round < 4 && g == NULL; round++) {
+                    int start = (int)(fastrand(w) % (uint32_t)n);
+                    for (int i = 0; i < n && g == NULL; i++) {
+                        W *v = &goro__sched.ws[(start + i) % n];
+                        if (v != w)
+                            g = runq_steal(w, v, round == 3);
+                    }
+                    if (g == NULL)
+                        g = globq_get(w, 0);
+                }
+            }
+        }
+        if (g) {
+            if (w->spinning)
+                stop_spinning(w);
+            return g;
+        }
+        sleep_worker(w);
+    }
+}
+
+static inline void switch_to(W *w, G *from, G *to)
+{
+    to->status = G_RUNNING;
+    to->w = w;
+    w->nswitch++;
+    goro__ctx_switch(&from->ctx, &to->ctx, &w->curg, to);
+}
+
+/* Runs first on every context resumed after a switch: finish what the
+ * previous context asked for. w is the worker we now run on. */
+static void after_switch(W *w)
+{
+    G *p = w->pend;
+    if (p == NULL)
+        return;
+    w->pend = NULL;
+    switch (w->pendkind) {
+    case PEND_PARK:
+        if (p->unlockf && !p->unlockf(p, p->unlockarg)) {
+            /* the wait is over already: runnable again */
+            p->status = G_RUNNABLE;
+            runq_put(w, p, true);
+        }
+        break;
+    case PEND_YIELD:
+        runq_put(w, p, false);
+        break;
+    case PEND_EXIT:
+        goro__g_free(w, p);
+        break;
+    }
+}
+
+/* Leave the running goroutine g (its status already set, w->pend set) for
+ * the next one on this worker, or for g0. Returns when g runs again. */
+static void schedule_away(W *w, G *g)
+{
+    g->saved_errno = *errno_location();
+    G *next = local_next(w);
+    if (next)
+        switch_to(w, g, next);
+    else
+        goro__ctx_switch(&g->ctx, &w->g0ctx, &w->curg, NULL);
+    /* Resumed, perhaps on another worker: g->w says which. */
+    after_switch(g->w);
+    *errno_location() = g->saved_errno;
+}
+
+void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
+                void *waitobj)
+{
+    W *w = tls_w;
+    G *g = w->curg;
+    g->unlockf = unlockf;
+    g->unlockarg = arg;
+    g->wait_reason = (uint8_t)reason;
+    g->waitobj = waitobj;
+    g->wait_since = goro__sched.dump_clock ? goro_now() : 0;
+    g->status = G_WAITING;
+    w->pend = g;
+    w->pendkind = PEND_PARK;
+    schedule_away(w, g);
+    g->wait_reason = W_NONE;
+    g->waitobj = NULL;
+}
+
+void goro__ready(G *g, bool next)
+{
+    /* full: one waker wins; and the waker's writes (g->param, the value it
+     * handed over) happen before g can run */
+    if (!AO_compare_and_swap_full(&g->status, G_WAITING, G_RUNNABLE))
+        goro__fatal("goroutine %llu readied while not waiting (status %d)",
+                    (unsigned long long)g->id, (int)g->status);
+    W *w = tls_w;
+    if (w != NULL && w->curg != NULL) {
+        runq_put(w, g, next);
+    } else {
+        if (w == NULL && !tls_internal)
+            AO_store(&goro__sched.foreign, 1);
+        g->schedlink = NULL;
+        globq_put_batch(g, g, 1);
+    }
+    wakep();
+}
+
+void goro__ready_list(G *head, int n)
+{
+    if (n == 0)
+        return;
+    G *tail = head;
+    for (G *g = head; g; g = g->schedlink) {
+        if (!AO_compare_and_swap_full(&g->status, G_WAITING, G_RUNNABLE))
+            goro__fatal("goroutine %llu readied while not waiting",
+                        (unsigned long long)g->id);
+        tail = g;
+    }
+    globq_put_batch(head, tail, n);
+    /* wake as many workers as there is work for (wakep wakes one spinner,
+     * which wakes the next when it finds work) */
+    wakep();
+}
+
+/* Called by goro_go: g is RUNNABLE and fully set up. */
+void goro__sched_spawn(W *w, G *g)
+{
+    if (w != NULL && w->curg != NULL) {
+        runq_put(w, g, true);
+    } else {
+        if (w == NULL && !tls_internal)
+            AO_store(&goro__sched.foreign, 1);
+        g->schedlink = NULL;
+        globq_put_batch(g, g, 1);
+    }
+    wakep();
+}
+
+void goro_yield(void)
+{
+    W *w = tls_w;
+    if (w == NULL || w->curg == NULL)
+        return;
+    /* Nothing else to run: carry on without a switch. */
+    if (w->runq_head == AO_load(&w->runq_tail) && AO_load(&w->runnext) == 0 &&
+        AO_load(&goro__sched.gq_size) == 0 && !AO_load(&goro__sched.shutdown))
+        return;
+    G *g = w->curg;
+    g->status = G_RUNNABLE;
+    w->pend = g;
+    w->pendkind = PEND_YIELD;
+    w->nextstreak = 0;
+    schedule_away(w, g);
+}
+
+/* Every goroutine starts here (called by goro__g_entry). */
+void goro__g_main(G *g)
+{
+    after_switch(g->w);
+    *errno_location() = 0;
+    g->fn(g->arg);
+    /* g->w: the worker we run on now, which may not be the one we started on */
+    if (g->is_main)
+        goro__main_returned();
+    goro__exit_current(g->w, g);
+}
+
+/* A goroutine's fn returned: leave it for good. */
+void goro__exit_current(W *w, G *g)
+{
+    g->status = G_DEAD;
+    w->nexit++;
+    w->pend = g;
+    w->pendkind = PEND_EXIT;
+    G *next = local_next(w);
+    if (next)
+        switch_to(w, g, next);
+    else
+        goro__ctx_switch(&g->ctx, &w->g0ctx, &w->curg, NULL);
+    goro__fatal("dead goroutine resumed");
+}
+
+void goro__main_returned(void)
+{
+    AO_store_release(&goro__sched.shutdown, 1);
+    wake_all_workers();
+    goro__netpoll_break();
+}
+
+/* ------------------------------------------------------------------
+ * Workers and goro_run
+ * ------------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    W *w = arg;
+    tls_w = w;
+    goro__signal_worker_init(w);
+    for (;;) {
+        G *g = find_runnable(w);
+        if (g == NULL)
+            break;
+        g->status = G_RUNNING;
+        g->w = w;
+        w->nswitch++;
+        goro__ctx_switch(&w->g0ctx, &g->ctx, &w->curg, g);
+        after_switch(w);
+    }
+    goro__signal_worker_fini(w);
+    tls_w = NULL;
+    return NULL;
+}
+
+static int env_int(const char *name, int def)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == 0)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != 0 || v <= 0 || v > 4096) {
+        fprintf(stderr, "goro: ignoring %s=%s (want 1..4096)\n", name, s);
+        return def;
+    }
+    return (int)v;
+}
+
+static bool debug_has(const char *what)
+{
+    const char *s = getenv("GORO_DEBUG");
+    if (s == NULL)
+        return false;
+    size_t n = strlen(what);
+    while (*s) {
+        if (strncmp(s, what, n) == 0 && (s[n] == 0 || s[n] == ','))
+            return true;
+        s = strchr(s, ',');
+        if (s == NULL)
+            break;
+        s++;
+    }
+    return false;
+}
+
+bool goro__debug(const char *what)
+{
+    return debug_has(what);
+}
+
+int goro_run(goro_fn main_fn, void *arg)
+{
+    if (main_fn == NULL)
+        return -EINVAL;
+    if (tls_w != NULL)
+        return -EPERM;
+    if (!AO_compare_and_swap_full(&goro__sched.busy, 0, 1))
+        return -EBUSY;
+
+    int nprocs = env_int("GORO_PROCS", (int)sysconf(_SC_NPROCESSORS_ONLN));
+    if (nprocs < 1)
+        nprocs = 1;
+
+    /* Fresh state for this run; counters from the last run are dropped. */
+    memset(&goro__ctr, 0, sizeof goro__ctr);
+    goro__sched.nprocs = nprocs;
+    goro__sched.gq_head = goro__sched.gq_tail = NULL;
+    goro__sched.gq_size = 0;
+    goro__sched.idle = NULL;
+    goro__sched.npidle = 0;
+    goro__sched.nspinning = 0;
+    goro__sched.shutdown = 0;
+    goro__sched.foreign = 0;
+    goro__sched.next_id = 1;
+    goro__sched.nodeadlock = debug_has("nodeadlock");
+    goro__sched.dump_at_exit = debug_has("dump");
+    goro__sched.dump_clock = 1;
+    goro__sched.ws = calloc((size_t)nprocs, sizeof(W));
+    if (goro__sched.ws == NULL) {
+        AO_store_release(&goro__sched.busy, 0);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nprocs; i++) {
+        W *w = &goro__sched.ws[i];
+        w->id = i;
+        w->rand = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)goro_now();
+    }
+
+    int rc = 0;
+    goro__stack_init();
+    goro__signal_init();
+    rc = goro__netpoll_start();
+    if (rc < 0)
+        goto out_fini_signal;
+
+    G *g = goro__g_new(NULL, main_fn, arg);
+    if (g == NULL) {
+        rc = -ENOMEM;
+        goto out_stop_netpoll;
+    }
+    g->is_main = true;
+    g->schedlink = NULL;
+    globq_put_batch(g, g, 1);
+    /* release: everything above before a thread may see running */
+    AO_store_release(&goro__sched.running, 1);
+
+    int started = 0;
+    for (; started < nprocs; started++) {
+        int e = pthread_create(&goro__sched.ws[started].thread, NULL, worker_main,
+                               &goro__sched.ws[started]);
+        if (e != 0) {
+            rc = -e;
+            goro__main_returned(); /* stop the ones that started */
+            break;
+        }
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(goro__sched.ws[i].thread, NULL);
+
+    AO_store_release(&goro__sched.running, 0);
+    if (goro__sched.dump_at_exit)
+        goro__dump(2, "exit");
+out_stop_netpoll:
+    goro__netpoll_stop();
+    goro__timers_reset();
+    goro__g_free_all();
+out_fini_signal:
+    goro__signal_fini();
+    goro__stack_fini();
+    /* keep the summed counters for goro_stats after the run */
+    goro__stats_snapshot();
+    free(goro__sched.ws);
+    goro__sched.ws = NULL;
+    goro__sched.nprocs = 0;
+    AO_store_release(&goro__sched.busy, 0);
+    return rc;
+}
+
+int goro_procs(void)
+{
+    return goro__running() ? goro__sched.nprocs : 0;
+}

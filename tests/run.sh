@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# tests/run.sh - run every Criterion suite given, then one summary line.
+# Each suite runs its tests in separate processes (Criterion's default);
+# --jobs 2 keeps the two-core machines from thrashing.
+set -u
+jobs=${GORO_TEST_JOBS:-2}
+pass=0 fail=0 bad=()
+for t in "$@"; do
+    name=$(basename "$t")
+    echo "== $name"
+    out=$("$t" --jobs "$jobs" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -vE '^\[----\]|^$' | grep -E 'FAIL|Crash|Timeout|fatal|Synthesis|Warning|\[FAIL\]|Assertion' | head -40
+    line=$(printf '%s\n' "$out" | grep -E 'Synthesis: Tested:' | tail -1)
+    p=$(sed -nE 's/.*Passing: ([0-9]+).*/\1/p' <<<"$line")
+    f=$(sed -nE 's/.*Failing: ([0-9]+).*/\1/p' <<<"$line")
+    c=$(sed -nE 's/.*Crashing: ([0-9]+).*/\1/p' <<<"$line")
+    p=${p:-0}; f=${f:-0}; c=${c:-0}
+    if [ -z "$line" ]; then f=$((f + 1)); echo "   $name: no Criterion summary (exit $rc)"; fi
+    pass=$((pass + p)); fail=$((fail + f + c))
+    if [ "$rc" -ne 0 ] || [ $((f + c)) -ne 0 ] || [ -z "$line" ]; then bad+=("$name"); fi
+done
+echo
+[ ${#bad[@]} -ne 0 ] && echo "failing suites: ${bad[*]}"
+echo "tests: $pass passed, $fail failed"
+[ ${#bad[@]} -eq 0 ]

@@ -1,0 +1,408 @@
+/*
+ * test_sched.c - the scheduler core: spawning, nesting, yield fairness,
+ * stealing, WaitGroup, repeated goro_run, foreign threads, errors, idle CPU.
+ */
+#include "util.h"
+
+#include <atomic_ops.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- 100,000 goroutines spawned from several goroutines ---------------- */
+
+#define SPAWN_TOTAL 100000
+#define SPAWNERS 8
+
+static volatile AO_t hits[SPAWN_TOTAL];
+static goro_wg spawn_wg;
+
+static void spawn_child(void *arg)
+{
+    AO_fetch_and_add1(&hits[(uintptr_t)arg]);
+    goro_wg_done(&spawn_wg);
+}
+
+static void spawner(void *arg)
+{
+    uintptr_t base = (uintptr_t)arg;
+    for (uintptr_t i = 0; i < SPAWN_TOTAL / SPAWNERS; i++)
+        cr_assert_eq(goro_go(spawn_child, (void *)(base + i)), 0);
+    goro_wg_done(&spawn_wg);
+}
+
+static void spawn_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&spawn_wg);
+    goro_wg_add(&spawn_wg, SPAWN_TOTAL + SPAWNERS);
+    for (uintptr_t s = 0; s < SPAWNERS; s++)
+        cr_assert_eq(goro_go(spawner, (void *)(s * (SPAWN_TOTAL / SPAWNERS))), 0);
+    cr_assert_eq(goro_wg_wait(&spawn_wg), 0);
+    goro_sleep(1000000); /* let the last exits land */
+}
+
+Test(sched, spawn_100k_each_once, .timeout = 60)
+{
+    memset((void *)hits, 0, sizeof hits);
+    run_on(0, spawn_main, NULL);
+    for (int i = 0; i < SPAWN_TOTAL; i++)
+        cr_assert_eq(hits[i], 1, "goroutine %d ran %lu times", i, (unsigned long)hits[i]);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_eq(st.spawned, SPAWN_TOTAL + SPAWNERS + 1);
+}
+
+/* ---- nested spawns, 5 levels deep -------------------------------------- */
+
+#define FANOUT 4
+static volatile AO_t nodes, leaves;
+static goro_wg nest_wg;
+
+static void nest(void *arg)
+{
+    uintptr_t depth = (uintptr_t)arg;
+    AO_fetch_and_add1(&nodes);
+    if (depth == 5) {
+        AO_fetch_and_add1(&leaves);
+    } else {
+        goro_wg_add(&nest_wg, FANOUT);
+        for (int i = 0; i < FANOUT; i++)
+            cr_assert_eq(goro_go(nest, (void *)(depth + 1)), 0);
+    }
+    goro_wg_done(&nest_wg);
+}
+
+static void nest_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&nest_wg);
+    goro_wg_add(&nest_wg, 1);
+    goro_go(nest, (void *)0);
+    goro_wg_wait(&nest_wg);
+}
+
+Test(sched, nested_spawn_5_levels, .timeout = 30)
+{
+    nodes = leaves = 0;
+    run_on(0, nest_main, NULL);
+    /* 1 + 4 + 16 + 64 + 256 + 1024 */
+    cr_assert_eq(nodes, 1365);
+    cr_assert_eq(leaves, 1024);
+}
+
+/* ---- yield fairness ---------------------------------------------------- */
+
+#define YIELDERS 16
+#define YIELD_TOTAL 400000
+static volatile AO_t yield_total;
+static volatile AO_t yield_count[YIELDERS];
+static goro_wg yield_wg;
+
+static void yielder(void *arg)
+{
+    uintptr_t me = (uintptr_t)arg;
+    while (AO_load(&yield_total) < YIELD_TOTAL) {
+        AO_fetch_and_add1(&yield_count[me]);
+        AO_fetch_and_add1(&yield_total);
+        goro_yield();
+    }
+    goro_wg_done(&yield_wg);
+}
+
+static void yield_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&yield_wg);
+    goro_wg_add(&yield_wg, YIELDERS);
+    for (uintptr_t i = 0; i < YIELDERS; i++)
+        goro_go(yielder, (void *)i);
+    goro_wg_wait(&yield_wg);
+}
+
+static void check_yield_fairness(int procs)
+{
+    yield_total = 0;
+    memset((void *)yield_count, 0, sizeof yield_count);
+    run_on(procs, yield_main, NULL);
+    /* Every yielder makes progress: at least a quarter of a fair share. */
+    for (int i = 0; i < YIELDERS; i++)
+        cr_assert_gt(yield_count[i], YIELD_TOTAL / YIELDERS / 4,
+                     "yielder %d ran only %lu of %d rounds", i,
+                     (unsigned long)yield_count[i], YIELD_TOTAL);
+}
+
+Test(sched, yield_fairness_one_worker, .timeout = 30) { check_yield_fairness(1); }
+Test(sched, yield_fairness_two_workers, .timeout = 30) { check_yield_fairness(2); }
+
+/* A goroutine that yields with nothing else to run keeps running. */
+static void lone_yield_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        goro_yield();
+    *(int *)arg = 1;
+}
+
+Test(sched, yield_alone, .timeout = 10)
+{
+    int done = 0;
+    run_on(2, lone_yield_main, &done);
+    cr_assert_eq(done, 1);
+}
+
+/* ---- stealing ---------------------------------------------------------- */
+
+static goro_wg steal_wg;
+static volatile AO_t steal_workers_seen[2];
+
+static void busy_child(void *arg)
+{
+    (void)arg;
+    /* a little work, so the spawner's queue backs up */
+    volatile uint64_t x = 0;
+    for (int i = 0; i < 20000; i++)
+        x += (uint64_t)i;
+    goro_wg_done(&steal_wg);
+}
+
+static void steal_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&steal_wg);
+    goro_wg_add(&steal_wg, 2000);
+    for (int i = 0; i < 2000; i++)
+        goro_go(busy_child, NULL);
+    goro_wg_wait(&steal_wg);
+}
+
+Test(sched, stealing_happens, .timeout = 30)
+{
+    run_on(2, steal_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_gt(st.steals, 0, "no steal on a 2-worker runtime");
+    cr_assert_eq(st.procs, 2);
+}
+
+/* ---- WaitGroup: 10,000 waiters and adders on several workers ----------- */
+
+#define WG_N 10000
+static goro_wg big_wg, join_wg;
+static volatile AO_t wg_woken;
+
+static void wg_waiter(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(goro_wg_wait(&big_wg), 0);
+    AO_fetch_and_add1(&wg_woken);
+    goro_wg_done(&join_wg);
+}
+
+static void wg_adder(void *arg)
+{
+    (void)arg;
+    if ((uintptr_t)arg % 7 == 0)
+        goro_yield();
+    goro_wg_done(&big_wg);
+    goro_wg_done(&join_wg);
+}
+
+static void wg_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&big_wg);
+    goro_wg_init(&join_wg);
+    goro_wg_add(&big_wg, WG_N);
+    goro_wg_add(&join_wg, 2 * WG_N);
+    for (uintptr_t i = 0; i < WG_N; i++) {
+        goro_go(wg_waiter, NULL);
+        goro_go(wg_adder, (void *)i);
+    }
+    goro_wg_wait(&join_wg);
+    cr_assert_eq(wg_woken, WG_N);
+}
+
+Test(sched, waitgroup_10k_waiters_and_adders, .timeout = 60)
+{
+    wg_woken = 0;
+    run_on(4, wg_main, NULL);
+    cr_assert_eq(wg_woken, WG_N);
+}
+
+/* ---- goro_run ten times in one process --------------------------------- */
+
+static volatile AO_t rerun_count;
+static goro_wg rerun_wg;
+
+static void rerun_child(void *arg)
+{
+    (void)arg;
+    AO_fetch_and_add1(&rerun_count);
+    goro_wg_done(&rerun_wg);
+}
+
+static void rerun_main(void *arg)
+{
+    cr_assert_eq(goro_id(), 1);
+    cr_assert_gt(goro_procs(), 0);
+    goro_wg_init(&rerun_wg);
+    goro_wg_add(&rerun_wg, 1000);
+    for (int i = 0; i < 1000; i++)
+        goro_go(rerun_child, NULL);
+    goro_wg_wait(&rerun_wg);
+    *(int *)arg += 1;
+}
+
+Test(sched, run_ten_times, .timeout = 60)
+{
+    int runs = 0;
+    for (int i = 0; i < 10; i++) {
+        rerun_count = 0;
+        run_on(i % 3 + 1, rerun_main, &runs);
+        cr_assert_eq(rerun_count, 1000, "run %d", i);
+        cr_assert_eq(goro_procs(), 0);
+    }
+    cr_assert_eq(runs, 10);
+}
+
+/* Goroutines still alive when main returns are discarded. */
+static void forever(void *arg)
+{
+    (void)arg;
+    goro_wg wg;
+    goro_wg_init(&wg);
+    goro_wg_add(&wg, 1);
+    goro_wg_wait(&wg); /* never */
+}
+
+static void leave_behind_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        goro_go(forever, NULL);
+    goro_yield();
+}
+
+Test(sched, main_return_discards_others, .timeout = 30)
+{
+    setenv("GORO_DEBUG", "nodeadlock", 1);
+    for (int i = 0; i < 3; i++)
+        run_on(2, leave_behind_main, NULL);
+    unsetenv("GORO_DEBUG");
+}
+
+/* ---- goro_go from a plain pthread -------------------------------------- */
+
+static goro_wg foreign_wg;
+static volatile AO_t foreign_ran, foreign_started;
+
+static void foreign_child(void *arg)
+{
+    (void)arg;
+    cr_assert_neq(goro_id(), 0);
+    AO_fetch_and_add1(&foreign_ran);
+    goro_wg_done(&foreign_wg);
+}
+
+static void *foreign_thread(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(goro_id(), 0);
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(goro_go(foreign_child, NULL), 0);
+        AO_store(&foreign_started, 1);
+        if (i % 100 == 0)
+            usleep(100);
+    }
+    return NULL;
+}
+
+static void foreign_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&foreign_wg);
+    goro_wg_add(&foreign_wg, 1000);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, foreign_thread, NULL), 0);
+    goro_wg_wait(&foreign_wg);
+    pthread_join(t, NULL);
+}
+
+Test(sched, goro_go_from_pthread, .timeout = 30)
+{
+    foreign_ran = 0;
+    /* the pthread feeds the runtime from outside: deadlock detection cannot
+     * see it coming before its first call (README: deadlock detection) */
+    setenv("GORO_DEBUG", "nodeadlock", 1);
+    run_on(2, foreign_main, NULL);
+    unsetenv("GORO_DEBUG");
+    cr_assert_eq(foreign_ran, 1000);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void err_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(goro_go(NULL, NULL), -EINVAL);
+    cr_assert_eq(goro_run(err_main, NULL), -EPERM);
+    cr_assert_neq(goro_id(), 0);
+}
+
+Test(sched, errors, .timeout = 10)
+{
+    goro_wg wg;
+    goro_wg_init(&wg);
+    goro_wg_add(&wg, 1);
+    /* no runtime */
+    cr_assert_eq(goro_go(NULL, NULL), -EINVAL);
+    cr_assert_eq(goro_go(forever, NULL), -EPERM);
+    cr_assert_eq(goro_run(NULL, NULL), -EINVAL);
+    cr_assert_eq(goro_id(), 0);
+    cr_assert_eq(goro_procs(), 0);
+    /* blocking calls outside a goroutine */
+    cr_assert_eq(goro_wg_wait(&wg), -EPERM);
+    goro_sleep(1000); /* no-op */
+    goro_yield();     /* no-op */
+    run_on(1, err_main, NULL);
+}
+
+/* ---- an idle runtime burns no CPU -------------------------------------- */
+
+static goro_wg idle_wg, idle_join;
+static int64_t idle_cpu;
+
+static void idle_parker(void *arg)
+{
+    (void)arg;
+    goro_wg_wait(&idle_wg);
+    goro_wg_done(&idle_join);
+}
+
+static void idle_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&idle_wg);
+    goro_wg_init(&idle_join);
+    goro_wg_add(&idle_wg, 1);
+    goro_wg_add(&idle_join, 1000);
+    for (int i = 0; i < 1000; i++)
+        goro_go(idle_parker, NULL);
+    goro_sleep(100 * 1000000); /* let everything park */
+    int64_t t0 = cpu_time_ns(), w0 = goro_now();
+    goro_sleep(1000 * 1000000);
+    idle_cpu = cpu_time_ns() - t0;
+    cr_assert_geq(goro_now() - w0, 1000 * 1000000);
+    goro_wg_done(&idle_wg);
+    goro_wg_wait(&idle_join);
+}
+
+Test(sched, idle_runtime_burns_no_cpu, .timeout = 30)
+{
+    run_on(2, idle_main, NULL);
+    cr_log_info("idle CPU in 1 s: %.3f ms", idle_cpu / 1e6);
+    cr_assert_lt(idle_cpu, 50 * 1000000, "idle runtime used %.1f ms of CPU in 1 s",
+                 idle_cpu / 1e6);
+}
