@@ -98,12 +98,10 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
     uint64_t *top = (uint64_t *)(void *)g->stack.hi;
     top[-1] = 0;
     top[-2] = 0;
+    top[-3] = (uint64_t)(uintptr_t)goro__g_entry;
     memset(&g->ctx, 0, sizeof g->ctx);
-    g->ctx.rsp = &top[-2];
-    g->ctx.rip = (void *)goro__g_entry;
+    g->ctx.rsp = &top[-3];
     g->ctx.r12 = (uint64_t)(uintptr_t)g;
-    g->ctx.mxcsr = 0x1F80; /* SSE defaults: all exceptions masked, round to nearest */
-    g->ctx.fpucw = 0x037F; /* x87 defaults */
     g->status = G_RUNNABLE;
     if (w != NULL)
         w->nspawn++;

@@ -38,17 +38,13 @@ typedef struct goro__w W;
  * used by the assembly: keep them in sync (static-asserted in sched.c).
  * ------------------------------------------------------------------- */
 struct goro__ctx {
-    void    *rsp;   /*  0 */
-    void    *rip;   /*  8: where the context resumes (a jmp, not a ret) */
-    uint64_t rbx;   /* 16 */
-    uint64_t rbp;   /* 24 */
-    uint64_t r12;   /* 32: for a new goroutine, the G (entry argument) */
-    uint64_t r13;   /* 40 */
-    uint64_t r14;   /* 48 */
-    uint64_t r15;   /* 56 */
-    uint32_t mxcsr; /* 64 */
-    uint16_t fpucw; /* 68: x87 control word */
-    uint16_t pad_;
+    void    *rsp;   /*  0: points at the address the context resumes at */
+    uint64_t rbx;   /*  8 */
+    uint64_t rbp;   /* 16 */
+    uint64_t r12;   /* 24: for a new goroutine, the G (entry argument) */
+    uint64_t r13;   /* 32 */
+    uint64_t r14;   /* 40 */
+    uint64_t r15;   /* 48 */
 };
 
 /* Save the current context into from, load to, store newg into *cur (the
@@ -156,6 +152,8 @@ struct goro__w {
     uint32_t schedtick;                /* scheduling rounds (global-queue check) */
     uint32_t nextstreak;               /* runnext picks in a row */
     uint64_t rand;                     /* xorshift state for victim order */
+    int *errno_ptr;                    /* this thread's errno (its address
+                                          never changes for a thread) */
     G *pend;                           /* G switched away from, action pending */
     int pendkind;                      /* what to do with pend after the switch */
     G *gfree;                          /* free G records (with stacks) */

@@ -155,15 +155,15 @@ Test(sched, yield_alone, .timeout = 10)
 /* ---- stealing ---------------------------------------------------------- */
 
 static goro_wg steal_wg;
-static volatile AO_t steal_workers_seen[2];
 
 static void busy_child(void *arg)
 {
     (void)arg;
     /* a little work, so the spawner's queue backs up */
-    volatile uint64_t x = 0;
+    uint64_t x = 0;
     for (int i = 0; i < 20000; i++)
         x += (uint64_t)i;
+    __asm__ __volatile__("" : : "r"(x)); /* keep the loop */
     goro_wg_done(&steal_wg);
 }
 
