@@ -11,6 +11,7 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 AR      ?= ar
 BUILD   ?= build
+VERSION  = 0.1.0
 
 OPT      = -O2
 ifeq ($(DEBUG),1)
@@ -96,7 +97,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/goro.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' goro.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/goro.pc
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: goro' 'Description: M:N goroutine runtime for C' 'Version: $(VERSION)' \
+	  'Requires.private: atomic_ops' \
+	  'Cflags: -I$${includedir} -pthread -fstack-clash-protection' \
+	  'Libs: -L$${libdir} -lgoro -pthread' 'Libs.private: -latomic_ops' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/goro.pc
 
 clean:
 	rm -rf $(BUILD) tools/stackgrow/stackgrow $(EXAMPLES) bench/out
