@@ -32,14 +32,19 @@ static char **bench_argv_;
 __attribute__((format(printf, 1, 2), noreturn))
 static inline void bench_fail(const char *fmt, ...)
 {
+    char buf[512];
+    size_t k = sizeof "FAIL: " - 1;
+    ssize_t w;
     va_list ap;
-    fflush(stdout);
-    fputs("FAIL: ", stderr);
+    memcpy(buf, "FAIL: ", k);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(buf + k, sizeof buf - k - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    k = strlen(buf);
+    buf[k++] = '\n';
+    fflush(stdout);
+    w = write(2, buf, k); /* one write: failing goroutines do not interleave */
+    (void)w;
     _exit(1); /* may be called on a goroutine: no atexit handlers */
 }
 

@@ -116,9 +116,15 @@ for prog in "${progs[@]}"; do
     elif $MAKE --no-print-directory BUILD="$BUILD" "$BUILD/bench/$prog" >"$LOGS/build-c-$prog.log" 2>&1; then
         CBUILD[$prog]=ok
     else
-        why=$(grep -m1 -E 'undefined reference|error' "$LOGS/build-c-$prog.log" | sed 's/^.*: //' | cut -c1-70)
-        CBUILD[$prog]="does not build: ${why:-see $LOGS/build-c-$prog.log}"
-        say "bench: C $prog does not build: ${why:-see log}"
+        why=$(grep -o "undefined reference to \`[a-z_0-9]*'" "$LOGS/build-c-$prog.log" |
+            sed "s/.*\`//; s/'//" | sort -u | tr '\n' ' ' | sed 's/ $//')
+        if [ -n "$why" ]; then
+            why="undefined: $why"
+        else
+            why=$(grep -m1 -E 'error:' "$LOGS/build-c-$prog.log" | cut -c1-100)
+        fi
+        CBUILD[$prog]="does not build (${why:-see $LOGS/build-c-$prog.log})"
+        say "bench: C $prog does not build: ${why:-see $LOGS/build-c-$prog.log}"
     fi
 done
 
@@ -167,7 +173,7 @@ run_one() {
         local f; f=$(grep -m1 'goro: fatal' "$log.err" | cut -c1-80)
         [ -n "$f" ] && R_ERR="$R_ERR: $f"
     elif [ $rc -ne 0 ]; then
-        R_ERR=$(grep -m1 -E '^FAIL:|goro: fatal' "$log.err" | cut -c1-90)
+        R_ERR=$(grep -m1 -E '^FAIL:|goro: fatal' "$log.err" | sed 's/^FAIL: //' | cut -c1-100)
         R_ERR="exit $rc${R_ERR:+: $R_ERR}"
     elif [ -z "$line" ]; then
         R_ERR="no \"$id\" line in its output"
@@ -238,6 +244,8 @@ fmt() { awk -v v="$1" 'BEGIN {
 ROWS=$WORK/rows.tsv # id, goro med, Go med, unit, ratio, verdict, bar, bar met, goro spread, Go spread
 CHART=$WORK/chart.dat
 : >"$ROWS"
+FAILS=$WORK/fails.tsv # id, side, why
+: >"$FAILS"
 : >"$CHART"
 n=0
 for b in "${selected[@]}"; do
@@ -261,10 +269,11 @@ for b in "${selected[@]}"; do
         ratio=$(awk -v c="$cmed" -v g="$gmed" -v d="$dir" 'BEGIN { printf "%.4f", (d == "lower") ? g / c : c / g }')
         verdict=$(awk -v r="$ratio" -v b="$better" -v w="$worse" 'BEGIN {
             if (r >= 1) printf "goro %.2fx %s", r, b; else printf "goro %.2fx %s", 1 / r, w }')
-    elif [ -z "$cmed" ]; then
-        verdict="FAIL (goro: ${ERR[$id.goro]:-no result})"
     else
-        verdict="FAIL (Go: ${ERR[$id.go]:-no result})"
+        verdict="FAIL"
+        [ -z "$cmed" ] && verdict="$verdict goro" && printf '%s\tgoro\t%s\n' "$id" "${ERR[$id.goro]:-no result}" >>"$FAILS"
+        [ -z "$gmed" ] && verdict="$verdict Go" && printf '%s\tGo\t%s\n' "$id" "${ERR[$id.go]:-no result}" >>"$FAILS"
+        verdict=$(sed 's/L goro Go$/L goro, Go/; s/^FAIL /FAIL: /' <<<"$verdict")
     fi
     # the bar, and whether it is met
     barmark=NaN
@@ -286,20 +295,21 @@ for b in "${selected[@]}"; do
     esac
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$cm" "$gm" "$unit" "${ratio:-}" \
         "$verdict" "$bartxt" "$met" "$cs" "$gs" >>"$ROWS"
-    printf '%d\t"%s"\t%s\t%s\t%s\n' "$n" "$id" "${ratio:-NaN}" "$barmark" \
-        "$([ -n "$ratio" ] && echo ok || echo FAIL)" >>"$CHART"
+    printf '%d\t"%s"\t%s\t%s\t%s\t"%s"\n' "$n" "$id" "${ratio:-NaN}" "$barmark" \
+        "$([ -n "$ratio" ] && echo ok || echo FAIL)" "$([ "$bartxt" = - ] || echo "bar $bartxt")" >>"$CHART"
 done
 
 # The table, for the terminal and for RESULTS.md.
 table_text() {
     awk -F'\t' 'BEGIN {
-        printf "%-18s %16s %16s  %-28s %-16s %-15s %-15s\n", "benchmark", "goro median", "Go median", "goro vs Go (ratio >1: goro better)", "bar", "goro min-max", "Go min-max"
-        printf "%-18s %16s %16s  %-28s %-16s %-15s %-15s\n", "---------", "-----------", "---------", "----------------------------------", "---", "------------", "----------"
+        printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", "benchmark", "goro median", "Go median", "goro vs Go (ratio >1: goro better)", "bar", "goro min-max", "Go min-max"
+        printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", "---------", "-----------", "---------", "----------------------------------", "---", "------------", "----------"
     } {
         bar = $7; if ($8 != "") bar = bar " " $8
         v = $6; if (length(v) > 34) v = substr(v, 1, 33) "~"
         printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", $1, $2, $3, v, bar, $9, $10
     }' "$ROWS"
+    [ -s "$FAILS" ] && echo && awk -F'\t' '{ printf "FAIL %s (%s): %s\n", $1, $2, $3 }' "$FAILS"
 }
 table_md() {
     echo "| benchmark | goro median | Go median | goro vs Go | bar (DESIGN.md) | goro min-max | Go min-max |"
@@ -310,6 +320,12 @@ table_md() {
         bar = $7; if ($8 == "met") bar = bar " met"; else if ($8 == "MISSED") bar = bar " **missed**"
         printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, v, bar, $9, $10
     }' "$ROWS"
+    if [ -s "$FAILS" ]; then
+        echo
+        echo "Failures:"
+        echo
+        awk -F'\t' '{ gsub(/\|/, "\\|", $3); printf "- %s, %s side: %s\n", $1, $2, $3 }' "$FAILS"
+    fi
 }
 
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -331,30 +347,31 @@ PNG=$OUT/ratios.png
 if command -v gnuplot >/dev/null 2>&1; then
     ymax=$(awk -F'\t' 'BEGIN { m = 2 } { if ($3 != "NaN" && $3 * 1.6 > m) m = $3 * 1.6; if ($4 != "NaN" && $4 * 1.6 > m) m = $4 * 1.6 } END { print m }' "$CHART")
     ymin=$(awk -F'\t' 'BEGIN { m = 0.5 } { if ($3 != "NaN" && $3 / 1.6 < m) m = $3 / 1.6; if ($4 != "NaN" && $4 / 1.6 < m) m = $4 / 1.6 } END { print m }' "$CHART")
-    term="pngcairo size 1280,720 font 'Sans,11'"
-    gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || term="png size 1280,720"
+    h=$((180 + 42 * n))
+    term="pngcairo size 1280,$h font 'Sans,11'"
+    gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || term="png size 1280,$h"
     if gnuplot >"$LOGS/gnuplot.log" 2>&1 <<EOF; then
 set terminal $term
 set output '$PNG'
 set datafile separator '\t'
-set title "goro vs Go: how many times better goro is (Go / goro; rate: goro / Go)\n{/*0.8 $MODE, median of $RUNS runs, $PROCS workers; $MACHINE; $DATE}"
-set logscale y 2
-set yrange [$ymin:$ymax]
-set ytics ("0.125x" 0.125, "0.25x" 0.25, "0.5x" 0.5, "1x" 1, "2x" 2, "3x" 3, "5x" 5, "10x" 10, "20x" 20, "50x" 50, "100x" 100)
-set ylabel "goro advantage (log scale; above 1x: goro better)"
-set xrange [0.4:$n.6]
-set xtics rotate by -30 left nomirror noenhanced
-set grid ytics lc rgb "#dddddd"
-set key top right box opaque
+set title "goro vs Go: how many times better goro is  (Go's time / goro's; for a rate, goro's / Go's)\n{/*0.8 $MODE: median of $RUNS runs, $PROCS workers; $MACHINE; $DATE}"
+set logscale x 2
+set xrange [$ymin:$ymax]
+set xtics ("0.125x" 0.125, "0.25x" 0.25, "0.5x" 0.5, "1x" 1, "2x" 2, "3x" 3, "5x" 5, "10x" 10, "20x" 20, "50x" 50, "100x" 100)
+set xlabel "goro's advantage (log scale): right of 1x goro is better, left of it Go is"
+set yrange [$n.6:0.4]
+set ytics nomirror noenhanced
+set grid xtics lc rgb "#dddddd"
+set key above horizontal
 set style fill solid 0.85 border lc rgb "#333333"
-set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "#000000"
-set bmargin 8
-plot '$CHART' using 1:(\$3 >= 1 ? \$3 : 1/0):(\$1-0.35):(\$1+0.35):(1):3:xtic(2) with boxxyerror lc rgb "#2e8b57" title "goro better", \
-     '' using 1:(\$3 < 1 ? \$3 : 1/0):(\$1-0.35):(\$1+0.35):3:(1) with boxxyerror lc rgb "#cd5c5c" title "Go better", \
-     '' using (\$1-0.4):4:(0.8):(0) with vectors nohead lw 4 dt 2 lc rgb "#1f3fbf" title "bar from DESIGN.md", \
-     '' using 1:4:(sprintf("bar %.3gx", \$4)) with labels offset 0,0.8 font ",9" tc rgb "#1f3fbf" notitle, \
-     '' using 1:(\$3 >= 1 ? \$3 * 1.13 : \$3 / 1.13):(sprintf("%.2fx", \$3)) with labels font ",10" notitle, \
-     '' using 1:(strcol(5) eq "FAIL" ? 1 : 1/0):("FAIL") with labels offset 0,1.2 font ",12" tc rgb "#cc0000" notitle
+set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead lw 2 lc rgb "#000000"
+set lmargin 30
+plot '$CHART' using (\$3 >= 1 ? \$3 : 1/0):1:(1):3:(\$1-0.35):(\$1+0.35):ytic(strcol(2) . "  " . strcol(6)) with boxxyerror lc rgb "#2e8b57" title "goro better", \
+     '' using (\$3 < 1 ? \$3 : 1/0):1:3:(1):(\$1-0.35):(\$1+0.35) with boxxyerror lc rgb "#cd5c5c" title "Go better", \
+     '' using 4:(\$1-0.42):(0):(0.84) with vectors nohead lw 5 lc rgb "#1f3fbf" title "bar from DESIGN.md", \
+     '' using (\$3 >= 1 ? \$3 * 1.04 : 1/0):1:(sprintf("%.2fx", \$3)) with labels left font ",10" notitle, \
+     '' using (\$3 < 1 ? \$3 / 1.04 : 1/0):1:(sprintf("%.2fx", \$3)) with labels right font ",10" notitle, \
+     '' using (strcol(5) eq "FAIL" ? 1.04 : 1/0):1:("FAIL") with labels left font ",11" tc rgb "#cc0000" notitle
 EOF
         :
     else
