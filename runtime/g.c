@@ -205,6 +205,42 @@ void goro__dump(int fd, const char *why)
     }
 }
 
+/* SIGQUIT prints the dump and exits with status 2, as in Go. Installed
+ * only when the program left SIGQUIT at its default action. */
+static struct sigaction old_quit;
+static bool quit_installed;
+
+static void on_sigquit(int sig)
+{
+    (void)sig;
+    static const char msg[] = "SIGQUIT: quit\n";
+    if (write(2, msg, sizeof msg - 1) >= 0)
+        goro__dump(2, "SIGQUIT");
+    _exit(2);
+}
+
+void goro__diag_init(void)
+{
+    struct sigaction cur;
+    quit_installed = false;
+    if (sigaction(SIGQUIT, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigquit;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_ONSTACK;
+    if (sigaction(SIGQUIT, &sa, &old_quit) == 0)
+        quit_installed = true;
+}
+
+void goro__diag_fini(void)
+{
+    if (quit_installed)
+        sigaction(SIGQUIT, &old_quit, NULL);
+    quit_installed = false;
+}
+
 void goro__deadlock(void)
 {
     static const char msg[] = "goro: fatal: all goroutines are asleep - deadlock!\n\n";

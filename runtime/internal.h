@@ -227,6 +227,8 @@ void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
 void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
 void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
 void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
+void goro__diag_init(void) GORO_HIDDEN;      /* SIGQUIT dump, at goro_run */
+void goro__diag_fini(void) GORO_HIDDEN;
 void goro__stats_snapshot(void) GORO_HIDDEN;
 
 /* signal.c: per-worker alternate signal stacks and the fault handlers */

@@ -861,6 +861,7 @@ int goro_run(goro_fn main_fn, void *arg)
     int rc = 0;
     goro__stack_init();
     goro__signal_init();
+    goro__diag_init();
     rc = goro__netpoll_start();
     if (rc < 0)
         goto out_fini_signal;
@@ -897,6 +898,7 @@ out_stop_netpoll:
     goro__timers_reset();
     goro__g_free_all();
 out_fini_signal:
+    goro__diag_fini();
     goro__signal_fini();
     goro__stack_fini();
     /* keep the summed counters for goro_stats after the run */
