@@ -27,6 +27,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
+case $BUILD in /*) BABS=$BUILD ;; *) BABS=$ROOT/$BUILD ;; esac
 MAKE=${MAKE:-make}
 MODE=${BENCH:-quick}
 ONLY=${BENCH_ONLY:-}
@@ -108,11 +109,15 @@ if $MAKE --no-print-directory BUILD="$BUILD" "$BUILD/libgoro.a" >"$LOGS/build-li
     libok=1
 else
     libok=0
-    say "bench: the library does not build (see $LOGS/build-libgoro.log): every C side is FAIL"
+    libwhy=$(grep -m1 'error' "$LOGS/build-libgoro.log" | grep -v '^cc \|^gcc \|^clang ' | cut -c1-100)
+    say "bench: the library does not build: every C side is FAIL (see $LOGS/build-libgoro.log)"
+    [ -n "$libwhy" ] && say "  $libwhy"
 fi
 for prog in "${progs[@]}"; do
+    # the Makefile's pattern rule does not know about bench.h
+    [ bench/bench.h -nt "$BUILD/bench/$prog" ] && rm -f "$BUILD/bench/$prog"
     if [ $libok = 0 ]; then
-        CBUILD[$prog]="libgoro.a does not build"
+        CBUILD[$prog]="libgoro.a does not build${libwhy:+: $libwhy}"
     elif $MAKE --no-print-directory BUILD="$BUILD" "$BUILD/bench/$prog" >"$LOGS/build-c-$prog.log" 2>&1; then
         CBUILD[$prog]=ok
     else
@@ -130,14 +135,14 @@ done
 
 GO=$(command -v go || true)
 [ -z "$GO" ] && [ -x /usr/lib/go/bin/go ] && GO=/usr/lib/go/bin/go
-export GOCACHE="$ROOT/$BUILD/go-cache" GOPATH="$ROOT/$BUILD/gopath" GOFLAGS=-mod=mod \
+export GOCACHE="$BABS/go-cache" GOPATH="$BABS/gopath" GOFLAGS=-mod=mod \
     GOPROXY=off GO111MODULE=on GOENV=off GOTOOLCHAIN=local CGO_ENABLED=0
 GOVERSION=$([ -n "$GO" ] && "$GO" version | awk '{print $3}' || echo none)
 say "bench: building ${#progs[@]} Go programs with ${GOVERSION}"
 for prog in "${progs[@]}"; do
     if [ -z "$GO" ]; then
         GOBUILD[$prog]="go is not installed"
-    elif (cd bench/go && "$GO" build -o "$ROOT/$BUILD/bench/go/$prog" "./$prog") >"$LOGS/build-go-$prog.log" 2>&1; then
+    elif (cd bench/go && "$GO" build -o "$BABS/bench/go/$prog" "./$prog") >"$LOGS/build-go-$prog.log" 2>&1; then
         GOBUILD[$prog]=ok
     else
         GOBUILD[$prog]="does not build: $(head -c 70 "$LOGS/build-go-$prog.log" | head -1)"
@@ -347,10 +352,23 @@ PNG=$OUT/ratios.png
 if command -v gnuplot >/dev/null 2>&1; then
     ymax=$(awk -F'\t' 'BEGIN { m = 2 } { if ($3 != "NaN" && $3 * 1.6 > m) m = $3 * 1.6; if ($4 != "NaN" && $4 * 1.6 > m) m = $4 * 1.6 } END { print m }' "$CHART")
     ymin=$(awk -F'\t' 'BEGIN { m = 0.5 } { if ($3 != "NaN" && $3 / 1.6 < m) m = $3 / 1.6; if ($4 != "NaN" && $4 / 1.6 < m) m = $4 / 1.6 } END { print m }' "$CHART")
-    h=$((180 + 42 * n))
+    h=$((180 + 42 * n)); [ $h -lt 400 ] && h=400
     term="pngcairo size 1280,$h font 'Sans,11'"
     gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || term="png size 1280,$h"
-    if gnuplot >"$LOGS/gnuplot.log" 2>&1 <<EOF; then
+    # gnuplot 5.4 crashes on a "with labels" clause none of whose points is
+    # defined, so only the clauses that have something to draw are plotted.
+    read -r nge nlt nbar nfail <<<"$(awk -F'\t' '
+        $3 != "NaN" && $3 >= 1 { ge++ } $3 != "NaN" && $3 < 1 { lt++ }
+        $4 != "NaN" { bar++ } $5 == "FAIL" { fail++ }
+        END { print ge + 0, lt + 0, bar + 0, fail + 0 }' "$CHART")"
+    PLOT="plot '$CHART' using (1):1:ytic(strcol(2) . \"  \" . strcol(6)) with points ps 0 notitle"
+    [ "$nge" -gt 0 ] && PLOT="$PLOT, '' using (\$3 >= 1 ? \$3 : 1/0):1:(1):3:(\$1-0.35):(\$1+0.35) with boxxyerror lc rgb '#2e8b57' title 'goro better'"
+    [ "$nlt" -gt 0 ] && PLOT="$PLOT, '' using (\$3 < 1 ? \$3 : 1/0):1:3:(1):(\$1-0.35):(\$1+0.35) with boxxyerror lc rgb '#cd5c5c' title 'Go better'"
+    [ "$nbar" -gt 0 ] && PLOT="$PLOT, '' using 4:(\$1-0.42):(0):(0.84) with vectors nohead lw 5 lc rgb '#1f3fbf' title 'bar from DESIGN.md'"
+    [ "$nge" -gt 0 ] && PLOT="$PLOT, '' using (\$3 >= 1 ? \$3 * 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels left font ',10' notitle"
+    [ "$nlt" -gt 0 ] && PLOT="$PLOT, '' using (\$3 < 1 ? \$3 / 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels right font ',10' notitle"
+    [ "$nfail" -gt 0 ] && PLOT="$PLOT, '' using (strcol(5) eq 'FAIL' ? 1.04 : 1/0):1:('FAIL') with labels left font ',11' tc rgb '#cc0000' notitle"
+    cat >"$WORK/chart.gp" <<EOF
 set terminal $term
 set output '$PNG'
 set datafile separator '\t'
@@ -366,15 +384,9 @@ set key above horizontal
 set style fill solid 0.85 border lc rgb "#333333"
 set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead lw 2 lc rgb "#000000"
 set lmargin 30
-plot '$CHART' using (\$3 >= 1 ? \$3 : 1/0):1:(1):3:(\$1-0.35):(\$1+0.35):ytic(strcol(2) . "  " . strcol(6)) with boxxyerror lc rgb "#2e8b57" title "goro better", \
-     '' using (\$3 < 1 ? \$3 : 1/0):1:3:(1):(\$1-0.35):(\$1+0.35) with boxxyerror lc rgb "#cd5c5c" title "Go better", \
-     '' using 4:(\$1-0.42):(0):(0.84) with vectors nohead lw 5 lc rgb "#1f3fbf" title "bar from DESIGN.md", \
-     '' using (\$3 >= 1 ? \$3 * 1.04 : 1/0):1:(sprintf("%.2fx", \$3)) with labels left font ",10" notitle, \
-     '' using (\$3 < 1 ? \$3 / 1.04 : 1/0):1:(sprintf("%.2fx", \$3)) with labels right font ",10" notitle, \
-     '' using (strcol(5) eq "FAIL" ? 1.04 : 1/0):1:("FAIL") with labels left font ",11" tc rgb "#cc0000" notitle
+$PLOT
 EOF
-        :
-    else
+    if ! gnuplot "$WORK/chart.gp" >"$LOGS/gnuplot.log" 2>&1; then
         say "bench: gnuplot failed (see $LOGS/gnuplot.log)"
         PNG=
     fi
