@@ -94,14 +94,9 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
      * on a run queue (with release) */
     g->id = AO_fetch_and_add1(&goro__sched.next_id);
 
-    /* The initial frame: see runtime/asm/switch_x86_64.S. */
-    uint64_t *top = (uint64_t *)(void *)g->stack.hi;
-    top[-1] = 0;
-    top[-2] = 0;
-    top[-3] = (uint64_t)(uintptr_t)goro__g_entry;
-    memset(&g->ctx, 0, sizeof g->ctx);
-    g->ctx.rsp = &top[-3];
-    g->ctx.r12 = (uint64_t)(uintptr_t)g;
+    /* Never ran: the first switch is goro__ctx_start (switch_x86_64.S).
+     * Nothing is written into the stack here. */
+    g->ctx.rsp = NULL;
     g->status = G_RUNNABLE;
     if (w != NULL)
         w->nspawn++;

@@ -52,6 +52,9 @@ struct goro__ctx {
  * fault is always attributed to the stack it happens on), and resume to. */
 void goro__ctx_switch(struct goro__ctx *from, const struct goro__ctx *to,
                       G **cur, G *newg) GORO_HIDDEN;
+/* The same into a goroutine that never ran (newg->ctx.rsp == NULL): its
+ * stack starts at top. */
+void goro__ctx_start(struct goro__ctx *from, void *top, G **cur, G *newg) GORO_HIDDEN;
 /* The first code a new goroutine runs (asm): calls goro__g_main(r12). */
 void goro__g_entry(void) GORO_HIDDEN;
 void goro__g_main(G *g) GORO_HIDDEN __attribute__((noreturn));

@@ -68,7 +68,9 @@ _Static_assert(offsetof(struct goro__ctx, r15) == 48, "asm offsets");
 /* What a worker does with w->pend after switching away from it. */
 enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
 
-struct goro__sched goro__sched = { .lock = PTHREAD_MUTEX_INITIALIZER };
+/* adaptive: spins briefly before sleeping; the lock is held for a few
+ * dozen instructions, and a futex sleep costs more than the wait */
+struct goro__sched goro__sched = { .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP };
 struct goro__counters goro__ctr;
 
 static __thread W *tls_w __attribute__((tls_model("initial-exec")));
@@ -586,12 +588,21 @@ static G *find_runnable(W *w)
     }
 }
 
-static inline void switch_to(W *w, G *from, G *to)
+/* Switch from the context saved into *from to the goroutine to. */
+static inline void resume(W *w, struct goro__ctx *from, G *to)
 {
     to->status = G_RUNNING;
     to->w = w;
     w->nswitch++;
-    goro__ctx_switch(&from->ctx, &to->ctx, &w->curg, to);
+    if (likely(to->ctx.rsp != NULL))
+        goro__ctx_switch(from, &to->ctx, &w->curg, to);
+    else
+        goro__ctx_start(from, to->stack.hi - 16, &w->curg, to);
+}
+
+static inline void switch_to(W *w, G *from, G *to)
+{
+    resume(w, &from->ctx, to);
 }
 
 /* Runs first on every context resumed after a switch: finish what the
@@ -768,10 +779,7 @@ static void *worker_main(void *arg)
         G *g = find_runnable(w);
         if (g == NULL)
             break;
-        g->status = G_RUNNING;
-        g->w = w;
-        w->nswitch++;
-        goro__ctx_switch(&w->g0ctx, &g->ctx, &w->curg, g);
+        resume(w, &w->g0ctx, g);
         after_switch(w);
     }
     goro__signal_worker_fini(w);

@@ -36,16 +36,16 @@
  * struct goro__ctx (runtime/internal.h), byte offsets:
  *     0 rsp   8 rbx  16 rbp  24 r12  32 r13  40 r14  48 r15
  *
- * A new goroutine's context (set up by g.c) is:
+ * A goroutine that has never run has no saved context (ctx.rsp == NULL);
+ * the first switch to it is goro__ctx_start, which enters goro__g_entry
+ * with:
  *
- *     r12 = the G      rbp = 0      rsp = stack hi - 24, where the switch's
- *     ret finds goro__g_entry; after the ret rsp is hi - 16, 16-byte
- *     aligned as just before a call
+ *     r12 = the G      rbp = 0      rsp = stack hi - 16: 16-byte aligned,
+ *                                   as just before a call
  *
  *           stack hi  +------------------+
- *                     |  0               |
- *                     |  0               |  <- rsp at goro__g_entry
- *                     |  goro__g_entry   |  <- saved rsp (popped by ret)
+ *                     |  (unused)        |
+ *                     |  (unused)        |  <- rsp at goro__g_entry
  *                     +------------------+
  *                     |  return address  |  pushed by its call
  *                     |  goro__g_main's  |
@@ -82,6 +82,35 @@ goro__ctx_switch:
         ret
         .cfi_endproc
         .size   goro__ctx_switch, .-goro__ctx_switch
+
+/*
+ * goro__ctx_start(from, top, cur, newg)      rdi, rsi, rdx, rcx
+ *
+ *   Like goro__ctx_switch, but into a goroutine that has never run: rsp =
+ *   top (its stack's hi - 16), r12 = newg, then goro__g_entry. The spawner
+ *   never writes into the new stack, so the stack's cache lines are first
+ *   touched by the worker that runs it (usually the one that last ran,
+ *   freed and cached it).
+ */
+        .globl  goro__ctx_start
+        .hidden goro__ctx_start
+        .type   goro__ctx_start, @function
+        .p2align 4
+goro__ctx_start:
+        .cfi_startproc
+        movq    %rsp,  0(%rdi)
+        movq    %rbx,  8(%rdi)
+        movq    %rbp, 16(%rdi)
+        movq    %r12, 24(%rdi)
+        movq    %r13, 32(%rdi)
+        movq    %r14, 40(%rdi)
+        movq    %r15, 48(%rdi)
+        movq    %rsi, %rsp
+        movq    %rcx, %r12
+        movq    %rcx, (%rdx)            /* *cur = newg, now on the new stack */
+        jmp     goro__g_entry
+        .cfi_endproc
+        .size   goro__ctx_start, .-goro__ctx_start
 
         .globl  goro__g_entry
         .hidden goro__g_entry
