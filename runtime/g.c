@@ -171,7 +171,7 @@ static const char *status_name(const G *g)
 void goro__dump(int fd, const char *why)
 {
     char line[256];
-    int64_t now = goro_now();
+    int64_t now = goro__coarse_now();
     int n = snprintf(line, sizeof line, "goro: goroutine dump (%s):\n", why);
     if (write(fd, line, (size_t)n) < 0)
         return;

@@ -117,7 +117,7 @@ struct goro__g {
     uint8_t wait_reason;       /* enum goro__wait, while WAITING */
     bool is_main;              /* main_fn's goroutine */
     bool on_all;               /* linked on the allg list */
-    int64_t wait_since;        /* goro_now() when it parked */
+    int64_t wait_since;        /* goro__coarse_now() when it parked */
 
     /* park protocol: run on the next context after the switch */
     bool (*unlockf)(G *g, void *arg);
@@ -209,11 +209,11 @@ struct goro__sched {
                                    spawned goroutines: deadlock detection off */
     bool nodeadlock;            /* GORO_DEBUG=nodeadlock */
     bool dump_at_exit;          /* GORO_DEBUG=dump */
-    int dump_clock;             /* record wait_since */
 };
 extern struct goro__sched goro__sched GORO_HIDDEN;
 
 W *goro__self_w(void) GORO_HIDDEN;
+int64_t goro__coarse_now(void) GORO_HIDDEN; /* CLOCK_MONOTONIC_COARSE, ns */
 bool goro__debug(const char *what) GORO_HIDDEN; /* GORO_DEBUG has this word */
 /* Mark the calling thread as the runtime's own (poller, helper pool): its
  * goro__ready calls do not count as foreign. */
