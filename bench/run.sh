@@ -109,7 +109,7 @@ if $MAKE --no-print-directory BUILD="$BUILD" "$BUILD/libgoro.a" >"$LOGS/build-li
     libok=1
 else
     libok=0
-    libwhy=$(grep -m1 'error' "$LOGS/build-libgoro.log" | grep -v '^cc \|^gcc \|^clang ' | cut -c1-100)
+    libwhy=$(grep -v '^cc \|^gcc \|^clang \|^make' "$LOGS/build-libgoro.log" | grep -m1 'error' | cut -c1-100)
     say "bench: the library does not build: every C side is FAIL (see $LOGS/build-libgoro.log)"
     [ -n "$libwhy" ] && say "  $libwhy"
 fi
