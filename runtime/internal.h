@@ -302,6 +302,14 @@ void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
  * the stack may be swapped for a smaller one. Not called on a live stack. */
 void goro__stack_reset(struct goro__stack *s) GORO_HIDDEN;
 size_t goro__pagesize(void) GORO_HIDDEN;
+/* The fault handler (signal.c) asks: was this SIGSEGV/SIGBUS a guard hit of
+ * the goroutine running on this thread? 1: handled (the stack grew), return
+ * from the handler; 0: not stack.c's fault. Does not return when the stack
+ * limit is exceeded or a stale stack pointer is caught (stackcheck). */
+int goro__stack_fault(int sig, void *siginfo, void *ucontext) GORO_HIDDEN;
+const char *goro__stack_guard_name(void) GORO_HIDDEN; /* madvise, uffd, mprotect */
+/* Growth time per event, ns, at quantile q (0..1) of this run's growths. */
+uint64_t goro__stack_growth_quantile(double q) GORO_HIDDEN;
 
 /* ---------------------------------------------------------------------
  * Timers (timer.c): a heap ordered by deadline; the poller thread sleeps
@@ -322,20 +330,36 @@ int64_t goro__timers_run(int64_t now) GORO_HIDDEN;
 void goro__timers_reset(void) GORO_HIDDEN;
 
 /* ---------------------------------------------------------------------
- * Poller thread (netpoll/netpoll.c)
+ * Poller (netpoll/): netpoll.c runs the poller thread, the descriptor table
+ * and the per-direction wait slots; io.c the I/O calls; blocking.c the
+ * goro_blocking pool; the backend (netpoll_epoll.c) the kernel poll set.
+ * Lock order inside netpoll/: pd.dlock > pd.lock > timer heap lock >
+ * sched.lock; blocking pool lock > sched.lock.
  * ------------------------------------------------------------------- */
-int  goro__netpoll_start(void) GORO_HIDDEN;
+int  goro__netpoll_start(void) GORO_HIDDEN;  /* goro_run, before the workers */
+/* goro_run, after every worker exited: stop the poller thread and the
+ * blocking pool, forget every descriptor and the goroutines parked on them. */
 void goro__netpoll_stop(void) GORO_HIDDEN;
 /* Cut the poller's wait short (a timer earlier than its wait was added). */
 void goro__netpoll_break(void) GORO_HIDDEN;
-int  goro__netpoll_epfd(void) GORO_HIDDEN;   /* the epoll set (backend) */
-/* netpoll.c, called by the backend: */
-void goro__netpoll_init(void) GORO_HIDDEN;   /* before the poller starts */
-void goro__netpoll_fini(void) GORO_HIDDEN;   /* after it stopped */
-/* An event for the descriptor registered with data.ptr = pd (poller thread). */
-void goro__netpoll_event(void *pd, uint32_t events) GORO_HIDDEN;
-/* End of one wait's events: ready the collected goroutines in one batch. */
-void goro__netpoll_flush(void) GORO_HIDDEN;
+/* netpoll.c, called by the backend on the poller thread: the fd whose key
+ * (fd | generation << 32) is given became ready for modes
+ * (GORO_READABLE | GORO_WRITABLE). The woken goroutines are collected and
+ * readied in one batch after the wait's last event. */
+void goro__netpoll_ready(uint64_t key, int modes) GORO_HIDDEN;
+
+/* The backend: one file per kernel interface (netpoll_epoll.c). */
+int  goro__pollset_open(void) GORO_HIDDEN;   /* the poll set and its wake-up fd */
+void goro__pollset_close(void) GORO_HIDDEN;
+int  goro__pollset_add(int fd, uint64_t key) GORO_HIDDEN; /* edge-triggered, in+out */
+int  goro__pollset_del(int fd) GORO_HIDDEN;
+/* Wait at most timeout_ns (< 0: no limit) and deliver the events through
+ * goro__netpoll_ready. Events delivered (>= 0) or -errno. */
+int  goro__pollset_wait(int64_t timeout_ns) GORO_HIDDEN;
+void goro__pollset_wake(void) GORO_HIDDEN;   /* any thread: end the wait */
+
+/* blocking.c: stop the helper pool (goro__netpoll_stop calls it). */
+void goro__blocking_stop(void) GORO_HIDDEN;
 
 /* Small helpers. */
 static inline int64_t goro__min64(int64_t a, int64_t b) { return a < b ? a : b; }

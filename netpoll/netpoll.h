@@ -1,0 +1,153 @@
+/*
+ * netpoll.h - the descriptor record shared by netpoll.c (the table, the
+ * slots, close, deadlines, the poller thread) and io.c (the calls that try
+ * a system call and wait on EAGAIN). Private to netpoll/.
+ */
+#ifndef GORO_NETPOLL_H
+#define GORO_NETPOLL_H
+
+#include "internal.h"
+
+#include <sched.h>
+
+/* Direction index of slot[], deadline[], evseq[], timer[]. */
+enum { PD_R = 0, PD_W = 1 };
+
+/* Registration of the fd with the kernel poll set. */
+enum goro__pd_state {
+    PD_NEW = 0,  /* not registered (never used, or closed since) */
+    PD_POLLED,   /* non-blocking and in the poll set, edge-triggered */
+    PD_NOPOLL,   /* the poll set refuses it (regular file): calls never wait */
+};
+
+struct goro__pd_waiter;
+
+/*
+ * One per fd number, made the first time goro I/O touches the fd and kept
+ * (reset at goro_close) until goro_run returns. Fields read on every call
+ * come first.
+ */
+struct goro__pd {
+    volatile AO_t slot[2];     /* per direction: enum pd_slot value or G* (netpoll.c) */
+    volatile AO_t state;       /* enum goro__pd_state */
+    volatile AO_t evseq[2];    /* readiness events delivered per direction; written
+                                  only by the poller thread */
+    volatile AO_t deadline[2]; /* int64 goro_now() deadline; 0: none */
+    volatile AO_t seq;         /* generation, bumped by goro_close: events and
+                                  timers carry it, a stale one is ignored */
+    volatile AO_t closing;     /* goro_close in progress: waiters leave with -ECANCELED */
+    volatile AO_t nwait;       /* goroutines inside goro__pd_wait; close waits for 0 */
+    volatile AO_t nqueued;     /* waiters on q (read without the lock) */
+    bool is_socket;            /* send(MSG_NOSIGNAL) instead of write; set before state */
+    int fd;
+    volatile AO_t lock;        /* spinlock: q, closer, registration */
+    volatile AO_t dlock;       /* spinlock: serializes deadline changes and close;
+                                  taken before lock, never by the poller thread */
+    struct goro__pd_waiter *q; /* queued waiters (under lock) */
+    G *closer;                 /* goroutine in goro_close waiting for nwait == 0 */
+    struct goro__timer timer[2]; /* deadline timers (arg: this pd) */
+};
+
+/* The descriptor table: two levels, fd >> PD_LEAF_BITS picks a leaf of
+ * pointers. Lock-free lookup; entries are only ever added until fini. */
+#define PD_LEAF_BITS 15
+#define PD_LEAF_SIZE (1u << PD_LEAF_BITS)
+#define PD_TOP_SIZE (1u << (31 - PD_LEAF_BITS))
+extern volatile AO_t goro__pd_table[PD_TOP_SIZE] GORO_HIDDEN; /* struct goro__pd ** */
+
+/* The descriptor of fd, or NULL if it has none yet. */
+static inline struct goro__pd *goro__pd_lookup(int fd)
+{
+    /* acquire: a leaf / record published with a CAS is seen initialized */
+    volatile AO_t *leaf = (volatile AO_t *)AO_load_acquire(&goro__pd_table[(unsigned)fd >> PD_LEAF_BITS]);
+    if (unlikely(leaf == NULL))
+        return NULL;
+    return (struct goro__pd *)AO_load_acquire(&leaf[(unsigned)fd & (PD_LEAF_SIZE - 1)]);
+}
+
+/* Slow half of goro__pd_get: make the record, register the fd. */
+int goro__pd_init(int fd, struct goro__pd **out) GORO_HIDDEN;
+
+/* The descriptor of fd, registered (made non-blocking, added to the poll
+ * set) on first use. 0 or -errno (-EBADF for a bad fd). */
+static inline int goro__pd_get(int fd, struct goro__pd **out)
+{
+    if (unlikely(fd < 0))
+        return -EBADF;
+    struct goro__pd *pd = goro__pd_lookup(fd);
+    /* acquire: is_socket and the registration were written before state */
+    if (likely(pd != NULL && AO_load_acquire(&pd->state) != PD_NEW)) {
+        *out = pd;
+        return 0;
+    }
+    return goro__pd_init(fd, out);
+}
+
+/* A fd the library just created (accept, socket): forget any record left
+ * by an fd of the same number closed behind goro's back, register it. */
+int goro__pd_fresh(int fd, bool is_socket) GORO_HIDDEN;
+
+/* -ETIMEDOUT if direction d's deadline has passed, else 0. Cheap when no
+ * deadline is set (one load). */
+static inline int goro__pd_deadline_check(struct goro__pd *pd, int d)
+{
+    /* no ordering: a deadline set concurrently with the call may or may
+     * not apply to it, as in Go */
+    int64_t dl = (int64_t)AO_load(&pd->deadline[d]);
+    if (likely(dl == 0))
+        return 0;
+    return goro_now() >= dl ? -ETIMEDOUT : 0;
+}
+
+/* The readiness snapshot to take before the system call that may EAGAIN. */
+static inline AO_t goro__pd_snap(struct goro__pd *pd, int d)
+{
+    /* acquire: ordered before the system call that follows */
+    return AO_load_acquire(&pd->evseq[d]);
+}
+
+/* The call on pd got EAGAIN in direction d after snapshot snap: park until
+ * the fd may be ready. 0: try the call again; -ECANCELED (closed),
+ * -ETIMEDOUT (deadline), -EAGAIN (the fd cannot be polled). */
+int goro__pd_wait(struct goro__pd *pd, int d, AO_t snap) GORO_HIDDEN;
+
+/* goro_wait_fd: wait for any of modes (GORO_READABLE | GORO_WRITABLE) with
+ * snapshots snap[] taken before checking readiness, at most timeout_ns. */
+int goro__pd_wait_modes(struct goro__pd *pd, int modes, const AO_t snap[2],
+                        int64_t timeout_ns) GORO_HIDDEN;
+
+/* goro_close of a descriptor: wake its waiters with -ECANCELED, wait until
+ * they left, reset the record, close the fd. 0 or -errno. */
+int goro__pd_close(struct goro__pd *pd) GORO_HIDDEN;
+
+/* Set direction d's deadline (0: none), waking its waiters if it passed. */
+void goro__pd_set_deadline(struct goro__pd *pd, int d, int64_t when) GORO_HIDDEN;
+
+/* errno of the calling thread, read through a pointer the compiler cannot
+ * cache across a context switch (glibc declares __errno_location const). */
+extern int *(*volatile goro__np_errno)(void) GORO_HIDDEN;
+#define NP_ERRNO (*goro__np_errno())
+
+/* A test-and-test-and-set spinlock. Holders never park except by handing
+ * the lock to goro__park's unlock function, which releases it at once after
+ * the switch; critical sections are short. */
+static inline void goro__np_lock(volatile AO_t *l)
+{
+    for (unsigned n = 0;; n++) {
+        /* acquire: the previous holder's writes are visible once we own it */
+        if (AO_load(l) == 0 && AO_compare_and_swap_acquire(l, 0, 1))
+            return;
+        if (n < 64)
+            __asm__ __volatile__("pause" ::: "memory");
+        else
+            sched_yield(); /* the holder's thread may be descheduled */
+    }
+}
+
+static inline void goro__np_unlock(volatile AO_t *l)
+{
+    /* release: our writes under the lock before the next holder's reads */
+    AO_store_release(l, 0);
+}
+
+#endif /* GORO_NETPOLL_H */

@@ -1,0 +1,822 @@
+/*
+ * test_netpoll.c - the netpoller and the I/O calls: a 1,000-client echo
+ * server, 64 MiB both ways through a socket pair, EOF, close and deadlines
+ * waking blocked calls, goro_wait_fd, connect errors, goro_blocking, 10,000
+ * idle connections costing no CPU, bad fds, IPv6 and names, and goro_run
+ * returning with goroutines parked on fds and in goro_blocking.
+ *
+ * Servers bind to 127.0.0.1 or ::1 only; every loop is bounded in count,
+ * and every connection carries a deadline so that nothing waits forever.
+ */
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <atomic_ops.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MS ((int64_t)1000000)
+#define SEC ((int64_t)1000000000)
+
+static int port_of(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Read exactly len bytes (or fail the test). */
+static void read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = goro_read(fd, (char *)buf + got, len - got);
+        cr_assert_gt(n, 0, "read: %zd (%s) after %zu of %zu bytes", n,
+                     n < 0 ? strerror((int)-n) : "EOF", got, len);
+        got += (size_t)n;
+    }
+}
+
+/* An echo connection: until EOF or error. */
+static void echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    goro_fd_deadline(fd, goro_now() + 60 * SEC, goro_now() + 60 * SEC);
+    for (;;) {
+        ssize_t n = goro_read(fd, buf, sizeof buf);
+        if (n <= 0 || goro_write(fd, buf, (size_t)n) != n)
+            break;
+    }
+    goro_close(fd);
+}
+
+/* Accept until the listener is closed (-ECANCELED) or fails. */
+static void echo_server(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = goro_accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            cr_assert(fd == -ECANCELED || fd == -EBADF, "accept: %s", strerror(-fd));
+            return;
+        }
+        cr_assert_eq(goro_go(echo_conn, (void *)(intptr_t)fd), 0);
+    }
+}
+
+/* ---- 1,000 clients x 100 round trips through an echo server ------------ */
+
+#define ECHO_CLIENTS 1000
+#define ECHO_ROUNDS 100
+static int echo_port;
+static goro_wg echo_wg;
+static volatile AO_t echo_ok, echo_bytes;
+
+static void echo_client(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    int fd = goro_dial_tcp("127.0.0.1", echo_port, 30 * SEC);
+    cr_assert_geq(fd, 0, "client %lu: dial: %s", (unsigned long)id, strerror(-fd));
+    cr_assert_eq(goro_fd_deadline(fd, goro_now() + 60 * SEC, goro_now() + 60 * SEC), 0);
+    unsigned char out[512], in[512];
+    for (unsigned r = 0; r < ECHO_ROUNDS; r++) {
+        size_t len = 1 + (id * 31 + r * 17) % sizeof out;
+        for (size_t i = 0; i < len; i++)
+            out[i] = (unsigned char)(id * 7 + r * 13 + i);
+        cr_assert_eq(goro_write(fd, out, len), (ssize_t)len);
+        read_full(fd, in, len);
+        cr_assert(memcmp(in, out, len) == 0, "client %lu round %u: bytes differ",
+                  (unsigned long)id, r);
+        AO_fetch_and_add(&echo_bytes, (AO_t)len);
+    }
+    cr_assert_eq(goro_close(fd), 0);
+    AO_fetch_and_add1(&echo_ok);
+    goro_wg_done(&echo_wg);
+}
+
+static void echo_main(void *arg)
+{
+    (void)arg;
+    int lfd = goro_listen_tcp("127.0.0.1", 0, 4096);
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(-lfd));
+    echo_port = port_of(lfd);
+    cr_assert_eq(goro_go(echo_server, (void *)(intptr_t)lfd), 0);
+    goro_wg_init(&echo_wg);
+    goro_wg_add(&echo_wg, ECHO_CLIENTS);
+    for (uintptr_t i = 0; i < ECHO_CLIENTS; i++)
+        cr_assert_eq(goro_go(echo_client, (void *)i), 0);
+    goro_wg_wait(&echo_wg);
+    cr_assert_eq(goro_close(lfd), 0);
+}
+
+Test(netpoll, echo_1000_clients_100_round_trips, .timeout = 120)
+{
+    echo_ok = echo_bytes = 0;
+    int64_t t0 = goro_now();
+    run_on(0, echo_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_log_info("echo: %d clients x %d round trips, %lu bytes each way, %.2f s, "
+                "%lu netpoll wakeups", ECHO_CLIENTS, ECHO_ROUNDS, (unsigned long)echo_bytes,
+                (goro_now() - t0) / 1e9, (unsigned long)st.netpoll_wakeups);
+    cr_assert_eq(echo_ok, ECHO_CLIENTS);
+    cr_assert_gt(st.netpoll_wakeups, 0);
+}
+
+/* ---- 64 MiB through a socket pair, both directions at once ------------- */
+
+#define BIG ((size_t)64 << 20)
+static unsigned char *big_pattern;
+static goro_wg big_wg;
+static volatile AO_t big_verified;
+
+static void big_writer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    /* one call: the socket buffer fills and drains many times over */
+    cr_assert_eq(goro_write(fd, big_pattern, BIG), (ssize_t)BIG);
+    cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+    goro_wg_done(&big_wg);
+}
+
+static void big_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    size_t chunk = 256 << 10, got = 0;
+    unsigned char *buf = malloc(chunk);
+    cr_assert_not_null(buf);
+    uint64_t rnd = (uint64_t)fd * 0x9E3779B97F4A7C15ull + 1;
+    for (;;) {
+        rnd ^= rnd << 13;
+        rnd ^= rnd >> 7;
+        rnd ^= rnd << 17;
+        size_t want = 1 + rnd % chunk; /* odd sizes, to cut the stream anywhere */
+        ssize_t n = goro_read(fd, buf, want);
+        cr_assert_geq(n, 0, "read: %s", strerror((int)-n));
+        if (n == 0)
+            break;
+        cr_assert_leq(got + (size_t)n, BIG, "more bytes than were sent");
+        cr_assert(memcmp(buf, big_pattern + got, (size_t)n) == 0, "bytes differ near offset %zu", got);
+        got += (size_t)n;
+    }
+    cr_assert_eq(got, BIG, "EOF after %zu of %zu bytes", got, BIG);
+    AO_fetch_and_add1(&big_verified);
+    free(buf);
+    goro_wg_done(&big_wg);
+}
+
+static void big_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    goro_wg_init(&big_wg);
+    goro_wg_add(&big_wg, 4);
+    goro_go(big_writer, (void *)(intptr_t)sv[0]);
+    goro_go(big_reader, (void *)(intptr_t)sv[1]);
+    goro_go(big_writer, (void *)(intptr_t)sv[1]);
+    goro_go(big_reader, (void *)(intptr_t)sv[0]);
+    goro_wg_wait(&big_wg);
+    cr_assert_eq(goro_close(sv[0]), 0);
+    cr_assert_eq(goro_close(sv[1]), 0);
+}
+
+Test(netpoll, socketpair_64MiB_both_ways, .timeout = 120)
+{
+    big_pattern = malloc(BIG);
+    cr_assert_not_null(big_pattern);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < BIG; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(big_pattern + i, &x, 8);
+    }
+    big_verified = 0;
+    int64_t t0 = goro_now();
+    run_on(2, big_main, NULL);
+    cr_log_info("64 MiB each way: %.2f s", (goro_now() - t0) / 1e9);
+    cr_assert_eq(big_verified, 2);
+    free(big_pattern);
+}
+
+/* ---- EOF -------------------------------------------------------------- */
+
+static void eof_main(void *arg)
+{
+    (void)arg;
+    char buf[16];
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert_eq(goro_write(p[1], "abc", 3), 3);
+    cr_assert_eq(goro_close(p[1]), 0);
+    cr_assert_eq(goro_read(p[0], buf, sizeof buf), 3);
+    cr_assert_eq(goro_read(p[0], buf, sizeof buf), 0);
+    cr_assert_eq(goro_read(p[0], buf, sizeof buf), 0);
+    cr_assert_eq(goro_close(p[0]), 0);
+
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    cr_assert_eq(goro_write(sv[0], "hello", 5), 5);
+    cr_assert_eq(goro_close(sv[0]), 0);
+    read_full(sv[1], buf, 5);
+    cr_assert(memcmp(buf, "hello", 5) == 0);
+    cr_assert_eq(goro_read(sv[1], buf, sizeof buf), 0);
+    /* writing to a socket whose peer is gone: -EPIPE, not SIGPIPE */
+    cr_assert_eq(goro_write(sv[1], "x", 1), -EPIPE);
+    cr_assert_eq(goro_close(sv[1]), 0);
+}
+
+Test(netpoll, eof_and_epipe, .timeout = 10)
+{
+    run_on(2, eof_main, NULL);
+}
+
+/* ---- goro_close wakes blocked calls with -ECANCELED -------------------- */
+
+static volatile AO_t cancel_seen;
+static goro_wg cancel_wg;
+
+static void blocked_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    ssize_t n = goro_read(fd, &c, 1);
+    cr_assert_eq(n, -ECANCELED, "blocked read returned %zd", n);
+    AO_fetch_and_add1(&cancel_seen);
+    goro_wg_done(&cancel_wg);
+}
+
+static void blocked_waiter(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    int rc = goro_wait_fd(fd, GORO_READABLE, 10 * SEC);
+    cr_assert_eq(rc, -ECANCELED, "blocked wait_fd returned %d", rc);
+    AO_fetch_and_add1(&cancel_seen);
+    goro_wg_done(&cancel_wg);
+}
+
+static void blocked_writer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static char junk[1 << 20];
+    ssize_t n = goro_write(fd, junk, sizeof junk); /* the peer never reads */
+    cr_assert_eq(n, -ECANCELED, "blocked write returned %zd", n);
+    AO_fetch_and_add1(&cancel_seen);
+    goro_wg_done(&cancel_wg);
+}
+
+static void cancel_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    goro_wg_init(&cancel_wg);
+    goro_wg_add(&cancel_wg, 4);
+    /* two readers (one in the slot, one queued), a wait_fd, a writer */
+    goro_go(blocked_reader, (void *)(intptr_t)sv[0]);
+    goro_go(blocked_reader, (void *)(intptr_t)sv[0]);
+    goro_go(blocked_waiter, (void *)(intptr_t)sv[0]);
+    goro_go(blocked_writer, (void *)(intptr_t)sv[0]);
+    goro_sleep(50 * MS);
+    cr_assert_eq(cancel_seen, 0, "woke before the close");
+    int old = sv[0];
+    cr_assert_eq(goro_close(sv[0]), 0);
+    goro_wg_wait(&cancel_wg);
+    cr_assert_eq(cancel_seen, 4);
+    cr_assert_eq(goro_close(sv[1]), 0);
+
+    /* The numbers come back at once; the records must be fresh. */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert(sv[0] == old || sv[1] == old, "fd %d not reused (%d %d)", old, sv[0], sv[1]);
+    char buf[8];
+    cr_assert_eq(goro_write(sv[1], "ok", 2), 2);
+    read_full(sv[0], buf, 2);
+    cr_assert_eq(goro_write(sv[0], "ko", 2), 2);
+    read_full(sv[1], buf, 2);
+    cr_assert(memcmp(buf, "ko", 2) == 0);
+    goro_close(sv[0]);
+    goro_close(sv[1]);
+}
+
+Test(netpoll, close_wakes_blocked_with_ECANCELED, .timeout = 10)
+{
+    cancel_seen = 0;
+    run_on(2, cancel_main, NULL);
+    cr_assert_eq(cancel_seen, 4);
+}
+
+Test(netpoll, close_wakes_blocked_one_worker, .timeout = 10)
+{
+    cancel_seen = 0;
+    run_on(1, cancel_main, NULL);
+    cr_assert_eq(cancel_seen, 4);
+}
+
+/* ---- deadlines -------------------------------------------------------- */
+
+static int dl_fd;
+static void dl_extender(void *arg)
+{
+    (void)arg;
+    goro_sleep(30 * MS);
+    cr_assert_eq(goro_fd_deadline(dl_fd, goro_now() + 150 * MS, 0), 0);
+}
+
+static void deadline_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    char c;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+
+    /* a blocked read times out */
+    int64_t t0 = goro_now();
+    cr_assert_eq(goro_fd_deadline(sv[0], t0 + 100 * MS, 0), 0);
+    cr_assert_eq(goro_read(sv[0], &c, 1), -ETIMEDOUT);
+    int64_t took = goro_now() - t0;
+    cr_assert_geq(took, 100 * MS, "timed out after %lld ns", (long long)took);
+    cr_assert_lt(took, 2 * SEC);
+    /* later calls fail at once, even with data there */
+    cr_assert_eq(goro_write(sv[1], "x", 1), 1);
+    cr_assert_eq(goro_read(sv[0], &c, 1), -ETIMEDOUT);
+    /* cleared: the data is read */
+    cr_assert_eq(goro_fd_deadline(sv[0], 0, 0), 0);
+    cr_assert_eq(goro_read(sv[0], &c, 1), 1);
+    cr_assert_eq(c, 'x');
+
+    /* a deadline moved later while a read is blocked applies */
+    dl_fd = sv[0];
+    t0 = goro_now();
+    cr_assert_eq(goro_fd_deadline(sv[0], t0 + 50 * MS, 0), 0);
+    goro_go(dl_extender, NULL);
+    cr_assert_eq(goro_read(sv[0], &c, 1), -ETIMEDOUT);
+    took = goro_now() - t0;
+    cr_assert_geq(took, 150 * MS, "took %lld ns", (long long)took);
+    cr_assert_eq(goro_fd_deadline(sv[0], 0, 0), 0);
+
+    /* a write blocked on a full buffer times out */
+    static char junk[1 << 20];
+    t0 = goro_now();
+    cr_assert_eq(goro_fd_deadline(sv[0], 0, t0 + 100 * MS), 0);
+    cr_assert_eq(goro_write(sv[0], junk, sizeof junk), -ETIMEDOUT);
+    cr_assert_geq(goro_now() - t0, 100 * MS);
+    /* a deadline already past fails at once */
+    cr_assert_eq(goro_fd_deadline(sv[1], 1, 0), 0);
+    cr_assert_eq(goro_read(sv[1], &c, 1), -ETIMEDOUT);
+    cr_assert_eq(goro_fd_deadline(sv[0], -1, 0), -EINVAL);
+    goro_close(sv[0]);
+    goro_close(sv[1]);
+}
+
+Test(netpoll, deadlines, .timeout = 10)
+{
+    run_on(2, deadline_main, NULL);
+}
+
+/* ---- goro_wait_fd on a pipe and an eventfd ---------------------------- */
+
+static int wf_fd;
+static void wf_poke(void *arg)
+{
+    goro_sleep(30 * MS);
+    if (arg) {
+        uint64_t one = 7;
+        cr_assert_eq(goro_write(wf_fd, &one, 8), 8);
+    } else {
+        cr_assert_eq(goro_write(wf_fd, "p", 1), 1);
+    }
+}
+
+static void waitfd_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    char c;
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    /* nothing to read: timeout 0 and a short timeout */
+    cr_assert_eq(goro_wait_fd(p[0], GORO_READABLE, 0), -ETIMEDOUT);
+    int64_t t0 = goro_now();
+    cr_assert_eq(goro_wait_fd(p[0], GORO_READABLE, 50 * MS), -ETIMEDOUT);
+    cr_assert_geq(goro_now() - t0, 50 * MS);
+    /* the write end is writable now */
+    cr_assert_eq(goro_wait_fd(p[1], GORO_WRITABLE, 0), 0);
+    cr_assert_eq(goro_wait_fd(p[1], GORO_READABLE | GORO_WRITABLE, -1), 0);
+    /* another goroutine writes in 30 ms */
+    wf_fd = p[1];
+    goro_go(wf_poke, NULL);
+    cr_assert_eq(goro_wait_fd(p[0], GORO_READABLE, -1), 0);
+    /* still readable: data that was there before the call counts */
+    cr_assert_eq(goro_wait_fd(p[0], GORO_READABLE, 1 * SEC), 0);
+    cr_assert_eq(goro_read(p[0], &c, 1), 1);
+    cr_assert_eq(c, 'p');
+    goro_close(p[0]);
+    goro_close(p[1]);
+
+    int efd = eventfd(0, EFD_CLOEXEC);
+    cr_assert_geq(efd, 0);
+    wf_fd = efd;
+    goro_go(wf_poke, (void *)1);
+    cr_assert_eq(goro_wait_fd(efd, GORO_READABLE, 5 * SEC), 0);
+    uint64_t v;
+    cr_assert_eq(goro_read(efd, &v, 8), 8);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(goro_wait_fd(efd, GORO_READABLE, 20 * MS), -ETIMEDOUT);
+    cr_assert_eq(goro_wait_fd(efd, 0, 0), -EINVAL);
+    cr_assert_eq(goro_wait_fd(efd, 4, 0), -EINVAL);
+    goro_close(efd);
+}
+
+Test(netpoll, wait_fd_pipe_and_eventfd, .timeout = 10)
+{
+    run_on(2, waitfd_main, NULL);
+}
+
+/* ---- connect errors --------------------------------------------------- */
+
+static void refused_main(void *arg)
+{
+    (void)arg;
+    int lfd = goro_listen_tcp("127.0.0.1", 0, 16);
+    cr_assert_geq(lfd, 0);
+    int port = port_of(lfd);
+    cr_assert_eq(goro_close(lfd), 0);
+    cr_assert_eq(goro_dial_tcp("127.0.0.1", port, 5 * SEC), -ECONNREFUSED);
+    cr_assert_eq(goro_dial_tcp("localhost", port, 5 * SEC), -ECONNREFUSED);
+
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(goro_connect(fd, (struct sockaddr *)&sin, sizeof sin), -ECONNREFUSED);
+    goro_close(fd);
+
+    cr_assert_eq(goro_dial_tcp("127.0.0.1", 0, SEC), -EINVAL);
+    cr_assert_eq(goro_dial_tcp(NULL, 80, SEC), -EINVAL);
+    cr_assert_eq(goro_dial_tcp("no-such-host.invalid", 80, SEC), -ENOENT);
+}
+
+Test(netpoll, connect_refused, .timeout = 20)
+{
+    run_on(2, refused_main, NULL);
+}
+
+/* ---- goro_blocking: 100 sleeping calls at once ------------------------ */
+
+#define NBLOCK 100
+static goro_wg blk_wg;
+static volatile AO_t blk_done, ticks;
+static volatile AO_t blk_stop;
+
+static intptr_t sleepy(void *arg)
+{
+    usleep(200 * 1000); /* blocks its thread, not a worker */
+    return (intptr_t)arg * 2;
+}
+
+static void blk_caller(void *arg)
+{
+    intptr_t r = goro_blocking(sleepy, arg);
+    cr_assert_eq(r, (intptr_t)arg * 2);
+    AO_fetch_and_add1(&blk_done);
+    goro_wg_done(&blk_wg);
+}
+
+static void ticker(void *arg)
+{
+    (void)arg;
+    while (!AO_load(&blk_stop)) {
+        goro_sleep(1 * MS);
+        AO_fetch_and_add1(&ticks);
+    }
+}
+
+static int64_t blk_took;
+
+static void blocking_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&blk_wg);
+    goro_wg_add(&blk_wg, NBLOCK);
+    goro_go(ticker, NULL);
+    int64_t t0 = goro_now();
+    for (intptr_t i = 0; i < NBLOCK; i++)
+        goro_go(blk_caller, (void *)i);
+    goro_wg_wait(&blk_wg);
+    blk_took = goro_now() - t0;
+    AO_store(&blk_stop, 1);
+    goro_sleep(5 * MS);
+}
+
+Test(netpoll, blocking_100_sleepers_at_once, .timeout = 30)
+{
+    blk_done = ticks = blk_stop = 0;
+    run_on(2, blocking_main, NULL);
+    cr_log_info("100 x 200 ms blocking calls: %.0f ms, %lu ticks meanwhile",
+                blk_took / 1e6, (unsigned long)ticks);
+    cr_assert_eq(blk_done, NBLOCK);
+    cr_assert_lt(blk_took, 2 * SEC, "the calls did not run at once (%lld ms)",
+                 (long long)(blk_took / MS));
+    cr_assert_gt(ticks, 50, "other goroutines stalled: %lu ticks", (unsigned long)ticks);
+    cr_assert_eq(goro_blocking(sleepy, NULL), -EPERM);
+}
+
+/* ---- 10,000 idle connections cost no CPU ------------------------------ */
+
+#define IDLE_CONNS 10000
+static int idle_n, idle_lfd;
+static volatile AO_t idle_parked, idle_eof;
+static goro_wg idle_wg;
+static int64_t idle_cpu;
+static int idle_ctl;
+
+static void idle_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    AO_fetch_and_add1(&idle_parked);
+    ssize_t n = goro_read(fd, &c, 1);
+    cr_assert_eq(n, 0, "idle read: %zd", n);
+    AO_fetch_and_add1(&idle_eof);
+    goro_close(fd);
+    goro_wg_done(&idle_wg);
+}
+
+static void idle_acceptor(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < idle_n; i++) {
+        int fd = goro_accept(idle_lfd, NULL, NULL);
+        cr_assert_geq(fd, 0, "accept %d: %s", i, strerror(-fd));
+        cr_assert_eq(goro_go(idle_reader, (void *)(intptr_t)fd), 0);
+    }
+}
+
+static void idle_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&idle_wg);
+    goro_wg_add(&idle_wg, idle_n);
+    goro_go(idle_acceptor, NULL);
+    int64_t until = goro_now() + 60 * SEC;
+    while (AO_load(&idle_parked) < (AO_t)idle_n && goro_now() < until)
+        goro_sleep(10 * MS);
+    cr_assert_eq(idle_parked, (AO_t)idle_n, "only %lu connections", (unsigned long)idle_parked);
+    goro_sleep(200 * MS); /* let every reader reach its park */
+    int64_t c0 = cpu_time_ns();
+    goro_sleep(1 * SEC);
+    idle_cpu = cpu_time_ns() - c0;
+    close(idle_ctl); /* the client process closes every connection */
+    goro_wg_wait(&idle_wg);
+}
+
+Test(netpoll, idle_10k_connections_no_cpu, .timeout = 120)
+{
+    /* 10,000 connections are 20,000 fds: the client ends live in a child
+     * process, so each process needs only IDLE_CONNS + a few */
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    idle_n = IDLE_CONNS;
+    if (rl.rlim_cur < (rlim_t)IDLE_CONNS + 64) {
+        idle_n = (int)rl.rlim_cur - 64;
+        cr_log_warn("RLIMIT_NOFILE hard limit %lu: using %d connections, not %d",
+                    (unsigned long)rl.rlim_max, idle_n, IDLE_CONNS);
+    }
+    idle_lfd = goro_listen_tcp("127.0.0.1", 0, 4096); /* before goro_run: allowed */
+    cr_assert_geq(idle_lfd, 0);
+    int port = port_of(idle_lfd);
+    int ctl[2];
+    cr_assert_eq(pipe(ctl), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(ctl[1]);
+        close(idle_lfd);
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < idle_n; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+                _exit(1);
+        }
+        char c;
+        while (read(ctl[0], &c, 1) > 0) /* until the parent closes its end */
+            ;
+        _exit(0);
+    }
+    close(ctl[0]);
+    idle_ctl = ctl[1];
+    idle_parked = idle_eof = 0;
+    run_on(2, idle_main, NULL);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client process failed");
+    close(idle_lfd);
+    cr_log_info("%d idle connections: %.2f ms CPU in 1 s", idle_n, idle_cpu / 1e6);
+    cr_assert_eq(idle_eof, (AO_t)idle_n);
+    cr_assert_lt(idle_cpu, 50 * MS, "%d idle connections used %.1f ms of CPU in 1 s",
+                 idle_n, idle_cpu / 1e6);
+}
+
+/* ---- bad fds get clear errors ----------------------------------------- */
+
+static void badfd_main(void *arg)
+{
+    (void)arg;
+    char buf[4];
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    int closed = p[0];
+    close(p[0]);
+    close(p[1]);
+    cr_assert_eq(goro_read(-1, buf, 1), -EBADF);
+    cr_assert_eq(goro_write(-1, buf, 1), -EBADF);
+    cr_assert_eq(goro_accept(-1, NULL, NULL), -EBADF);
+    cr_assert_eq(goro_connect(-1, (struct sockaddr *)buf, 4), -EBADF);
+    cr_assert_eq(goro_wait_fd(-1, GORO_READABLE, 0), -EBADF);
+    cr_assert_eq(goro_fd_deadline(-1, 0, 0), -EBADF);
+    cr_assert_eq(goro_close(-1), -EBADF);
+    cr_assert_eq(goro_read(closed, buf, 1), -EBADF);
+    cr_assert_eq(goro_write(closed, buf, 1), -EBADF);
+    cr_assert_eq(goro_accept(closed, NULL, NULL), -EBADF);
+    cr_assert_eq(goro_wait_fd(closed, GORO_READABLE, 0), -EBADF);
+    cr_assert_eq(goro_close(closed), -EBADF);
+
+    /* a regular file: not a socket; reads and writes work without waiting */
+    char path[] = "/tmp/goro-netpoll-XXXXXX";
+    int f = mkstemp(path);
+    cr_assert_geq(f, 0);
+    unlink(path);
+    cr_assert_eq(goro_accept(f, NULL, NULL), -ENOTSOCK);
+    cr_assert_eq(goro_write(f, "abcd", 4), 4);
+    cr_assert_eq(lseek(f, 0, SEEK_SET), 0);
+    cr_assert_eq(goro_read(f, buf, 4), 4);
+    cr_assert_eq(goro_read(f, buf, 4), 0);
+    cr_assert_eq(goro_wait_fd(f, GORO_READABLE, -1), 0);
+    cr_assert_eq(goro_close(f), 0);
+
+    /* a socket that does not listen */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(goro_accept(s, NULL, NULL), -EINVAL);
+    goro_close(s);
+}
+
+Test(netpoll, bad_fds, .timeout = 10)
+{
+    run_on(2, badfd_main, NULL);
+    /* outside a goroutine */
+    char c;
+    cr_assert_eq(goro_read(0, &c, 1), -EPERM);
+    cr_assert_eq(goro_write(1, &c, 1), -EPERM);
+    cr_assert_eq(goro_accept(0, NULL, NULL), -EPERM);
+    cr_assert_eq(goro_wait_fd(0, GORO_READABLE, 0), -EPERM);
+    cr_assert_eq(goro_dial_tcp("127.0.0.1", 1, 0), -EPERM);
+    cr_assert_eq(goro_fd_deadline(0, 0, 0), -EPERM);
+}
+
+/* ---- IPv6 and host names; several acceptors on one listener ------------ */
+
+#define MULTI_CLIENTS 200
+static goro_wg multi_wg;
+static volatile AO_t multi_accepted;
+
+static void multi_acceptor(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = goro_accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            cr_assert_eq(fd, -ECANCELED);
+            goro_wg_done(&multi_wg);
+            return;
+        }
+        AO_fetch_and_add1(&multi_accepted);
+        goro_go(echo_conn, (void *)(intptr_t)fd);
+    }
+}
+
+static void round_trip(const char *host, int port)
+{
+    int fd = goro_dial_tcp(host, port, 5 * SEC);
+    cr_assert_geq(fd, 0, "dial %s: %s", host, strerror(-fd));
+    char buf[6];
+    cr_assert_eq(goro_write(fd, "hello", 5), 5);
+    read_full(fd, buf, 5);
+    cr_assert(memcmp(buf, "hello", 5) == 0);
+    goro_close(fd);
+}
+
+static void multi_client(void *arg)
+{
+    round_trip("127.0.0.1", (int)(intptr_t)arg);
+    goro_wg_done(&multi_wg);
+}
+
+static void names_main(void *arg)
+{
+    (void)arg;
+    /* IPv6 loopback */
+    int lfd = goro_listen_tcp("::1", 0, 64);
+    if (lfd == -EADDRNOTAVAIL || lfd == -EAFNOSUPPORT) {
+        cr_log_warn("no IPv6 loopback here: skipping ::1");
+    } else {
+        cr_assert_geq(lfd, 0, "listen ::1: %s", strerror(-lfd));
+        goro_go(echo_server, (void *)(intptr_t)lfd);
+        round_trip("::1", port_of(lfd));
+        round_trip("[::1]", port_of(lfd));
+        goro_close(lfd);
+    }
+    /* a host name */
+    lfd = goro_listen_tcp("localhost", 0, 64);
+    cr_assert_geq(lfd, 0, "listen localhost: %s", strerror(-lfd));
+    goro_go(echo_server, (void *)(intptr_t)lfd);
+    round_trip("localhost", port_of(lfd));
+    goro_close(lfd);
+
+    /* four goroutines accepting on one listener */
+    lfd = goro_listen_tcp("127.0.0.1", 0, 1024);
+    cr_assert_geq(lfd, 0);
+    int port = port_of(lfd);
+    goro_wg_init(&multi_wg);
+    goro_wg_add(&multi_wg, MULTI_CLIENTS);
+    for (int i = 0; i < 4; i++)
+        goro_go(multi_acceptor, (void *)(intptr_t)lfd);
+    for (int i = 0; i < MULTI_CLIENTS; i++)
+        goro_go(multi_client, (void *)(intptr_t)port);
+    goro_wg_wait(&multi_wg);
+    cr_assert_eq(multi_accepted, MULTI_CLIENTS);
+    goro_wg_add(&multi_wg, 4);
+    goro_close(lfd); /* the four acceptors wake with -ECANCELED */
+    goro_wg_wait(&multi_wg);
+}
+
+Test(netpoll, ipv6_names_and_many_acceptors, .timeout = 30)
+{
+    multi_accepted = 0;
+    run_on(2, names_main, NULL);
+}
+
+/* ---- goro_run returns with goroutines parked on fds and in blocking ---- */
+
+static intptr_t long_sleep(void *arg)
+{
+    (void)arg;
+    usleep(300 * 1000);
+    return 1;
+}
+
+static void left_blocking(void *arg)
+{
+    (void)arg;
+    goro_blocking(long_sleep, NULL);
+    cr_assert_fail("main returned: this goroutine should be gone");
+}
+
+static void left_reader(void *arg)
+{
+    char c;
+    goro_read((int)(intptr_t)arg, &c, 1);
+    cr_assert_fail("main returned: this goroutine should be gone");
+}
+
+static int rerun_fds[2];
+
+static void rerun_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rerun_fds), 0);
+    goro_go(left_reader, (void *)(intptr_t)rerun_fds[0]);
+    goro_go(left_blocking, NULL);
+    goro_go(left_blocking, NULL);
+    goro_sleep(20 * MS);
+    /* the fds work in this run (the other direction: the reader stays) */
+    char c;
+    cr_assert_eq(goro_write(rerun_fds[0], "z", 1), 1);
+    cr_assert_eq(goro_read(rerun_fds[1], &c, 1), 1);
+    cr_assert_eq(goro_wait_fd(rerun_fds[1], GORO_WRITABLE, 0), 0);
+}
+
+Test(netpoll, run_again_after_parked_io, .timeout = 30)
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = goro_now();
+        run_on(2, rerun_main, NULL);
+        cr_assert_lt(goro_now() - t0, 250 * MS, "goro_run waited for a blocking call");
+        close(rerun_fds[0]);
+        close(rerun_fds[1]);
+    }
+    usleep(400 * 1000); /* the detached helpers finish their calls and leave */
+}
