@@ -1,69 +1,980 @@
 /*
- * stack.c - goroutine stacks (first version: fixed 64 KiB, guard page below).
+ * stack.c - goroutine stacks: allocation, guards, grow-by-copy, relocation,
+ * pools.
  *
- * Each stack is its own mapping with a PROT_NONE guard page at the low end,
- * so running off the bottom faults instead of corrupting the neighbour.
- * Stacks stay with their G record on the free lists (g.c), so spawning
- * reuses them without a system call.
+ * What. Every goroutine runs on a contiguous stack of one page (by default,
+ * GORO_STACK_MIN) above a guard page. Running off the bottom touches the
+ * guard; the fault handler (signal.c, on the worker's alternate signal stack)
+ * calls goro__stack_fault, which moves the goroutine to a stack at least
+ * twice as large, copies the used part, relocates pointers into the old
+ * stack, releases the old one and returns: the faulting instruction runs
+ * again on the new stack. DESIGN.md "Stacks" is the specification.
+ *
+ *     high  +------------------------+  hi     entry frame, then g_main, fn ...
+ *           |  used part             |
+ *           |          v  rsp        |
+ *           |  red zone (128 bytes)  |  copied too: leaf code keeps data there
+ *           |  free part             |
+ *           +------------------------+  lo
+ *           |  guard page            |  any access faults (madvise guard,
+ *     low   +------------------------+  lo - page      uffd hole or PROT_NONE)
+ *
+ * How.
+ *  - Size classes: class c has (GORO_STACK_MIN << c) usable bytes. Growth
+ *    goes up at least one class, more when the faulting access lies deeper
+ *    (one frame may be larger than the whole stack), and never past
+ *    GORO_STACK_MAX (fatal, as in Go).
+ *  - Guards that do not split mappings (DESIGN.md 9). Stacks of up to
+ *    ARENA_MAX usable bytes are carved out of 64 MiB chunks, one slot after
+ *    the other (guard, usable, guard, usable, ...). The guard is made by one
+ *    of three mechanisms, chosen at goro_run (GORO_GUARD forces one):
+ *      madvise   MADV_GUARD_INSTALL (Linux 6.13+): a page table marker that
+ *                faults on any access, costs no mapping and survives
+ *                MADV_DONTNEED.
+ *      uffd      the chunk is registered with a userfaultfd in missing mode
+ *                with UFFD_FEATURE_SIGBUS; usable pages are filled with the
+ *                shared zero page at once (UFFDIO_ZEROPAGE: no memory until
+ *                written, and syscalls writing there never see a hole), guard
+ *                pages never are, so touching one raises SIGBUS.
+ *      mprotect  one mapping per stack with a PROT_NONE page: two kernel
+ *                mappings per stack, so about 32,000 goroutines under the
+ *                default vm.max_map_count; at that limit goro_go fails with
+ *                -ENOMEM after one message saying so.
+ *    Larger stacks get a mapping of their own (there are few of them).
+ *  - Copy and relocation (DESIGN.md 3) in one pass: every aligned word of the
+ *    used part (from rsp - 128 up) is copied to the same offset below the new
+ *    top, shifted by the distance moved if it lies in [old guard, old hi];
+ *    then the general registers and every 8-byte lane of the x87/MMX, XMM,
+ *    YMM, ZMM and opmask registers in the signal frame's FP state.
+ *  - Pools: free stacks wait in one list per class, linked through a node
+ *    written at the top of the free stack itself (no malloc: the fault
+ *    handler uses the pools). A class keeps up to POOL_KEEP bytes resident;
+ *    beyond that a pooled arena stack is trimmed (MADV_DONTNEED of all but
+ *    its top page, which holds the node) and a pooled stack with a mapping
+ *    of its own is unmapped. Chunks are unmapped when goro_run ends.
+ *
+ * Signal safety. The fault can hit runtime code anywhere on a goroutine
+ * stack, including code in this file that holds the pool lock. So the
+ * handler only *tries* the lock (a short bounded spin); when it cannot get
+ * it, it maps a fresh stack with mmap and pushes the old one on a lock-free
+ * "deferred" list, which the next lock holder drains into the pools. The
+ * handler never calls malloc and never waits for anything.
+ *
+ * GORO_DEBUG=stackcheck: an old stack is not pooled but made inaccessible
+ * (guard over its whole range) and kept in a ring of QUARANTINE entries;
+ * touching it is reported with the goroutine, the old and the new range.
+ * GORO_DEBUG=stackinfo prints the configuration and the guard mechanism.
+ *
+ * Rejected alternatives. Segmented stacks (Go before 1.3: hot splits, and C
+ * code cannot check a stack bound in every prologue). Big fixed stacks (a
+ * million goroutines at 64 KiB is 64 GiB of address space and no growth
+ * past it). One mprotect guard per stack (the mapping limit: DESIGN.md 9;
+ * kept only as the last resort). Precise relocation (needs stack maps a C
+ * compiler does not emit). Lazily populated uffd pages (a read(2) into an
+ * untouched page of a uffd stack would fail with EFAULT instead of
+ * faulting in).
+ *
+ * Invariants:
+ *  - A goroutine's stack changes only in the fault handler, on the worker
+ *    running that goroutine; a parked goroutine's stack never moves, so
+ *    pointers into it held by the runtime while it is parked stay valid.
+ *  - g->stack.lo - page is always a guard page; [lo, hi) is always
+ *    readable and writable (and, under uffd, populated).
+ *  - A stack is in exactly one place: attached to a G record, in a pool,
+ *    on the deferred list, or in quarantine.
+ *  - A pooled or deferred stack's top page is resident and holds its node.
+ *  - stack_bytes_reserved == the size (guard + usable) of every stack
+ *    attached to a G record (live or on g.c's free lists).
+ *  - st.lock protects pools[], carve[] and the chunk list head; the handler
+ *    never waits for it.
  */
 #include "internal.h"
 
+#include <cpuid.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/ucontext.h>
+#include <time.h>
 #include <unistd.h>
 
-#define STACK_SIZE (64 * 1024)
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 
-static size_t page_size;
+#define NCLS        40                  /* size classes (min << 39 is plenty) */
+#define ARENA_MAX   (1024 * 1024)       /* largest usable size carved from chunks */
+#define CHUNK_BYTES (64ul << 20)        /* target size of one arena chunk */
+#define POOL_KEEP   (16ul << 20)        /* resident bytes a class's pool keeps */
+#define REDZONE     128                 /* System V x86-64 red zone below rsp */
+#define QUARANTINE  256                 /* old stacks kept by stackcheck */
+#define LOCK_TRIES  256                 /* the handler's bounded spin */
+#define DEFAULT_MAX (1ul << 30)         /* GORO_STACK_MAX default, as in Go */
+
+/* flags in struct goro__stack */
+enum {
+    SF_OWNMAP  = 1, /* a mapping of its own (map, maplen): munmap to release */
+    SF_TRIMMED = 2, /* pooled with all but its top page given back */
+};
+
+enum guard_kind { GUARD_MADVISE, GUARD_UFFD, GUARD_MPROTECT };
+static const char *const guard_names[] = { "madvise", "uffd", "mprotect" };
+
+/* A free stack, written at its own top. */
+struct node {
+    struct node *next;
+    struct goro__stack s;
+};
+
+/* First page of every arena chunk. */
+struct chunk {
+    struct chunk *next;
+    size_t len;
+};
+
+/* A stackcheck quarantine entry. state: Q_EMPTY -> Q_BUSY -> Q_FULL ->
+ * Q_BUSY (being replaced) -> Q_FULL ... */
+enum { Q_EMPTY, Q_BUSY, Q_FULL };
+struct qent {
+    volatile AO_t state;
+    uint64_t gid;
+    struct goro__stack old;
+    char *nlo, *nhi;           /* where the goroutine went */
+};
+
+static struct {
+    size_t pg;
+    size_t min, max;           /* usable bytes of class 0; GORO_STACK_MAX */
+    size_t env_max;            /* GORO_STACK_MAX as given (for the message) */
+    int guard;                 /* enum guard_kind */
+    int uffd;                  /* userfaultfd (GUARD_UFFD), else -1 */
+    bool stackcheck;
+    volatile AO_t maplimit_said; /* the mapping-limit message was printed */
+
+    volatile AO_t lock;        /* 0 free, 1 held: pools, carve, chunks */
+    struct pool {
+        struct node *hot, *cold; /* resident / trimmed */
+        size_t resident;         /* bytes in hot */
+    } pools[NCLS];
+    struct { char *cur, *end; } carve[NCLS];
+    struct chunk *chunks;
+
+    volatile AO_t deferred;    /* struct node *: lock-free push, take-all */
+    volatile AO_t qhead;       /* quarantine ring cursor */
+    struct qent q[QUARANTINE];
+
+    /* XSAVE layout of the FP state in signal frames (CPUID leaf 0xD) */
+    uint32_t xoff[8], xsize[8];
+
+    /* growth time histogram: 8 sub-buckets per power of two of ns */
+    volatile AO_t hist[64 * 8];
+} st = { .uffd = -1 };
 
 size_t goro__pagesize(void)
 {
-    if (page_size == 0)
-        page_size = (size_t)sysconf(_SC_PAGESIZE);
-    return page_size;
+    if (st.pg == 0)
+        st.pg = (size_t)sysconf(_SC_PAGESIZE);
+    return st.pg;
 }
 
-void goro__stack_init(void)
+const char *goro__stack_guard_name(void)
 {
-    goro__pagesize();
+    return guard_names[st.guard];
 }
 
-void goro__stack_fini(void)
+/* ------------------------------------------------------------------
+ * Lock (a test-and-test-and-set spinlock the handler can try)
+ * ------------------------------------------------------------------ */
+
+static bool trylock(int tries)
 {
+    for (int i = 0; tries < 0 || i < tries; i++) {
+        /* acquire: the pool lists written by the last holder are visible */
+        if (AO_load(&st.lock) == 0 && AO_compare_and_swap_acquire(&st.lock, 0, 1))
+            return true;
+        if (i > 1000)
+            sched_yield();
+        else
+            __asm__ __volatile__("pause" ::: "memory");
+    }
+    return false;
+}
+
+static void lock(void)
+{
+    trylock(-1);
+}
+
+static void unlock(void)
+{
+    /* release: our writes to the pools before the next holder's reads */
+    AO_store_release(&st.lock, 0);
+}
+
+/* ------------------------------------------------------------------
+ * Guards, per mechanism. Each is a few system calls, async-signal-safe.
+ * ------------------------------------------------------------------ */
+
+/* Fill [p, p+len) with the zero page in a uffd-registered range. */
+static int uffd_fill(char *p, size_t len)
+{
+    while (len > 0) {
+        struct uffdio_zeropage z = {
+            .range = { .start = (uintptr_t)p, .len = len }, .mode = 0 };
+        if (ioctl(st.uffd, UFFDIO_ZEROPAGE, &z) == 0)
+            return 0;
+        size_t done = z.zeropage > 0 ? (size_t)z.zeropage : 0;
+        if (errno == EEXIST && done == 0)
+            done = st.pg;            /* this page is there already */
+        else if (errno != EAGAIN && errno != EEXIST)
+            return -errno;
+        p += done;
+        len -= done;
+    }
+    return 0;
+}
+
+static int uffd_register(char *p, size_t len)
+{
+    struct uffdio_register r = {
+        .range = { .start = (uintptr_t)p, .len = len },
+        .mode = UFFDIO_REGISTER_MODE_MISSING };
+    return ioctl(st.uffd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
+}
+
+/* Make [p, p+len) a guard: any access faults. Contents are lost
+ * (except under mprotect). */
+static int guard_on(char *p, size_t len)
+{
+    switch (st.guard) {
+    case GUARD_MADVISE:
+        return madvise(p, len, MADV_GUARD_INSTALL) == 0 ? 0 : -errno;
+    case GUARD_UFFD:
+        return madvise(p, len, MADV_DONTNEED) == 0 ? 0 : -errno;
+    default:
+        return mprotect(p, len, PROT_NONE) == 0 ? 0 : -errno;
+    }
+}
+
+/* Undo guard_on: [p, p+len) readable and writable (zeros, except under
+ * mprotect). */
+static int guard_off(char *p, size_t len)
+{
+    switch (st.guard) {
+    case GUARD_MADVISE:
+        return madvise(p, len, MADV_GUARD_REMOVE) == 0 ? 0 : -errno;
+    case GUARD_UFFD:
+        return uffd_fill(p, len);
+    default:
+        return mprotect(p, len, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+    }
+}
+
+static size_t usable(const struct goro__stack *s)
+{
+    return (size_t)(s->hi - s->lo);
+}
+
+/* ------------------------------------------------------------------
+ * Getting stacks: own mappings and arena slots
+ * ------------------------------------------------------------------ */
+
+static void *map_anon(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* A stack of class cls in a mapping of its own. 0 or -errno. */
+static int ownmap_new(int cls, struct goro__stack *s)
+{
+    size_t use = st.min << cls, len = use + st.pg;
+    char *p = map_anon(len);
+    if (p == NULL)
+        return -errno;
+    int rc = 0;
+    if (st.guard == GUARD_UFFD) {
+        rc = uffd_register(p, len);
+        if (rc == 0)
+            rc = uffd_fill(p + st.pg, use);
+    } else {
+        rc = guard_on(p, st.pg);
+    }
+    if (rc < 0) {
+        munmap(p, len);
+        return rc;
+    }
+    *s = (struct goro__stack){ .lo = p + st.pg, .hi = p + len, .map = p,
+                               .maplen = len, .cls = (uint32_t)cls,
+                               .flags = SF_OWNMAP };
+    return 0;
+}
+
+/* Carve a stack of class cls from the class's current chunk. Under lock. */
+static int carve_locked(int cls, struct goro__stack *s)
+{
+    size_t use = st.min << cls, slot = use + st.pg;
+    if (st.carve[cls].cur == NULL || (size_t)(st.carve[cls].end - st.carve[cls].cur) < slot) {
+        size_t n = (CHUNK_BYTES - st.pg) / slot;
+        if (n < 16)
+            n = 16;
+        size_t len = st.pg + n * slot;
+        char *p = map_anon(len);
+        if (p == NULL)
+            return -errno;
+        madvise(p, len, MADV_NOHUGEPAGE); /* a huge page under 4 KiB stacks */
+        struct chunk *c = (struct chunk *)(void *)p;
+        c->len = len;
+        if (st.guard == GUARD_UFFD) {
+            int rc = uffd_register(p, len); /* after the header is written */
+            if (rc < 0) {
+                munmap(p, len);
+                return rc;
+            }
+        }
+        c->next = st.chunks;
+        st.chunks = c;
+        st.carve[cls].cur = p + st.pg;
+        st.carve[cls].end = p + len;
+    }
+    char *g = st.carve[cls].cur;
+    int rc = st.guard == GUARD_UFFD ? uffd_fill(g + st.pg, use) : guard_on(g, st.pg);
+    if (rc < 0)
+        return rc;
+    st.carve[cls].cur += slot;
+    *s = (struct goro__stack){ .lo = g + st.pg, .hi = g + slot, .map = g,
+                               .maplen = slot, .cls = (uint32_t)cls, .flags = 0 };
+    return 0;
+}
+
+static bool use_arena(int cls)
+{
+    return st.guard != GUARD_MPROTECT && (st.min << cls) <= ARENA_MAX;
+}
+
+static struct node *node_of(const struct goro__stack *s)
+{
+    return (struct node *)(void *)(s->hi - sizeof(struct node));
+}
+
+/* Put s in its pool, trimming or unmapping it when the pool holds enough.
+ * Under lock. */
+static void pool_put_locked(struct goro__stack *s)
+{
+    struct pool *p = &st.pools[s->cls];
+    size_t use = usable(s);
+    if (p->resident + use > POOL_KEEP && p->hot != NULL) {
+        if (s->flags & SF_OWNMAP) {
+            munmap(s->map, s->maplen);
+            return;
+        }
+        if (use > st.pg && madvise(s->lo, use - st.pg, MADV_DONTNEED) == 0) {
+            s->flags |= SF_TRIMMED;
+            struct node *n = node_of(s);
+            n->s = *s;
+            n->next = p->cold;
+            p->cold = n;
+            return;
+        }
+    }
+    struct node *n = node_of(s);
+    n->s = *s;
+    n->next = p->hot;
+    p->hot = n;
+    p->resident += use;
+}
+
+/* A stack of class cls from the pool or a chunk or a new mapping. Under
+ * lock. */
+static int get_locked(int cls, struct goro__stack *s)
+{
+    struct pool *p = &st.pools[cls];
+    if (p->hot) {
+        struct node *n = p->hot;
+        p->hot = n->next;
+        *s = n->s;
+        p->resident -= usable(s);
+        return 0;
+    }
+    if (p->cold) {
+        struct node *n = p->cold;
+        struct goro__stack t = n->s;
+        if (st.guard == GUARD_UFFD && uffd_fill(t.lo, usable(&t) - st.pg) < 0)
+            return -ENOMEM;
+        p->cold = n->next;
+        t.flags &= ~(uint32_t)SF_TRIMMED;
+        *s = t;
+        return 0;
+    }
+    return use_arena(cls) ? carve_locked(cls, s) : ownmap_new(cls, s);
+}
+
+/* Stacks the handler could not pool: pushed lock-free, taken all at once. */
+static void defer_push(struct goro__stack *s)
+{
+    struct node *n = node_of(s);
+    n->s = *s;
+    AO_t h;
+    do {
+        h = AO_load(&st.deferred);
+        n->next = (struct node *)h;
+        /* release: the node's contents before it is reachable */
+    } while (!AO_compare_and_swap_release(&st.deferred, h, (AO_t)n));
+}
+
+static void drain_locked(void)
+{
+    AO_t h;
+    do {
+        /* acquire: pairs with defer_push's release */
+        h = AO_load_acquire(&st.deferred);
+    } while (h != 0 && !AO_compare_and_swap_full(&st.deferred, h, 0));
+    for (struct node *n = (struct node *)h; n;) {
+        struct node *next = n->next;
+        struct goro__stack s = n->s;
+        pool_put_locked(&s);
+        n = next;
+    }
+}
+
+static void reserved_add(const struct goro__stack *s, int sign)
+{
+    AO_t sz = (AO_t)(usable(s) + st.pg);
+    /* relaxed (fetch_and_add without a barrier): a statistic */
+    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, sign > 0 ? sz : (AO_t)0 - sz);
+}
+
+static void note_max(size_t use)
+{
+    AO_t cur;
+    do {
+        cur = AO_load(&goro__ctr.stack_max);
+        if (cur >= use)
+            return;
+        /* relaxed is enough for a statistic; CAS so no larger value is lost */
+    } while (!AO_compare_and_swap(&goro__ctr.stack_max, cur, (AO_t)use));
+}
+
+static void maplimit_message(void)
+{
+    /* once per run: full so two workers cannot both print */
+    if (!AO_compare_and_swap_full(&st.maplimit_said, 0, 1))
+        return;
+    char buf[400];
+    long lim = 0;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char t[32] = "";
+        ssize_t n = read(fd, t, sizeof t - 1);
+        if (n > 0)
+            lim = strtol(t, NULL, 10);
+        close(fd);
+    }
+    int n = snprintf(buf, sizeof buf,
+                     "goro: cannot map another goroutine stack: the kernel's limit of "
+                     "%ld memory mappings (vm.max_map_count) is reached. Stack guards "
+                     "use mprotect here (no MADV_GUARD_INSTALL, no userfaultfd), which "
+                     "costs two mappings per goroutine; goro_go returns -ENOMEM. "
+                     "Raise vm.max_map_count or run on Linux 6.13+.\n", lim);
+    if (n > 0 && write(2, buf, (size_t)n) < 0)
+        return;
 }
 
 int goro__stack_alloc(struct goro__stack *s)
 {
-    size_t pg = goro__pagesize();
-    size_t len = STACK_SIZE + pg;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (p == MAP_FAILED)
-        return -ENOMEM;
-    if (mprotect(p, pg, PROT_NONE) != 0) {
-        munmap(p, len);
+    lock();
+    drain_locked();
+    int rc = get_locked(0, s);
+    unlock();
+    if (rc < 0) {
+        if (st.guard == GUARD_MPROTECT && rc == -ENOMEM)
+            maplimit_message();
         return -ENOMEM;
     }
-    s->map = p;
-    s->maplen = len;
-    s->lo = (char *)p + pg;
-    s->hi = (char *)p + len;
-    s->cls = 0;
-    s->flags = 0;
-    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, (AO_t)len);
+    reserved_add(s, 1);
+    note_max(usable(s));
     return 0;
 }
 
 void goro__stack_free(struct goro__stack *s)
 {
-    if (s->map) {
-        munmap(s->map, s->maplen);
-        AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, (AO_t)0 - (AO_t)s->maplen);
-    }
-    s->map = NULL;
-    s->lo = s->hi = NULL;
+    if (s->lo == NULL)
+        return;
+    reserved_add(s, -1);
+    lock();
+    drain_locked();
+    pool_put_locked(s);
+    unlock();
+    memset(s, 0, sizeof *s);
 }
 
 void goro__stack_reset(struct goro__stack *s)
 {
-    (void)s;
+    if (s->cls == 0 || s->lo == NULL)
+        return;
+    struct goro__stack small;
+    lock();
+    drain_locked();
+    if (get_locked(0, &small) == 0) {
+        pool_put_locked(s);
+        unlock();
+        reserved_add(s, -1);
+        reserved_add(&small, 1);
+        *s = small;
+        return;
+    }
+    unlock(); /* keep the big one: still a valid stack */
+}
+
+/* ------------------------------------------------------------------
+ * Growth (the fault handler's side)
+ * ------------------------------------------------------------------ */
+
+static inline bool in_old(uint64_t v, uintptr_t glo, uintptr_t ghi)
+{
+    return v - glo <= ghi - glo; /* glo <= v <= ghi, one compare */
+}
+
+static void reloc_lanes(unsigned char *p, size_t len, uintptr_t glo, uintptr_t ghi,
+                        intptr_t delta)
+{
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        if (in_old(v, glo, ghi)) {
+            v += (uint64_t)delta;
+            memcpy(p + i, &v, 8);
+        }
+    }
+}
+
+/* Every 8-byte lane of the vector and MMX registers in the signal frame. */
+static void reloc_fpstate(ucontext_t *uc, uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+    unsigned char *fx = (unsigned char *)uc->uc_mcontext.fpregs;
+    if (fx == NULL)
+        return;
+    for (int i = 0; i < 8; i++)            /* x87/MMX: the 64-bit significand */
+        reloc_lanes(fx + 32 + 16 * i, 8, glo, ghi, delta);
+    reloc_lanes(fx + 160, 16 * 16, glo, ghi, delta); /* XMM0-15 */
+    /* XSAVE extension: software bytes at 464 in the FXSAVE area (magic1,
+     * extended size, xfeatures, xstate size), XSAVE header at 512 */
+    uint32_t magic, xsize;
+    memcpy(&magic, fx + 464, 4);
+    memcpy(&xsize, fx + 464 + 16, 4);
+    if (magic != 0x46505853u /* FP_XSTATE_MAGIC1 */)
+        return;
+    uint64_t bv;
+    memcpy(&bv, fx + 512, 8);
+    static const int comps[] = { 2, 5, 6, 7 }; /* YMM_Hi128, opmask, ZMM_Hi256, Hi16_ZMM */
+    for (size_t k = 0; k < sizeof comps / sizeof comps[0]; k++) {
+        int c = comps[k];
+        if (!(bv & (1ull << c)) || st.xsize[c] == 0 || st.xoff[c] + st.xsize[c] > xsize)
+            continue;
+        reloc_lanes(fx + st.xoff[c], st.xsize[c], glo, ghi, delta);
+    }
+}
+
+/*
+ * A stack-clash probe loop (gcc and clang, -fstack-clash-protection) keeps
+ * the end of the frame it is allocating in a register, below the guard:
+ *
+ *     lea   -SIZE(%rsp), %r11        (or mov %rsp,%r11; sub $SIZE,%r11)
+ *   1: sub   $4096, %rsp
+ *     orq   $0, (%rsp)               <- faults on the guard
+ *     cmp   %r11, %rsp
+ *     jne   1b
+ *
+ * That register lies below the old stack, so the rule of DESIGN.md 3 leaves
+ * it alone, and the loop would then run down the new stack forever. When the
+ * faulting instruction is such a probe followed by `cmp %reg, %rsp`, reg is
+ * moved with the stack if it lies below the guard, within GORO_STACK_MAX of
+ * the old top. Only this register: a value below the guard elsewhere may be
+ * a pointer into another goroutine's stack, which must not move.
+ */
+static const uint8_t x86_to_greg[16] = {
+    REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+    REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+};
+
+static void reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_t delta)
+{
+    const uint8_t *ip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
+    static const uint8_t or64[] = { 0x48, 0x83, 0x0c, 0x24, 0x00 };  /* orq $0,(%rsp) */
+    static const uint8_t or32[] = { 0x83, 0x0c, 0x24, 0x00 };        /* orl $0,(%rsp) */
+    static const uint8_t mov64[] = { 0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0 }; /* movq $0,(%rsp) */
+    size_t n;
+    if (memcmp(ip, or64, sizeof or64) == 0)
+        n = sizeof or64;
+    else if (memcmp(ip, or32, sizeof or32) == 0)
+        n = sizeof or32;
+    else if (memcmp(ip, mov64, sizeof mov64) == 0)
+        n = sizeof mov64;
+    else
+        return;
+    ip += n;
+    /* cmp r64, r/m64 (REX.W 39 /r) with r/m = rsp, or cmp r64, r/m64
+     * (REX.W 3B /r) with reg = rsp */
+    if ((ip[0] & 0xf8) != 0x48 || (ip[2] & 0xc0) != 0xc0)
+        return;
+    int reg = ((ip[2] >> 3) & 7) | ((ip[0] & 4) ? 8 : 0);
+    int rm = (ip[2] & 7) | ((ip[0] & 1) ? 8 : 0);
+    int other;
+    if (ip[1] == 0x39 && rm == 4)
+        other = reg;
+    else if (ip[1] == 0x3b && reg == 4)
+        other = rm;
+    else
+        return;
+    if (other == 4)
+        return;
+    uint64_t v = (uint64_t)uc->uc_mcontext.gregs[x86_to_greg[other]];
+    if (v < glo && hi - v <= st.max)
+        uc->uc_mcontext.gregs[x86_to_greg[other]] = (greg_t)(v + (uint64_t)delta);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void hist_add(int64_t ns)
+{
+    uint64_t v = ns > 0 ? (uint64_t)ns : 1;
+    int lg = 63 - __builtin_clzll(v);
+    int sub = lg >= 3 ? (int)((v >> (lg - 3)) & 7) : 0;
+    /* relaxed: a statistic */
+    AO_fetch_and_add1(&st.hist[lg * 8 + sub]);
+}
+
+uint64_t goro__stack_growth_quantile(double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < 64 * 8; i++)
+        total += AO_load(&st.hist[i]);
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total), seen = 0;
+    for (int i = 0; i < 64 * 8; i++) {
+        seen += AO_load(&st.hist[i]);
+        if (seen > want || (seen == total && seen > 0)) {
+            int lg = i / 8, sub = i % 8;
+            if (lg < 3)
+                return 1ull << lg;
+            uint64_t base = 1ull << lg, step = base >> 3;
+            return base + (uint64_t)sub * step + step / 2;
+        }
+    }
+    return 0;
+}
+
+/* Retire the stack a goroutine left: pool, deferred list or quarantine. */
+static void retire(G *g, struct goro__stack *old, bool locked)
+{
+    if (st.stackcheck) {
+        /* relaxed: only picks a slot; the slot's state word orders the rest */
+        size_t i = AO_fetch_and_add1(&st.qhead) % QUARANTINE;
+        struct qent *e = &st.q[i];
+        AO_t was;
+        for (;;) {
+            was = AO_load(&e->state);
+            /* acquire: the previous entry's fields, to evict it */
+            if (was != Q_BUSY && AO_compare_and_swap_acquire(&e->state, was, Q_BUSY))
+                break;
+            __asm__ __volatile__("pause" ::: "memory");
+        }
+        if (was == Q_FULL) {
+            struct goro__stack ev = e->old;
+            if (guard_off(ev.lo, usable(&ev)) == 0) {
+                ev.flags &= ~(uint32_t)SF_TRIMMED;
+                defer_push(&ev);
+            } /* else: leaked, harmlessly inaccessible */
+        }
+        e->gid = g->id;
+        e->old = *old;
+        e->nlo = g->stack.lo;
+        e->nhi = g->stack.hi;
+        guard_on(old->lo, usable(old));
+        /* release: the entry's fields before it counts as full */
+        AO_store_release(&e->state, Q_FULL);
+        return;
+    }
+    if (locked)
+        pool_put_locked(old);
+    else
+        defer_push(old);
+}
+
+static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
+{
+    int64_t t0 = mono_ns();
+    struct goro__stack old = g->stack;
+    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t lo = (uintptr_t)old.lo, hi = (uintptr_t)old.hi;
+    uintptr_t low = addr < rsp - REDZONE ? addr : rsp - REDZONE;
+    size_t oldsize = usable(&old), need = (hi - low) + st.pg, nsz = oldsize * 2;
+    int cls = (int)old.cls + 1;
+    while (nsz < need) {
+        nsz *= 2;
+        cls++;
+    }
+    if (nsz > st.max || cls >= NCLS)
+        goro__fatal("goroutine %llu stack exceeds limit of %zu bytes",
+                    (unsigned long long)g->id, st.env_max);
+
+    struct goro__stack ns;
+    bool locked = trylock(LOCK_TRIES);
+    int rc = -EAGAIN;
+    if (locked) {
+        drain_locked();
+        rc = get_locked(cls, &ns);
+    }
+    if (rc < 0)
+        rc = ownmap_new(cls, &ns);
+    if (rc < 0)
+        goro__fatal("out of memory growing goroutine %llu stack to %zu bytes (%s)%s",
+                    (unsigned long long)g->id, nsz, strerror(-rc),
+                    st.guard == GUARD_MPROTECT ? ": the vm.max_map_count limit?" : "");
+
+    /* Copy the used part, red zone included, to the same offset from the
+     * new top, relocating every aligned word that points into the old
+     * stack (guard included, one past the top included). */
+    uintptr_t from = rsp - REDZONE;
+    if (from < lo)
+        from = lo;
+    from &= ~(uintptr_t)7;
+    intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
+    uintptr_t glo = lo - st.pg;
+    const uint64_t *src = (const uint64_t *)from;
+    uint64_t *dst = (uint64_t *)(from + (uintptr_t)delta);
+    size_t nw = (hi - from) / 8;
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t v = src[i];
+        dst[i] = in_old(v, glo, hi) ? v + (uint64_t)delta : v;
+    }
+    for (int r = 0; r < NGREG; r++) {
+        if (r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
+            r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
+            continue;
+        uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
+        if (in_old(v, glo, hi))
+            uc->uc_mcontext.gregs[r] = (greg_t)(v + (uint64_t)delta);
+    }
+    reloc_fpstate(uc, glo, hi, delta);
+    reloc_probe_end(uc, glo, hi, delta);
+
+    g->stack = ns;
+    retire(g, &old, locked);
+    if (locked)
+        unlock();
+    (void)w;
+
+    /* relaxed: statistics */
+    AO_fetch_and_add1(&goro__ctr.stack_growths);
+    AO_fetch_and_add(&goro__ctr.stack_bytes_copied, (AO_t)(hi - from));
+    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, (AO_t)(nsz - oldsize));
+    note_max(nsz);
+    hist_add(mono_ns() - t0);
+}
+
+static void stale_report(uintptr_t addr)
+{
+    for (int i = 0; i < QUARANTINE; i++) {
+        struct qent *e = &st.q[i];
+        /* acquire: pairs with the release that filled the entry */
+        if (AO_load_acquire(&e->state) != Q_FULL)
+            continue;
+        uintptr_t lo = (uintptr_t)e->old.lo, hi = (uintptr_t)e->old.hi;
+        if (addr >= lo - st.pg && addr < hi)
+            goro__fatal("goroutine %llu: stale pointer %p into an old stack "
+                        "(GORO_DEBUG=stackcheck): the stack moved from %p-%p to %p-%p",
+                        (unsigned long long)e->gid, (void *)addr, (void *)lo,
+                        (void *)hi, (void *)e->nlo, (void *)e->nhi);
+    }
+}
+
+int goro__stack_fault(int sig, void *siginfo, void *ucontext)
+{
+    siginfo_t *si = siginfo;
+    if (si->si_code <= 0)
+        return 0;                 /* sent by kill(2) and friends: no fault */
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    W *w = goro__self_w();
+    G *g = w ? w->curg : NULL;
+    if (g != NULL && g->stack.lo != NULL) {
+        uintptr_t lo = (uintptr_t)g->stack.lo;
+        if (addr < lo && addr >= lo - st.pg) {
+            grow(w, g, addr, ucontext);
+            return 1;
+        }
+    }
+    if (st.stackcheck)
+        stale_report(addr);
+    /* uffd: a hole in the running goroutine's usable range (never left
+     * there by this file, but harmless to fill) */
+    if (sig == SIGBUS && st.guard == GUARD_UFFD && g != NULL &&
+        addr >= (uintptr_t)g->stack.lo && addr < (uintptr_t)g->stack.hi) {
+        if (uffd_fill((char *)(addr & ~(uintptr_t)(st.pg - 1)), st.pg) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------
+ * Set-up and tear-down
+ * ------------------------------------------------------------------ */
+
+static size_t env_bytes(const char *name, size_t def)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == 0)
+        return def;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        v <<= 30, end++;
+    if (*end != 0 || v == 0) {
+        fprintf(stderr, "goro: ignoring %s=%s (want a byte count)\n", name, s);
+        return def;
+    }
+    return (size_t)v;
+}
+
+static bool madvise_guard_works(void)
+{
+    char *p = map_anon(2 * st.pg);
+    if (p == NULL)
+        return false;
+    bool ok = madvise(p, st.pg, MADV_GUARD_INSTALL) == 0;
+    munmap(p, 2 * st.pg);
+    return ok;
+}
+
+static int uffd_open(void)
+{
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
+    if (ioctl(fd, UFFDIO_API, &api) != 0 || !(api.features & UFFD_FEATURE_SIGBUS) ||
+        !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void goro__stack_init(void)
+{
+    size_t pg = goro__pagesize();
+    size_t min = env_bytes("GORO_STACK_MIN", pg);
+    min = (min + pg - 1) & ~(pg - 1);
+    st.min = min;
+    st.env_max = env_bytes("GORO_STACK_MAX", DEFAULT_MAX);
+    if (st.env_max < min)
+        st.env_max = min;
+    st.max = st.env_max;
+    st.stackcheck = goro__debug("stackcheck");
+    memset((void *)st.pools, 0, sizeof st.pools);
+    memset((void *)st.carve, 0, sizeof st.carve);
+    memset((void *)st.q, 0, sizeof st.q);
+    memset((void *)st.hist, 0, sizeof st.hist);
+    st.chunks = NULL;
+    st.deferred = 0;
+    st.qhead = 0;
+    st.maplimit_said = 0;
+    st.lock = 0;
+
+    for (int c = 2; c < 8; c++) {
+        unsigned a, b, cc, d;
+        st.xoff[c] = st.xsize[c] = 0;
+        if (__get_cpuid_max(0, NULL) >= 0xD) {
+            __cpuid_count(0xD, c, a, b, cc, d);
+            st.xsize[c] = a;
+            st.xoff[c] = b;
+        }
+    }
+
+    /* The guard mechanism: GORO_GUARD forces one; else the best there is. */
+    const char *force = getenv("GORO_GUARD");
+    int want = -1;
+    if (force && *force) {
+        for (int i = 0; i < 3; i++)
+            if (strcmp(force, guard_names[i]) == 0)
+                want = i;
+        if (want < 0)
+            fprintf(stderr, "goro: ignoring GORO_GUARD=%s (want madvise, uffd or mprotect)\n",
+                    force);
+    }
+    st.uffd = -1;
+    bool have_madvise = (want < 0 || want == GUARD_MADVISE) && madvise_guard_works();
+    if (have_madvise) {
+        st.guard = GUARD_MADVISE;
+    } else {
+        if (want < 0 || want == GUARD_UFFD)
+            st.uffd = uffd_open();
+        st.guard = st.uffd >= 0 ? GUARD_UFFD : GUARD_MPROTECT;
+    }
+    if (want >= 0 && want != st.guard)
+        fprintf(stderr, "goro: GORO_GUARD=%s is not available here; using %s guards\n",
+                guard_names[want], guard_names[st.guard]);
+    if (goro__debug("stackinfo"))
+        fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, guard pages by %s%s\n",
+                st.min, st.max, guard_names[st.guard],
+                st.stackcheck ? ", stackcheck on" : "");
+}
+
+void goro__stack_fini(void)
+{
+    lock();
+    drain_locked();
+    /* quarantined stacks with their own mapping */
+    for (int i = 0; i < QUARANTINE; i++) {
+        if (st.q[i].state == Q_FULL && (st.q[i].old.flags & SF_OWNMAP))
+            munmap(st.q[i].old.map, st.q[i].old.maplen);
+        st.q[i].state = Q_EMPTY;
+    }
+    for (int c = 0; c < NCLS; c++) {
+        struct node *lists[2] = { st.pools[c].hot, st.pools[c].cold };
+        for (int k = 0; k < 2; k++) {
+            for (struct node *n = lists[k]; n;) {
+                struct node *next = n->next;
+                if (n->s.flags & SF_OWNMAP)
+                    munmap(n->s.map, n->s.maplen);
+                n = next;
+            }
+        }
+        st.pools[c].hot = st.pools[c].cold = NULL;
+        st.pools[c].resident = 0;
+        st.carve[c].cur = st.carve[c].end = NULL;
+    }
+    for (struct chunk *c = st.chunks; c;) {
+        struct chunk *next = c->next;
+        munmap(c, c->len);
+        c = next;
+    }
+    st.chunks = NULL;
+    if (st.uffd >= 0)
+        close(st.uffd);
+    st.uffd = -1;
+    unlock();
 }

@@ -1,0 +1,615 @@
+/*
+ * test_stack.c - growable stacks: growth by recursion, inside libc, by
+ * frames larger than the stack; relocation of pointers to locals; growth on
+ * every worker, across migration; the stack limit; real faults; stale
+ * pointers under GORO_DEBUG=stackcheck; many parked goroutines; each guard
+ * mechanism (GORO_GUARD=madvise|uffd|mprotect).
+ */
+#include "util.h"
+#include "internal.h"
+
+#include <atomic_ops.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MiB (1024ul * 1024)
+
+static void use_guard(const char *g)
+{
+    if (g)
+        setenv("GORO_GUARD", g, 1);
+    else
+        unsetenv("GORO_GUARD");
+}
+
+/* ---- deep recursion, pointers to locals and to callers' locals ---------- */
+
+/* Values that can never look like a stack address (non-canonical: the top
+ * 16 bits set), so conservative relocation leaves them alone (an integer
+ * that happens to fall in the old stack's range *is* rewritten: rule 4). */
+#define TAG(d, k) (0xA5A5000000000000ull | (((uint64_t)(d) * (k)) & 0xffffffffffull))
+
+struct frame {
+    uint64_t val;
+    struct frame *parent;   /* the caller's local */
+    uint64_t *selfp;        /* our own local */
+    char pad[80];
+};
+
+/* Recurse depth frames; each checks on the way back up that its pointers
+ * still point at the right (moved) locals. Returns the number of errors. */
+__attribute__((noinline)) static unsigned long
+chain(struct frame *parent, unsigned long depth, unsigned long *max_checked)
+{
+    struct frame me;
+    me.val = TAG(depth, 2654435761u);
+    me.parent = parent;
+    me.selfp = &me.val;
+    memset(me.pad, (int)(depth & 0x7f), sizeof me.pad);
+    unsigned long bad = 0;
+    if (depth > 0)
+        bad += chain(&me, depth - 1, max_checked);
+    else
+        *max_checked = 0;
+    /* everything the frame holds, after whatever growth happened below */
+    if (me.selfp != &me.val || *me.selfp != TAG(depth, 2654435761u))
+        bad++;
+    if (me.parent != parent)
+        bad++;
+    if (parent && parent->val != TAG(depth + 1, 2654435761u))
+        bad++;
+    if (me.pad[0] != (char)(depth & 0x7f) || me.pad[79] != (char)(depth & 0x7f))
+        bad++;
+    (*max_checked)++;
+    return bad;
+}
+
+struct deep_arg {
+    unsigned long depth, bad, checked;
+};
+
+static void deep_main(void *arg)
+{
+    struct deep_arg *a = arg;
+    a->bad = chain(NULL, a->depth, &a->checked);
+}
+
+Test(stack, recursion_to_64mib, .timeout = 60)
+{
+    /* 128-byte frames plus call overhead: ~64 MiB of stack */
+    struct deep_arg a = { .depth = 64 * MiB / 160 };
+    run_on(1, deep_main, &a);
+    cr_assert_eq(a.bad, 0, "%lu wrong values after growth", a.bad);
+    cr_assert_eq(a.checked, a.depth + 1);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_max, 64 * MiB, "stack_max %llu", (unsigned long long)st.stack_max);
+    cr_assert_geq(st.stack_growths, 14);
+    cr_assert_gt(st.stack_bytes_copied, 64 * MiB);
+    cr_assert_eq(st.stack_bytes_reserved, 0, "stacks left after goro_run");
+}
+
+/* ---- growth inside libc -------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* At a given depth, call snprintf into a stack buffer and qsort a stack
+ * array: with every depth tried once, the guard is crossed inside libc. */
+__attribute__((noinline)) static int libc_at(int depth)
+{
+    volatile char pad[64];
+    pad[0] = (char)depth;
+    if (depth > 0)
+        return libc_at(depth - 1) + pad[0] - (char)depth;
+    char buf[512];
+    uint64_t arr[64];
+    for (int i = 0; i < 64; i++)
+        arr[i] = (uint64_t)((i * 7919) % 64);
+    qsort(arr, 64, sizeof arr[0], cmp_u64);
+    int n = snprintf(buf, sizeof buf, "%d %s %5.2f %llx %p %-20s|", 42, "forty-two", 3.25,
+                     0xdeadbeefull, (void *)buf, "x");
+    int bad = 0;
+    for (int i = 0; i < 64; i++)
+        bad += arr[i] != (uint64_t)i;
+    char want[512];
+    snprintf(want, sizeof want, "%d %s %5.2f %llx %p %-20s|", 42, "forty-two", 3.25,
+             0xdeadbeefull, (void *)buf, "x");
+    bad += n <= 0 || strcmp(buf, want) != 0;
+    return bad;
+}
+
+static volatile AO_t libc_bad;
+static goro_wg libc_wg;
+
+static void libc_one(void *arg)
+{
+    AO_fetch_and_add(&libc_bad, (AO_t)libc_at((int)(uintptr_t)arg));
+    goro_wg_done(&libc_wg);
+}
+
+static void libc_main(void *arg)
+{
+    goro_wg_init(&libc_wg);
+    goro_wg_add(&libc_wg, 200);
+    for (uintptr_t d = 0; d < 200; d++)
+        cr_assert_eq(goro_go(libc_one, (void *)d), 0);
+    goro_wg_wait(&libc_wg);
+}
+
+Test(stack, growth_inside_libc, .timeout = 60)
+{
+    libc_bad = 0;
+    run_on(2, libc_main, NULL);
+    cr_assert_eq(libc_bad, 0);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_growths, 100);
+}
+
+/* ---- frames larger than the stack ---------------------------------------- */
+
+#define BIGFRAME(name, size)                                                   \
+    __attribute__((noinline)) static int name(int x)                           \
+    {                                                                          \
+        volatile char big[size];                                               \
+        volatile char *p = &big[size - 1], *q = &big[0];                       \
+        big[0] = (char)x;                                                      \
+        big[size - 1] = (char)(x + 1);                                         \
+        for (size_t i = 0; i < size; i += 4096)                                \
+            big[i] = (char)x;                                                  \
+        return (*q == (char)x && *p == (char)(x + 1) && q == &big[0]) ? 0 : 1; \
+    }
+BIGFRAME(frame64k, 64 * 1024)
+BIGFRAME(frame1m, 1024 * 1024)
+
+static volatile int bigframe_bad;
+
+static void bigframe_main(void *arg)
+{
+    bigframe_bad = frame64k(3) + frame1m(5) + frame64k(7) + frame1m(9);
+}
+
+Test(stack, frames_of_64k_and_1m, .timeout = 30)
+{
+    run_on(1, bigframe_main, NULL);
+    cr_assert_eq(bigframe_bad, 0);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_max, 1 * MiB);
+}
+
+/* ---- many growths, every worker at once, with yields --------------------- */
+
+__attribute__((noinline)) static unsigned long
+chain_yield(struct frame *parent, unsigned long depth)
+{
+    struct frame me;
+    me.val = TAG(depth, 40503u);
+    me.parent = parent;
+    me.selfp = &me.val;
+    memset(me.pad, 1, sizeof me.pad);
+    if (depth % 512 == 0)
+        goro_yield();
+    unsigned long bad = depth > 0 ? chain_yield(&me, depth - 1) : 0;
+    if (me.selfp != &me.val || *me.selfp != TAG(depth, 40503u) || me.parent != parent)
+        bad++;
+    if (parent && parent->val != TAG(depth + 1, 40503u))
+        bad++;
+    return bad;
+}
+
+static volatile AO_t all_bad;
+static goro_wg all_wg;
+
+static void all_one(void *arg)
+{
+    for (int rep = 0; rep < 3; rep++)
+        AO_fetch_and_add(&all_bad, chain_yield(NULL, 4 * MiB / 160));
+    goro_wg_done(&all_wg);
+}
+
+static void all_main(void *arg)
+{
+    goro_wg_init(&all_wg);
+    goro_wg_add(&all_wg, 16);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(goro_go(all_one, NULL), 0);
+    goro_wg_wait(&all_wg);
+}
+
+Test(stack, growth_on_every_worker, .timeout = 60)
+{
+    all_bad = 0;
+    run_on(2, all_main, NULL);
+    cr_assert_eq(all_bad, 0);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_growths, 16 * 10);
+    cr_assert_eq(st.stack_bytes_reserved, 0);
+}
+
+/* ---- grow, park, migrate, grow again ------------------------------------- */
+
+static volatile AO_t hog_stop;
+static volatile int migrated, mig_bad;
+
+static void hog(void *arg)
+{
+    /* holds its worker for a while (no yield: cooperative), then sleeps,
+     * so that a sleeping goroutine's wake-up lands on some other worker */
+    while (!AO_load_acquire(&hog_stop)) {
+        int64_t until = goro_now() + 3000000;
+        while (goro_now() < until && !AO_load_acquire(&hog_stop))
+            __asm__ __volatile__("pause");
+        goro_sleep(2000000);
+    }
+    goro_wg_done(&all_wg);
+}
+
+__attribute__((noinline)) static unsigned long
+chain_migrate(struct frame *parent, unsigned long depth, unsigned long at, int *w0)
+{
+    struct frame me;
+    me.val = TAG(depth, 7u);
+    me.parent = parent;
+    me.selfp = &me.val;
+    unsigned long bad = 0;
+    if (depth == at) {
+        /* grown to here; park and come back on another worker */
+        *w0 = goro__self_w()->id;
+        goro_wg_init(&all_wg);
+        goro_wg_add(&all_wg, 2);
+        cr_assert_eq(goro_go(hog, NULL), 0);
+        cr_assert_eq(goro_go(hog, NULL), 0);
+        for (int i = 0; i < 2000 && goro__self_w()->id == *w0; i++)
+            goro_sleep(1000000);
+        migrated = goro__self_w()->id != *w0;
+        AO_store_release(&hog_stop, 1);
+        goro_wg_wait(&all_wg);
+    }
+    if (depth > 0)
+        bad += chain_migrate(&me, depth - 1, at, w0);
+    if (me.selfp != &me.val || *me.selfp != TAG(depth, 7u) || me.parent != parent)
+        bad++;
+    if (parent && parent->val != TAG(depth + 1, 7u))
+        bad++;
+    return bad;
+}
+
+static void migrate_main(void *arg)
+{
+    int w0 = -1;
+    /* 1 MiB of frames above the park, 4 MiB more after it */
+    unsigned long total = 5 * MiB / 160;
+    mig_bad = (int)chain_migrate(NULL, total, total - MiB / 160, &w0);
+}
+
+Test(stack, grow_park_migrate_grow, .timeout = 60)
+{
+    hog_stop = 0;
+    run_on(2, migrate_main, NULL);
+    cr_assert(migrated, "the goroutine never resumed on another worker");
+    cr_assert_eq(mig_bad, 0);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_max, 4 * MiB);
+}
+
+/* ---- the limit ----------------------------------------------------------- */
+
+static void limit_main(void *arg)
+{
+    unsigned long checked;
+    chain(NULL, 8 * MiB / 160, &checked);
+}
+
+Test(stack, limit_exceeded_is_fatal, .timeout = 30, .signal = SIGABRT)
+{
+    setenv("GORO_STACK_MAX", "1048576", 1);
+    run_on(1, limit_main, NULL);
+}
+
+/* ---- a real fault -------------------------------------------------------- */
+
+static void null_main(void *arg)
+{
+    volatile int *p = (volatile int *)(uintptr_t)arg;
+    *p = 1;
+}
+
+Test(stack, null_dereference_kills_with_sigsegv, .timeout = 30, .signal = SIGSEGV)
+{
+    run_on(1, null_main, NULL);
+}
+
+/* A SIGSEGV handler installed before goro_run still sees its own faults. */
+static char *own_page;
+static volatile int own_hits;
+
+static void own_handler(int sig, siginfo_t *si, void *uc)
+{
+    if ((char *)si->si_addr >= own_page && (char *)si->si_addr < own_page + 4096) {
+        own_hits++;
+        mprotect(own_page, 4096, PROT_READ | PROT_WRITE);
+        return;
+    }
+    signal(sig, SIG_DFL);
+}
+
+static void own_main(void *arg)
+{
+    unsigned long checked;
+    chain(NULL, MiB / 160, &checked);    /* growth still works */
+    own_page[10] = 1;                    /* the program's own fault */
+    cr_assert_eq(own_page[10], 1);
+}
+
+Test(stack, previous_handler_sees_its_faults, .timeout = 30)
+{
+    own_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(own_page, MAP_FAILED);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = own_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    run_on(2, own_main, NULL);
+    cr_assert_eq(own_hits, 1);
+    /* and after goro_run, the program's handler is back in place */
+    struct sigaction cur;
+    sigaction(SIGSEGV, NULL, &cur);
+    cr_assert_eq((void *)cur.sa_sigaction, (void *)own_handler);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_gt(st.stack_growths, 0);
+}
+
+/* ---- GORO_DEBUG=stackcheck ----------------------------------------------- */
+
+static volatile uint64_t *volatile stale;
+
+static void stale_main(void *arg)
+{
+    uint64_t local = 12345;
+    stale = &local;                     /* breaks the rule: kept outside */
+    unsigned long checked;
+    chain(NULL, MiB / 160, &checked);   /* the stack moves */
+    cr_assert_eq(local, 12345);         /* fine: relocated */
+    (void)*stale;                       /* the old address: must be caught */
+    cr_assert_fail("stale read not caught");
+}
+
+Test(stack, stackcheck_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
+{
+    setenv("GORO_DEBUG", "stackcheck", 1);
+    run_on(1, stale_main, NULL);
+}
+
+/* ---- many parked goroutines ---------------------------------------------- */
+
+static goro_wg park_started, park_release, park_done;
+static long park_n;
+static struct goro_stats park_st;
+static long park_rss_kb, park_rss0_kb;
+static int64_t park_ns;
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (long)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long park_maps;
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (f) {
+        while ((c = fgetc(f)) != EOF)
+            n += c == '\n';
+        fclose(f);
+    }
+    return n;
+}
+
+static void parked_one(void *arg)
+{
+    goro_wg_done(&park_started);
+    goro_wg_wait(&park_release);
+    goro_wg_done(&park_done);
+}
+
+static void parked_main(void *arg)
+{
+    goro_wg_init(&park_started);
+    goro_wg_init(&park_release);
+    goro_wg_init(&park_done);
+    goro_wg_add(&park_started, park_n);
+    goro_wg_add(&park_release, 1);
+    goro_wg_add(&park_done, park_n);
+    park_rss0_kb = rss_kb();
+    int64_t t0 = goro_now();
+    for (long i = 0; i < park_n; i++) {
+        int rc = goro_go(parked_one, NULL);
+        cr_assert_eq(rc, 0, "goro_go #%ld: %d", i, rc);
+    }
+    goro_wg_wait(&park_started);
+    park_ns = goro_now() - t0;
+    goro_stats(&park_st);
+    park_rss_kb = rss_kb();
+    park_maps = count_maps();
+    goro_wg_done(&park_release);
+    goro_wg_wait(&park_done);
+}
+
+static void parked_many(long n, const char *guard)
+{
+    /* GORO_TEST_PARKED=N overrides the count (tests/stress.sh) */
+    const char *env = getenv("GORO_TEST_PARKED");
+    park_n = env ? atol(env) : n;
+    use_guard(guard);
+    run_on(2, parked_main, NULL);
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    cr_assert_geq(park_st.goroutines, (uint64_t)park_n + 1);
+    cr_assert_geq(park_st.stack_bytes_reserved, (uint64_t)park_n * 2 * pg);
+    cr_assert_leq(park_st.stack_bytes_reserved, (uint64_t)(park_n + 64) * 2 * pg);
+    double per = (double)(park_rss_kb - park_rss0_kb) * 1024.0 / (double)park_n;
+    cr_log_warn("%ld goroutines parked (guard %s) in %.2f s: RSS %.0f bytes each, "
+                "stack_bytes_reserved %llu", park_n, guard ? guard : "default",
+                (double)park_ns / 1e9, per, (unsigned long long)park_st.stack_bytes_reserved);
+    fprintf(stderr, "parked: %ld goroutines, guard %s, %.2f s, RSS %.0f bytes per goroutine\n",
+            park_n, guard ? guard : "default", (double)park_ns / 1e9, per);
+    cr_assert_lt(per, (double)pg + 1024, "RSS per parked goroutine: %.0f bytes", per);
+    /* guards that do not split mappings: far fewer mappings than stacks */
+    cr_assert_lt(park_maps, 2000, "%ld mappings for %ld stacks", park_maps, park_n);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_eq(st.stack_bytes_reserved, 0);
+}
+
+/* One million parked goroutines: ~12 s and ~4.4 GB here. */
+Test(stack, parked_1m_madvise, .timeout = 180)
+{
+    parked_many(1000000, "madvise");
+}
+
+Test(stack, parked_100k_uffd, .timeout = 120)
+{
+    parked_many(100000, "uffd");
+}
+
+/* ---- each guard mechanism grows stacks ----------------------------------- */
+
+static void guard_growth(const char *guard)
+{
+    use_guard(guard);
+    struct deep_arg a = { .depth = 8 * MiB / 160 };
+    run_on(1, deep_main, &a);
+    cr_assert_eq(a.bad, 0);
+    all_bad = 0;
+    run_on(2, all_main, NULL);
+    cr_assert_eq(all_bad, 0);
+    bigframe_bad = 1;
+    run_on(1, bigframe_main, NULL);
+    cr_assert_eq(bigframe_bad, 0);
+    cr_assert_str_eq(goro__stack_guard_name(), guard);
+}
+
+Test(stack, guard_madvise_grows, .timeout = 60) { guard_growth("madvise"); }
+Test(stack, guard_uffd_grows, .timeout = 60) { guard_growth("uffd"); }
+Test(stack, guard_mprotect_grows, .timeout = 60) { guard_growth("mprotect"); }
+
+Test(stack, stackcheck_uffd_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
+{
+    use_guard("uffd");
+    setenv("GORO_DEBUG", "stackcheck", 1);
+    run_on(1, stale_main, NULL);
+}
+
+Test(stack, stackcheck_mprotect_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
+{
+    use_guard("mprotect");
+    setenv("GORO_DEBUG", "stackcheck", 1);
+    run_on(1, stale_main, NULL);
+}
+
+/* ---- mprotect guards: the mapping limit is -ENOMEM, not a crash ---------- */
+
+static volatile long limit_spawned;
+static volatile int limit_rc;
+
+static void limit_parked(void *arg)
+{
+    goro_wg_wait(&park_release);
+    goro_wg_done(&park_done);
+}
+
+static void maplimit_main(void *arg)
+{
+    goro_wg_init(&park_release);
+    goro_wg_init(&park_done);
+    goro_wg_add(&park_release, 1);
+    long n = 0;
+    int rc;
+    for (;;) {
+        goro_wg_add(&park_done, 1);
+        rc = goro_go(limit_parked, NULL);
+        if (rc != 0) {
+            goro_wg_add(&park_done, -1);
+            break;
+        }
+        n++;
+        if (n % 1024 == 0)
+            goro_yield();
+        cr_assert_lt(n, 200000, "no mapping limit reached");
+    }
+    limit_rc = rc;
+    limit_spawned = n;
+    goro_wg_done(&park_release);
+    goro_wg_wait(&park_done);
+}
+
+Test(stack, mprotect_mapping_limit_is_enomem, .timeout = 60)
+{
+    use_guard("mprotect");
+    run_on(2, maplimit_main, NULL);
+    cr_assert_eq(limit_rc, -ENOMEM);
+    cr_assert_gt(limit_spawned, 20000);
+    cr_log_warn("mprotect guards: goro_go returned -ENOMEM after %ld goroutines", limit_spawned);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_eq(st.stack_bytes_reserved, 0);
+}
+
+/* ---- pools: grown stacks are swapped back when a goroutine exits -------- */
+
+static goro_wg pool_wg;
+
+static void pool_one(void *arg)
+{
+    unsigned long checked;
+    chain(NULL, 256 * 1024 / 160, &checked);
+    goro_wg_done(&pool_wg);
+}
+
+static void pool_main(void *arg)
+{
+    goro_wg_init(&pool_wg);
+    for (int round = 0; round < 5; round++) {
+        goro_wg_add(&pool_wg, 200);
+        for (int i = 0; i < 200; i++)
+            cr_assert_eq(goro_go(pool_one, NULL), 0);
+        goro_wg_wait(&pool_wg);
+    }
+    goro_sleep(1000000);
+    struct goro_stats st;
+    goro_stats(&st);
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    /* every exited record holds a one-page stack again (plus main's) */
+    cr_assert_leq(st.stack_bytes_reserved, (uint64_t)(st.spawned) * 2 * pg + 64 * 1024,
+                  "reserved %llu", (unsigned long long)st.stack_bytes_reserved);
+}
+
+Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60)
+{
+    run_on(2, pool_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_geq(st.stack_growths, 1000 * 6);
+}
