@@ -162,26 +162,77 @@ GORO_API void goro_mutex_unlock(goro_mutex *mu);
  * I/O through the netpoller
  * ==================================================================== */
 
+/*
+ * Every call tries the system call itself and, when the fd is not ready
+ * (EAGAIN), parks the goroutine until the netpoller sees the fd become
+ * ready. The first time an fd is used it is made non-blocking (O_NONBLOCK,
+ * shared with every process holding the same open file) and registered
+ * with the netpoller, edge-triggered. Sockets, pipes, FIFOs, eventfds,
+ * timerfds, signalfds and terminals wait; regular files are always ready,
+ * so their calls block the worker like read(2) (use goro_blocking for slow
+ * disks).
+ *
+ * Rules:
+ *  - Close an fd that goro I/O has used with goro_close, not close(2): the
+ *    netpoller keeps per-fd state indexed by number. (fds made by
+ *    goro_accept, goro_listen_tcp and goro_dial_tcp are checked for stale
+ *    state anyway.)
+ *  - Outside a goroutine, the calls that may wait (read, write, accept,
+ *    connect, wait_fd, dial_tcp, blocking) return -EPERM; goro_close,
+ *    goro_fd_deadline (while a runtime runs) and goro_listen_tcp work from
+ *    any thread (goro_listen_tcp and goro_close also with no runtime).
+ *  - Several goroutines may wait on one fd in the same direction (several
+ *    acceptors on one listener); each readiness wakes all of them and they
+ *    retry their calls.
+ *  - Bad fds: -EBADF (-1, or closed); goro_accept on something that is not
+ *    a socket: -ENOTSOCK; on a socket that is not listening: -EINVAL.
+ *  - Writes to a socket whose peer is gone return -EPIPE (MSG_NOSIGNAL);
+ *    writes to such a pipe raise SIGPIPE as write(2) does.
+ */
 enum { GORO_READABLE = 1, GORO_WRITABLE = 2 };
 
-GORO_API ssize_t goro_read(int fd, void *buf, size_t len);        /* >0 bytes, 0 EOF, -errno */
-GORO_API ssize_t goro_write(int fd, const void *buf, size_t len); /* all len bytes, or -errno */
-/* A new fd, non-blocking and close-on-exec, or -errno. */
+/* Read up to len bytes: >0 bytes read, 0 at end of file, -errno. */
+GORO_API ssize_t goro_read(int fd, void *buf, size_t len);
+/* Write all len bytes, waiting as often as the fd's buffer fills: len, or
+ * -errno (bytes already written are then lost to the caller). */
+GORO_API ssize_t goro_write(int fd, const void *buf, size_t len);
+/* A new connection's fd, non-blocking and close-on-exec (TCP_NODELAY set
+ * on TCP, as in Go), or -errno. addr/addrlen as accept(2), may be NULL. */
 GORO_API int     goro_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen);
+/* Connect fd and wait for the connection: 0, or -ECONNREFUSED,
+ * -ETIMEDOUT (the write deadline passed), -ENETUNREACH, ... */
 GORO_API int     goro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
-GORO_API int     goro_wait_fd(int fd, int events, int64_t timeout_ns); /* 0 ready; -ETIMEDOUT */
+/* Wait until fd is readable or writable (events: GORO_READABLE and/or
+ * GORO_WRITABLE; errors and hang-up count as ready). 0 ready; -ETIMEDOUT
+ * after timeout_ns (0: check only) or past the fd's deadline; -ECANCELED if
+ * goro_close'd meanwhile; -EINVAL for bad events. */
+GORO_API int     goro_wait_fd(int fd, int events, int64_t timeout_ns);
 /* Absolute goro_now() times; 0: none. A blocked or later call past its
- * deadline returns -ETIMEDOUT. */
+ * deadline returns -ETIMEDOUT (read deadline: read, accept, wait_fd
+ * READABLE; write deadline: write, connect, wait_fd WRITABLE). Setting a
+ * new deadline, later or 0, applies to calls already blocked. -EINVAL for a
+ * negative time; -EPERM when no runtime runs. */
 GORO_API int     goro_fd_deadline(int fd, int64_t read_deadline_ns, int64_t write_deadline_ns);
-/* Goroutines blocked on fd wake with -ECANCELED, then fd is closed. */
+/* Goroutines blocked on fd wake with -ECANCELED, then fd is closed. 0 or
+ * -errno (-EBADF: not open, or another goro_close of it is under way). */
 GORO_API int     goro_close(int fd);
-/* A listening TCP socket on host (NULL: all addresses) and port (0: a free
- * port; getsockname tells which). fd or -errno. */
+/* A listening TCP socket on host (NULL: every address, IPv6 and IPv4) and
+ * port (0: a free port; getsockname tells which); backlog <= 0: SOMAXCONN.
+ * host may be an IPv4 or IPv6 literal ("::1", "[::1]") or a name, resolved
+ * on a goro_blocking helper; the first address that binds is used.
+ * fd or -errno (-ENOENT: no such host). */
 GORO_API int     goro_listen_tcp(const char *host, int port, int backlog);
-GORO_API int     goro_dial_tcp(const char *host, int port, int64_t timeout_ns); /* fd or -errno */
+/* Connect to host:port, trying each resolved address in turn within one
+ * overall timeout_ns (< 0: no limit; 0: only if it connects at once).
+ * fd (TCP_NODELAY) or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT ...). */
+GORO_API int     goro_dial_tcp(const char *host, int port, int64_t timeout_ns);
 
 /* Run fn(arg) on a helper thread while the goroutine is parked; returns fn's
- * value. For calls that block the thread: files, getaddrinfo, compression. */
+ * value. For calls that block the thread: files, getaddrinfo, compression.
+ * Helpers are started on demand up to GORO_BLOCKING_MAX (default 128) and
+ * exit after 10 s idle; beyond the cap calls wait their turn. When goro_run
+ * returns, a call still running finishes on its (detached) helper and its
+ * result is dropped. -EPERM outside a goroutine, -EINVAL if fn is NULL. */
 GORO_API intptr_t goro_blocking(intptr_t (*fn)(void *arg), void *arg);
 
 /* ======================================================================
