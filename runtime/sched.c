@@ -861,6 +861,7 @@ int goro_run(goro_fn main_fn, void *arg)
     goro__sched.nspinning = 0;
     goro__sched.shutdown = 0;
     goro__sched.foreign = 0;
+    goro__sched.spawned_foreign = 0;
     goro__sched.next_id = 1;
     goro__sched.nodeadlock = debug_has("nodeadlock");
     goro__sched.dump_at_exit = debug_has("dump");
