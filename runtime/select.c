@@ -1,0 +1,259 @@
+/*
+ * select.c - goro_select, on Go's selectgo (runtime/select.go).
+ *
+ * 1. Check the cases (op, NULL channels, a send of NULL data) before
+ *    touching any channel, so a bad call changes nothing.
+ * 2. Build a random poll order of the non-NULL cases (an inside-out
+ *    Fisher-Yates shuffle: a uniformly random permutation, so the first
+ *    ready case in it is uniform among the ready cases) and a lock order:
+ *    the channels sorted by address. Two selects that lock the same channels
+ *    always lock them in the same order, so they cannot deadlock; a channel
+ *    named by several cases is locked once.
+ * 3. Lock every channel, then try the cases in poll order with the same
+ *    non-blocking code as the try calls (chan.c). The first that can proceed
+ *    wins: unlock, ready the partner, return its index.
+ * 4. timeout 0: unlock and return -EAGAIN. Otherwise fill one waiter record
+ *    per case (on this goroutine's stack, or with the index arrays in one
+ *    malloc'd block when there are more than SELECT_INLINE cases), clear
+ *    g->selectdone and park. The park commit, running after the switch,
+ *    queues every record, arms the timeout timer, and unlocks the channels
+ *    from the highest address down, so the lowest stays held until the
+ *    commit touches this stack no more (a waker may ready us the moment the
+ *    first channel is unlocked; we then block on the lowest lock until the
+ *    commit is done).
+ * 5. A waker (send, recv, close on one of the channels, or the timer) must
+ *    win the CAS on g->selectdone before it may use our record; the winner
+ *    writes the outcome and sets g->param to its record (0 for the timer).
+ *    Woken, we delete the timer (waiting for its callback if it is running),
+ *    lock all channels again, unlink the records that did not win, unlock,
+ *    and report.
+ *
+ * Rejected: polling the cases in index order (unfair: Go randomises for a
+ * reason); one global select lock (serialises every select in the process);
+ * locking channels one at a time with try-lock and back-off (livelocks under
+ * contention, and still needs a total order to be correct).
+ *
+ * NULL channels are skipped. A select that has no non-NULL case and no
+ * timeout would wait forever: -EINVAL (as the blocking send/recv on a NULL
+ * channel); with timeout 0 it is -EAGAIN, with a timeout it sleeps and
+ * returns -ETIMEDOUT.
+ */
+#include "chan.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Cases whose records and order arrays live on the stack. */
+#define SELECT_INLINE 4
+
+struct select_state {
+    goro_case *cases;
+    struct goro__sudog *sg;    /* one per non-NULL case */
+    goro_chan **lockorder;     /* the channels, sorted by address */
+    size_t nch;                /* non-NULL cases */
+    struct goro__timer *timer; /* NULL: no timeout */
+};
+
+static void sellock(goro_chan **lo, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || lo[i] != lo[i - 1])
+            goro__chan_lock(lo[i]);
+}
+
+/* Highest address first; lo[0] is released last. See step 4 above. */
+static void selunlock(goro_chan **lo, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        goro_chan *c = lo[i];
+        bool dup = i > 0 && lo[i - 1] == c;   /* read before unlocking c */
+        if (!dup)
+            goro__chan_unlock(c);
+    }
+}
+
+static int cmp_chan(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (goro_chan *const *)a, y = (uintptr_t) * (goro_chan *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sort_chans(goro_chan **lo, size_t n)
+{
+    if (n > 32) {
+        qsort(lo, n, sizeof *lo, cmp_chan);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        goro_chan *c = lo[i];
+        size_t j = i;
+        for (; j > 0 && (uintptr_t)lo[j - 1] > (uintptr_t)c; j--)
+            lo[j] = lo[j - 1];
+        lo[j] = c;
+    }
+}
+
+/* Timer callback (poller thread): the timeout competes with the channels. */
+static void select_timeout_fire(struct goro__timer *t)
+{
+    G *g = t->arg;
+    /* full: see goro__waitq_pop; the loser of this CAS leaves g alone */
+    if (AO_compare_and_swap_full(&g->selectdone, 0, 1)) {
+        g->param = 0;
+        goro__ready(g, false);
+    }
+}
+
+/* Park commit: runs after the switch, with every channel still locked. */
+static bool select_park_commit(G *g, void *arg)
+{
+    struct select_state *st = arg;
+    for (size_t k = 0; k < st->nch; k++) {
+        struct goro__sudog *sg = &st->sg[k];
+        goro_chan *ch = sg->ch;
+        goro__waitq_push(sg->is_send ? &ch->sendq : &ch->recvq, sg);
+    }
+    if (st->timer)
+        goro__timer_add(st->timer);   /* lock order: channels > timer heap */
+    selunlock(st->lockorder, st->nch);
+    return true;
+}
+
+int goro_select(goro_case *cases, size_t n, int64_t timeout_ns)
+{
+    if (n > 0 && !cases)
+        return -EINVAL;
+    if (n > INT_MAX)
+        return -EINVAL;
+    size_t nch = 0;
+    for (size_t i = 0; i < n; i++) {
+        goro_case *c = &cases[i];
+        if (c->op != GORO_SEND && c->op != GORO_RECV)
+            return -EINVAL;
+        if (!c->ch)
+            continue;
+        if (c->op == GORO_SEND && !c->elem && c->ch->elem_size)
+            return -EINVAL;
+        nch++;
+    }
+    G *self = goro__self();
+    if (timeout_ns != 0 && !self)
+        return -EPERM;
+    if (nch == 0 && timeout_ns < 0)
+        return -EINVAL;   /* nothing could ever be ready */
+
+    uint32_t poll_inl[SELECT_INLINE];
+    goro_chan *lock_inl[SELECT_INLINE];
+    struct goro__sudog sg_inl[SELECT_INLINE];
+    uint32_t *pollorder = poll_inl;
+    goro_chan **lockorder = lock_inl;
+    struct goro__sudog *sg = sg_inl;
+    void *mem = NULL;
+    if (nch > SELECT_INLINE) {
+        /* sudogs first (pointer-aligned), then lockorder, then pollorder */
+        mem = malloc(nch * (sizeof *sg + sizeof *lockorder + sizeof *pollorder));
+        if (!mem)
+            return -ENOMEM;
+        sg = mem;
+        lockorder = (goro_chan **)(sg + nch);
+        pollorder = (uint32_t *)(lockorder + nch);
+    }
+
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].ch)
+            continue;
+        uint32_t j = goro__fastrandn((uint32_t)k + 1);
+        pollorder[k] = pollorder[j];
+        pollorder[j] = (uint32_t)i;
+        lockorder[k] = cases[i].ch;
+        k++;
+    }
+    sort_chans(lockorder, nch);
+
+    int ret;
+    sellock(lockorder, nch);
+    for (k = 0; k < nch; k++) {
+        uint32_t i = pollorder[k];
+        goro_case *c = &cases[i];
+        int res, ok;
+        G *wake;
+        if (c->op == GORO_SEND)
+            ok = goro__chan_trysend_locked(c->ch, c->elem, &res, &wake);
+        else
+            ok = goro__chan_tryrecv_locked(c->ch, c->elem, &res, &wake);
+        if (ok) {
+            selunlock(lockorder, nch);
+            if (wake)
+                goro__ready(wake, true);
+            c->result = res;
+            ret = (int)i;
+            goto out_free;
+        }
+    }
+    if (timeout_ns == 0) {
+        selunlock(lockorder, nch);
+        ret = -EAGAIN;
+        goto out_free;
+    }
+
+    /* Block. */
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        goro_case *c = &cases[i];
+        if (!c->ch)
+            continue;
+        sg[k++] = (struct goro__sudog){
+            .g = self, .elem = c->elem, .ch = c->ch, .idx = (uint32_t)i,
+            .is_select = true, .is_send = c->op == GORO_SEND,
+        };
+    }
+    struct goro__timer timer = { 0 };
+    struct select_state st = {
+        .cases = cases, .sg = sg, .lockorder = lockorder, .nch = nch, .timer = NULL,
+    };
+    if (timeout_ns > 0) {
+        int64_t now = goro_now();
+        timer.when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+        timer.fn = select_timeout_fire;
+        timer.arg = self;
+        st.timer = &timer;
+    }
+    /* no ordering: published to wakers by the channel unlocks (release) and
+     * the timer heap lock in the park commit */
+    AO_store(&self->selectdone, 0);
+    goro__park(select_park_commit, &st, W_SELECT, cases);
+
+    struct goro__sudog *win = (struct goro__sudog *)self->param;
+    if (st.timer)
+        goro__timer_del(&timer);   /* waits for a running callback */
+    sellock(lockorder, nch);
+    for (k = 0; k < nch; k++) {
+        if (&sg[k] == win)
+            continue;
+        goro__waitq_remove(sg[k].is_send ? &sg[k].ch->sendq : &sg[k].ch->recvq, &sg[k]);
+    }
+    selunlock(lockorder, nch);
+
+    if (!win) {
+        ret = -ETIMEDOUT;
+        goto out_free;
+    }
+    goro_case *c = &cases[win->idx];
+    if (c->op == GORO_RECV) {
+        if (win->success) {
+            c->result = 1;
+        } else {
+            if (c->elem && c->ch->elem_size)
+                memset(c->elem, 0, c->ch->elem_size);
+            c->result = 0;
+        }
+    } else {
+        c->result = win->success ? 0 : -EPIPE;
+    }
+    ret = (int)win->idx;
+out_free:
+    free(mem);
+    return ret;
+}
