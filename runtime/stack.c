@@ -608,7 +608,9 @@ static const uint8_t x86_to_greg[16] = {
     REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
 };
 
-static void reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_t delta)
+/* Returns the gregs index it moved, or -1: the caller must not move that
+ * register a second time. */
+static int reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_t delta)
 {
     const uint8_t *ip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
     static const uint8_t or64[] = { 0x48, 0x83, 0x0c, 0x24, 0x00 };  /* orq $0,(%rsp) */
@@ -622,12 +624,12 @@ static void reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_
     else if (memcmp(ip, mov64, sizeof mov64) == 0)
         n = sizeof mov64;
     else
-        return;
+        return -1;
     ip += n;
     /* cmp r64, r/m64 (REX.W 39 /r) with r/m = rsp, or cmp r64, r/m64
      * (REX.W 3B /r) with reg = rsp */
     if ((ip[0] & 0xf8) != 0x48 || (ip[2] & 0xc0) != 0xc0)
-        return;
+        return -1;
     int reg = ((ip[2] >> 3) & 7) | ((ip[0] & 4) ? 8 : 0);
     int rm = (ip[2] & 7) | ((ip[0] & 1) ? 8 : 0);
     int other;
@@ -636,12 +638,14 @@ static void reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_
     else if (ip[1] == 0x3b && reg == 4)
         other = rm;
     else
-        return;
+        return -1;
     if (other == 4)
-        return;
+        return -1;
     uint64_t v = (uint64_t)uc->uc_mcontext.gregs[x86_to_greg[other]];
-    if (v < glo && hi - v <= st.max)
-        uc->uc_mcontext.gregs[x86_to_greg[other]] = (greg_t)(v + (uint64_t)delta);
+    if (v >= glo || hi - v > st.max)
+        return -1;
+    uc->uc_mcontext.gregs[x86_to_greg[other]] = (greg_t)(v + (uint64_t)delta);
+    return x86_to_greg[other];
 }
 
 static int64_t mono_ns(void)
@@ -765,8 +769,9 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
         uint64_t v = src[i];
         dst[i] = in_old(v, glo, hi) ? v + (uint64_t)delta : v;
     }
+    int done = reloc_probe_end(uc, glo, hi, delta);
     for (int r = 0; r < NGREG; r++) {
-        if (r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
+        if (r == done || r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
             r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
             continue;
         uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
@@ -774,7 +779,6 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
             uc->uc_mcontext.gregs[r] = (greg_t)(v + (uint64_t)delta);
     }
     reloc_fpstate(uc, glo, hi, delta);
-    reloc_probe_end(uc, glo, hi, delta);
 
     g->stack = ns;
     retire(g, &old, locked);
