@@ -47,9 +47,12 @@ rm -rf "$LOGS"
 mkdir -p "$LOGS" "$BUILD/bench/go" || exit 1
 
 # ---------------------------------------------------------------------------
-# The benchmarks: id | program | workers | arguments (both sides) | bar.
-# workers: a number, or P for $PROCS. bar: the goro/Go ratio DESIGN.md asks
-# for ("-": none), or "abs:BYTES" for an absolute ceiling on goro's figure.
+# The benchmarks: id | program | workers | arguments (both sides) | bar
+# [| runs in quick mode]. workers: a number, or P for $PROCS. bar: the goro/Go
+# ratio DESIGN.md asks for ("-": none), or "abs:BYTES" for an absolute ceiling
+# on goro's figure. parked_1m runs once per side in quick mode: it takes the
+# longest by far, and its figure (bytes per goroutine) is the same to the
+# byte from run to run.
 # ---------------------------------------------------------------------------
 PAGE=$(getconf PAGESIZE)
 BENCHES=(
@@ -62,7 +65,7 @@ BENCHES=(
 "mutex_contended|mutex|P|n=8000000 goroutines=8|-"
 "mutex_uncontended|mutex|P|n=20000000 goroutines=1|-"
 "parked_100k|parked|P|n=100000|abs:$((PAGE + 256))"
-"parked_1m|parked|P|n=1000000|abs:$((PAGE + 256))"
+"parked_1m|parked|P|n=1000000|abs:$((PAGE + 256))|1"
 "stack_64m|stackgrow|P|goroutines=1 target=67108864 reps=5|1"
 "stack_10k_256k|stackgrow|P|goroutines=10000 target=262144 reps=3|1"
 "tcp_echo_64|tcpecho|P|conns=64 rts=2000 msg=64 secs=10|1"
@@ -197,20 +200,23 @@ run_one() {
 }
 
 # results per benchmark and side: space-separated values, unit, failure
-declare -A VALS UNIT ERR
+declare -A VALS UNIT ERR NRUNS
 total=${#selected[@]}
 i=0
 T0=$(date +%s)
 say "bench: $MODE, $RUNS runs per side, $PROCS workers (goro: GORO_PROCS, Go: GOMAXPROCS), timeout ${TMO}s"
 for b in "${selected[@]}"; do
-    IFS='|' read -r id prog workers args bar <<<"$b"
+    IFS='|' read -r id prog workers args bar qruns <<<"$b"
     i=$((i + 1))
     [ "$workers" = P ] && workers=$PROCS
+    runs=$RUNS
+    [ "$MODE" = quick ] && [ -n "$qruns" ] && [ -z "${BENCH_RUNS:-}" ] && runs=$qruns
+    NRUNS[$id]=$runs
     VALS[$id.goro]= VALS[$id.go]= UNIT[$id]=
     [ "${CBUILD[$prog]}" = ok ] && ERR[$id.goro]= || ERR[$id.goro]="C ${CBUILD[$prog]}"
     [ "${GOBUILD[$prog]}" = ok ] && ERR[$id.go]= || ERR[$id.go]="Go ${GOBUILD[$prog]}"
-    for run in $(seq 1 "$RUNS"); do
-        msg=$(printf '[%2d/%d] %-18s run %d/%d ' "$i" "$total" "$id" "$run" "$RUNS")
+    for run in $(seq 1 "$runs"); do
+        msg=$(printf '[%2d/%d] %-18s run %d/%d ' "$i" "$total" "$id" "$run" "$runs")
         for side in goro go; do
             label=goro; [ $side = go ] && label=Go
             if [ -n "${ERR[$id.$side]}" ]; then
@@ -254,7 +260,7 @@ FAILS=$WORK/fails.tsv # id, side, why
 : >"$CHART"
 n=0
 for b in "${selected[@]}"; do
-    IFS='|' read -r id prog workers args bar <<<"$b"
+    IFS='|' read -r id prog workers args bar _ <<<"$b"
     n=$((n + 1))
     unit=${UNIT[$id]:-}
     dir=$(direction "${unit:-ns/op}")
@@ -269,6 +275,10 @@ for b in "${selected[@]}"; do
         read -r gmed gmin gmax <<<"$(stats ${VALS[$id.go]})"
         gm="$(fmt "$gmed") $unit"; gs="$(fmt "$gmin")-$(fmt "$gmax")"
     else gmed=; gm="FAIL"; fi
+    if [ "${NRUNS[$id]}" != "$RUNS" ]; then
+        [ "$cs" != - ] && cs="$cs (${NRUNS[$id]} run$([ "${NRUNS[$id]}" = 1 ] || echo s))"
+        [ "$gs" != - ] && gs="$gs (${NRUNS[$id]} run$([ "${NRUNS[$id]}" = 1 ] || echo s))"
+    fi
     case $unit in bytes/*) better=smaller worse=larger ;; *) better=faster worse=slower ;; esac
     if [ -n "$cmed" ] && [ -n "$gmed" ]; then
         ratio=$(awk -v c="$cmed" -v g="$gmed" -v d="$dir" 'BEGIN { printf "%.4f", (d == "lower") ? g / c : c / g }')
@@ -307,12 +317,12 @@ done
 # The table, for the terminal and for RESULTS.md.
 table_text() {
     awk -F'\t' 'BEGIN {
-        printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", "benchmark", "goro median", "Go median", "goro vs Go (ratio >1: goro better)", "bar", "goro min-max", "Go min-max"
-        printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", "---------", "-----------", "---------", "----------------------------------", "---", "------------", "----------"
+        f = "%-18s %22s %22s  %-19s %-15s %-22s %s\n"
+        printf f, "benchmark", "goro median", "Go median", "goro vs Go", "bar", "goro min-max", "Go min-max"
+        printf f, "---------", "-----------", "---------", "----------", "---", "------------", "----------"
     } {
         bar = $7; if ($8 != "") bar = bar " " $8
-        v = $6; if (length(v) > 34) v = substr(v, 1, 33) "~"
-        printf "%-18s %16s %16s  %-34s %-16s %-15s %-15s\n", $1, $2, $3, v, bar, $9, $10
+        printf f, $1, $2, $3, $6, bar, $9, $10
     }' "$ROWS"
     [ -s "$FAILS" ] && echo && awk -F'\t' '{ printf "FAIL %s (%s): %s\n", $1, $2, $3 }' "$FAILS"
 }
