@@ -331,8 +331,8 @@ static int dl_fd;
 static void dl_extender(void *arg)
 {
     (void)arg;
-    goro_sleep(30 * MS);
-    cr_assert_eq(goro_fd_deadline(dl_fd, goro_now() + 150 * MS, 0), 0);
+    goro_sleep(20 * MS);
+    cr_assert_eq(goro_fd_deadline(dl_fd, goro_now() + 400 * MS, 0), 0);
 }
 
 static void deadline_main(void *arg)
@@ -360,11 +360,12 @@ static void deadline_main(void *arg)
     /* a deadline moved later while a read is blocked applies */
     dl_fd = sv[0];
     t0 = goro_now();
-    cr_assert_eq(goro_fd_deadline(sv[0], t0 + 50 * MS, 0), 0);
+    /* (generous margins: two shared cores may delay the extender) */
+    cr_assert_eq(goro_fd_deadline(sv[0], t0 + 250 * MS, 0), 0);
     goro_go(dl_extender, NULL);
     cr_assert_eq(goro_read(sv[0], &c, 1), -ETIMEDOUT);
     took = goro_now() - t0;
-    cr_assert_geq(took, 150 * MS, "took %lld ns", (long long)took);
+    cr_assert_geq(took, 400 * MS, "took %lld ns", (long long)took);
     cr_assert_eq(goro_fd_deadline(sv[0], 0, 0), 0);
 
     /* a write blocked on a full buffer times out */
@@ -528,7 +529,8 @@ Test(netpoll, blocking_100_sleepers_at_once, .timeout = 30)
     cr_assert_eq(blk_done, NBLOCK);
     cr_assert_lt(blk_took, 2 * SEC, "the calls did not run at once (%lld ms)",
                  (long long)(blk_took / MS));
-    cr_assert_gt(ticks, 50, "other goroutines stalled: %lu ticks", (unsigned long)ticks);
+    /* 1 ms ticks over ~200 ms; a parallel test process may take the cores */
+    cr_assert_gt(ticks, 20, "other goroutines stalled: %lu ticks", (unsigned long)ticks);
     cr_assert_eq(goro_blocking(sleepy, NULL), -EPERM);
 }
 
@@ -699,7 +701,9 @@ static void multi_acceptor(void *arg)
     for (;;) {
         int fd = goro_accept(lfd, NULL, NULL);
         if (fd < 0) {
-            cr_assert_eq(fd, -ECANCELED);
+            /* blocked in accept: -ECANCELED; came back to it after the
+             * close finished: -EBADF */
+            cr_assert(fd == -ECANCELED || fd == -EBADF, "accept: %s", strerror(-fd));
             goro_wg_done(&multi_wg);
             return;
         }
