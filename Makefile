@@ -40,8 +40,10 @@ HDRS     = include/goro.h $(wildcard runtime/*.h) $(wildcard netpoll/*.h)
 TESTS    = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 BENCH_C  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 TOOLS    = $(if $(wildcard tools/stackgrow/*.c),tools/stackgrow/stackgrow)
-EXAMPLES = $(patsubst examples/%/main.c,examples/%/%,$(wildcard examples/*/main.c))
+EX_DIRS  = $(patsubst %/main.c,%,$(wildcard examples/*/main.c))
+EXAMPLES = $(foreach d,$(EX_DIRS),$(d)/$(notdir $(d)))
 
+.SECONDEXPANSION:
 .PHONY: all deps test-deps bench-deps test stress bench install clean
 all: deps $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(TOOLS) $(EXAMPLES)
 
@@ -76,7 +78,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgoro.a
 tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/libgoro.a
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS) -lm
 
-examples/%: $(BUILD)/libgoro.a
+$(EXAMPLES): %: $$(dir %)main.c $(BUILD)/libgoro.a
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $@)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 # Each suite is its own binary; Criterion runs every test in its own process.
