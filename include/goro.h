@@ -80,6 +80,17 @@ GORO_API void goro_sleep(int64_t ns);
 
 typedef struct goro_chan goro_chan;
 
+/* Channels follow Go: FIFO per channel; a send on an unbuffered channel
+ * completes only when a receiver takes the value (handed over directly, and
+ * the woken goroutine runs next on the same worker); close wakes every
+ * blocked receiver (0) and sender (-EPIPE).
+ *
+ * A NULL channel is never ready: the try calls return -EAGAIN and a select
+ * skips the case. Where Go would block forever (send or receive on a nil
+ * channel) the blocking calls return -EINVAL instead; goro_chan_close(NULL)
+ * is -EINVAL; len and cap of NULL are 0; goro_chan_free(NULL) does nothing.
+ * Argument errors are reported before -EPERM. */
+
 /* A channel of cap elements of elem_size bytes (cap 0: unbuffered;
  * elem_size 0: a signal-only channel, Go's chan struct{}, whose elem
  * arguments may be NULL). NULL with errno EINVAL when elem_size * cap
@@ -87,29 +98,37 @@ typedef struct goro_chan goro_chan;
 GORO_API goro_chan *goro_chan_make(size_t elem_size, size_t cap);
 
 /* Free a channel no goroutine uses any more. A channel that still has
- * blocked senders or receivers is not freed (they would be lost). */
+ * blocked senders or receivers (or selects waiting on it) is NOT freed,
+ * since they would wake on freed memory: a warning goes to stderr and the
+ * channel stays valid (close it first, or let its waiters finish). */
 GORO_API void goro_chan_free(goro_chan *ch);
 
-/* Send elem (elem_size bytes copied). Blocks until a receiver takes it or
- * there is room in the buffer. 0; -EPIPE if the channel is or becomes
- * closed; -EINVAL if ch is NULL... (a NULL channel blocks forever in Go; here
- * it is reported: see the README). -EPERM outside a goroutine. */
+/* Send elem (elem_size bytes copied from it). Blocks until a receiver takes
+ * it or there is room in the buffer. 0; -EPIPE if the channel is closed or
+ * is closed while blocked; -EINVAL if ch is NULL, or elem is NULL while
+ * elem_size > 0; -EPERM outside a goroutine. */
 GORO_API int goro_chan_send(goro_chan *ch, const void *elem);
 
 /* Receive into elem (may be NULL to discard). 1: a value; 0: the channel is
- * closed and drained (elem zero-filled). -EPERM outside a goroutine. */
+ * closed and drained (elem zero-filled); -EINVAL if ch is NULL; -EPERM
+ * outside a goroutine. */
 GORO_API int goro_chan_recv(goro_chan *ch, void *elem);
 
-/* Non-blocking forms, callable from any thread. trysend: 0, -EAGAIN, -EPIPE.
- * tryrecv: 1, 0 (closed and drained), -EAGAIN. */
+/* Non-blocking forms, callable from any thread while the runtime runs (or
+ * when none runs and no goroutine waits on ch). trysend: 0, -EAGAIN (full,
+ * no receiver, or ch NULL), -EPIPE (closed), -EINVAL (elem NULL while
+ * elem_size > 0). tryrecv: 1, 0 (closed and drained, elem zero-filled),
+ * -EAGAIN (empty, no sender, or ch NULL). */
 GORO_API int goro_chan_trysend(goro_chan *ch, const void *elem);
 GORO_API int goro_chan_tryrecv(goro_chan *ch, void *elem);
 
 /* Close: every blocked receiver wakes with 0, every blocked sender with
- * -EPIPE. 0; -EPIPE if already closed. */
+ * -EPIPE; buffered values can still be received. 0; -EPIPE if already
+ * closed; -EINVAL if ch is NULL. Callable from any thread. */
 GORO_API int goro_chan_close(goro_chan *ch);
 
-/* Elements buffered now, and the buffer's capacity. */
+/* Elements buffered now (a snapshot), and the buffer's capacity; 0 for
+ * NULL. */
 GORO_API size_t goro_chan_len(goro_chan *ch);
 GORO_API size_t goro_chan_cap(goro_chan *ch);
 
@@ -120,17 +139,27 @@ GORO_API size_t goro_chan_cap(goro_chan *ch);
 enum { GORO_SEND = 1, GORO_RECV = 2 };
 
 typedef struct goro_case {
-    goro_chan *ch;     /* NULL: this case is never ready */
+    goro_chan *ch;     /* NULL: this case is never ready (skipped) */
     int        op;     /* GORO_SEND or GORO_RECV */
-    void      *elem;   /* value to send, or buffer to receive into (may be NULL) */
-    int        result; /* out, for the chosen case: RECV 1 value / 0 closed;
-                          SEND 0 sent / -EPIPE closed */
+    void      *elem;   /* value to send, or buffer to receive into (may be NULL
+                          for RECV, and for SEND when elem_size is 0) */
+    int        result; /* out, for the chosen case only: RECV 1 value / 0 closed
+                          (elem zero-filled); SEND 0 sent / -EPIPE closed */
 } goro_case;
 
 /* Wait until one of n cases can proceed, and proceed with it. Returns the
  * index of that case. timeout_ns < 0: wait forever; 0: never block (Go's
  * default clause), -EAGAIN if none is ready; > 0: -ETIMEDOUT when it passes.
- * When several cases are ready one is chosen uniformly at random. */
+ * When several cases are ready one is chosen uniformly at random. The same
+ * channel may appear in several cases, sends and receives mixed; a send
+ * case on a closed channel is ready (result -EPIPE), as is a receive case.
+ * Any number of cases (more than a few cost one malloc per call).
+ * Errors, checked before any channel is touched (nothing is sent or
+ * received): -EINVAL if cases is NULL with n > 0, a case's op is not
+ * GORO_SEND/GORO_RECV, a SEND case has elem NULL while elem_size > 0, or no
+ * case has a channel (n == 0 or all NULL) and timeout_ns < 0, which would
+ * wait forever (with a timeout such a select just waits: -EAGAIN or
+ * -ETIMEDOUT); -EPERM outside a goroutine unless timeout_ns is 0; -ENOMEM. */
 GORO_API int goro_select(goro_case *cases, size_t n, int64_t timeout_ns);
 
 /* ======================================================================
@@ -151,11 +180,19 @@ GORO_API void goro_wg_done(goro_wg *wg);
 /* Park until the counter is zero. 0; -EPERM outside a goroutine. */
 GORO_API int  goro_wg_wait(goro_wg *wg);
 
+/* Mutex, as Go's sync.Mutex. Uncontended lock and unlock are one atomic
+ * compare-and-swap each. A contended lock spins briefly, then parks the
+ * goroutine (not the thread). Fairness is Go's: normally a goroutine that
+ * arrives while the lock is free may take it ahead of a woken waiter (fast);
+ * once a waiter has waited more than 1 ms the mutex hands itself directly
+ * from unlocker to the oldest waiter until the queue drains, so no waiter
+ * starves. The mutex is not tied to a goroutine: another goroutine (or
+ * thread) may unlock it. Unlocking an unlocked mutex is fatal, as in Go. */
 GORO_API void goro_mutex_init(goro_mutex *mu);
-/* Lock, parking the goroutine (not the thread) while another holds it.
- * 0; -EPERM outside a goroutine. */
+/* 0; -EPERM outside a goroutine. */
 GORO_API int  goro_mutex_lock(goro_mutex *mu);
-GORO_API int  goro_mutex_trylock(goro_mutex *mu); /* 0 or -EBUSY */
+/* 0 or -EBUSY (also while waiters are owed the lock); any thread. */
+GORO_API int  goro_mutex_trylock(goro_mutex *mu);
 GORO_API void goro_mutex_unlock(goro_mutex *mu);
 
 /* ======================================================================
