@@ -78,6 +78,9 @@
  *  - A goroutine's stack changes only in the fault handler, on the worker
  *    running that goroutine; a parked goroutine's stack never moves, so
  *    pointers into it held by the runtime while it is parked stay valid.
+ *    The only pointers into a running goroutine's stack kept outside it are
+ *    its own G's unlockarg, waitobj and param (set on the way to park);
+ *    the handler moves those with the stack.
  *  - g->stack.lo - page is always a guard page; [lo, hi) is always
  *    readable and writable (and, under uffd, populated).
  *  - A stack is in exactly one place: attached to a G record, in a pool,
@@ -779,6 +782,17 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
             uc->uc_mcontext.gregs[r] = (greg_t)(v + (uint64_t)delta);
     }
     reloc_fpstate(uc, glo, hi, delta);
+
+    /* The running goroutine's own record may point into its stack while it
+     * is on its way to park: goro__park stores its unlock function's
+     * argument (a waiter record on this stack) before the switch, and the
+     * switch path still runs on this stack. Those fields move too. */
+    void **selfp[] = { &g->unlockarg, &g->waitobj, (void **)(void *)&g->param };
+    for (size_t i = 0; i < sizeof selfp / sizeof selfp[0]; i++) {
+        uint64_t v = (uint64_t)(uintptr_t)*selfp[i];
+        if (in_old(v, glo, hi))
+            *selfp[i] = (void *)(uintptr_t)(v + (uint64_t)delta);
+    }
 
     g->stack = ns;
     retire(g, &old, locked);

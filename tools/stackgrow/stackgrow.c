@@ -19,6 +19,7 @@
 
 #include <atomic_ops.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,6 +97,7 @@ static void corrupt(struct gstate *gs, long depth, const char *what)
     if (AO_fetch_and_add1_full(&corruptions) == 0) {
         snprintf(first_corruption, sizeof first_corruption,
                  "goroutine %" PRIu64 " at depth %ld: %s", gs->gid, depth, what);
+        fprintf(stderr, "stackgrow: CORRUPTION: %s\n", first_corruption);
         AO_store_release(&stop, 1);
     }
 }
@@ -172,11 +174,17 @@ __attribute__((noinline)) static int vec_probe(uint64_t *p)
 static int hop(struct gstate *gs, uint64_t tag)
 {
     struct hopmsg m = { tag, gs->reply };
-    if (goro_chan_send(hopch, &m) != 0)
-        return 0;                        /* shutting down */
+    int rc = goro_chan_send(hopch, &m);
+    if (rc != 0) {
+        fprintf(stderr, "stackgrow: hop: goro_chan_send: %d\n", rc);
+        return 1;
+    }
     uint64_t back = 0;
-    if (goro_chan_recv(gs->reply, &back) != 1)
-        return 0;
+    rc = goro_chan_recv(gs->reply, &back);
+    if (rc != 1) {
+        fprintf(stderr, "stackgrow: hop: goro_chan_recv: %d\n", rc);
+        return 1;
+    }
     return back == ~tag ? 0 : 1;
 }
 
@@ -316,31 +324,12 @@ static double now_s(void)
     return (double)goro_now() / 1e9;
 }
 
-static void main_fn(void *arg)
+static void *progress(void *arg)
 {
+    double t0 = *(double *)arg, last = t0;
     struct goro_stats st;
-    nhoppers = 2 * goro_procs();
-    hopch = goro_chan_make(sizeof(struct hopmsg), 0);
-    if (hopch == NULL) {
-        fprintf(stderr, "stackgrow: cannot make a channel\n");
-        exit(2);
-    }
-    goro_wg_init(&hop_wg);
-    goro_wg_add(&hop_wg, nhoppers);
-    for (int i = 0; i < nhoppers; i++)
-        goro_go(hopper, NULL);
-    goro_wg_init(&wg);
-    goro_wg_add(&wg, opt.goroutines);
-    double t0 = now_s(), last = t0;
-    for (long i = 0; i < opt.goroutines; i++) {
-        int rc = goro_go(diver, NULL);
-        if (rc != 0) {
-            fprintf(stderr, "stackgrow: goro_go: %s\n", strerror(-rc));
-            exit(2);
-        }
-    }
     while (!AO_load(&stop)) {
-        goro_sleep(50 * 1000 * 1000);
+        usleep(50 * 1000);
         double t = now_s();
         if (opt.dives == 0 && t - t0 >= opt.duration)
             AO_store(&stop, 1);
@@ -356,7 +345,43 @@ static void main_fn(void *arg)
             fflush(stdout);
         }
     }
+    return NULL;
+}
+
+static void main_fn(void *arg)
+{
+    struct goro_stats st;
+    nhoppers = 2 * goro_procs();
+    hopch = goro_chan_make(sizeof(struct hopmsg), 0);
+    if (hopch == NULL) {
+        fprintf(stderr, "stackgrow: cannot make a channel\n");
+        exit(2);
+    }
+    goro_wg_init(&hop_wg);
+    goro_wg_add(&hop_wg, nhoppers);
+    for (int i = 0; i < nhoppers; i++)
+        goro_go(hopper, NULL);
+    goro_wg_init(&wg);
+    goro_wg_add(&wg, opt.goroutines);
+    double t0 = now_s();
+    for (long i = 0; i < opt.goroutines; i++) {
+        int rc = goro_go(diver, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "stackgrow: goro_go: %s\n", strerror(-rc));
+            exit(2);
+        }
+    }
+    /* Progress and the clock run on a plain thread: with thousands of
+     * runnable goroutines a sleeping main goroutine may wait its turn. */
+    pthread_t pt;
+    double *t0p = &t0;
+    if (pthread_create(&pt, NULL, progress, t0p) != 0) {
+        fprintf(stderr, "stackgrow: pthread_create failed\n");
+        exit(2);
+    }
     goro_wg_wait(&wg);
+    AO_store(&stop, 1);
+    pthread_join(pt, NULL);
     struct hopmsg m = { 0, NULL };
     for (int i = 0; i < nhoppers; i++)
         goro_chan_send(hopch, &m);
