@@ -66,7 +66,13 @@ _Static_assert(offsetof(struct goro__ctx, r12) == 24, "asm offsets");
 _Static_assert(offsetof(struct goro__ctx, r15) == 48, "asm offsets");
 
 /* What a worker does with w->pend after switching away from it. */
-enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
+enum {
+    PEND_NONE,
+    PEND_PARK,      /* run its unlock function; undo the park if it says so */
+    PEND_YIELD,     /* to the tail of the local queue */
+    PEND_SPAWNER,   /* to runnext: a spawner that let its child run first */
+    PEND_EXIT,      /* to the free list */
+};
 
 /* adaptive: spins briefly before sleeping; the lock is held for a few
  * dozen instructions, and a futex sleep costs more than the wait */
@@ -639,6 +645,9 @@ static inline __attribute__((always_inline)) void after_switch(W *w)
     case PEND_YIELD:
         runq_put(w, p, false);
         break;
+    case PEND_SPAWNER:
+        runq_put(w, p, true);
+        break;
     case PEND_EXIT:
         goro__g_free(w, p);
         break;
@@ -719,6 +728,26 @@ void goro__ready_list(G *head, int n)
 void goro__sched_spawn(W *w, G *g)
 {
     if (w != NULL && w->curg != NULL) {
+        /* A goroutine spawning faster than the workers run what it spawns
+         * fills its queue. Rather than spill half of it to the global queue
+         * (and on and on: a million goroutines, a million stacks alive),
+         * the spawner lets the child run now and continues from runnext
+         * when the child blocks or exits. The backlog stays one queue long;
+         * Go bounds it the same way by preempting the spawner. */
+        AO_t h = AO_load(&w->runq_head);
+        if (unlikely(w->runq_tail - h >= GORO_RUNQ - 1)) {
+            G *parent = w->curg;
+            wakep(); /* a full queue: let idle workers steal from it */
+            parent->status = G_RUNNABLE;
+            parent->saved_errno = *w->errno_ptr;
+            w->pend = parent;
+            w->pendkind = PEND_SPAWNER;
+            switch_to(w, parent, g);
+            w = parent->w;
+            after_switch(w);
+            *w->errno_ptr = parent->saved_errno;
+            return;
+        }
         runq_put(w, g, true);
     } else {
         if (w == NULL && !tls_internal)
