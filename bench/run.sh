@@ -444,6 +444,16 @@ mv "$CSV" "$OUT/results.csv"
 | stack_10k_256k | 10,000 goroutines, each recursing to 208 KiB (stack grows to 256 KiB), 3 times | ms per 10,000 | checksum of every recursion |
 | tcp_echo_64 | echo server and 64 clients in one process on 127.0.0.1, 2,000 round trips of 64 bytes each (10 s cap) | round trips per second | every echo equals what was sent; server bytes = client bytes |
 EOF
+    echo
+    echo "## Parameters of this run (both sides get the same key=value arguments)"
+    echo
+    echo "| benchmark | program | workers | arguments | runs per side |"
+    echo "|---|---|---|---|---|"
+    for b in "${selected[@]}"; do
+        IFS='|' read -r id prog workers args _ <<<"$b"
+        [ "$workers" = P ] && workers=$PROCS
+        echo "| $id | \`bench/$prog.c\`, \`bench/go/$prog/main.go\` | $workers | \`$args\` | ${NRUNS[$id]} |"
+    done
 } >"$OUT/RESULTS.md"
 
 say "bench: wrote $OUT/RESULTS.md, $OUT/results.csv${PNG:+, $PNG} (${ELAPSED}s)"
