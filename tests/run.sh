@@ -10,7 +10,7 @@ for t in "$@"; do
     echo "== $name"
     out=$("$t" --jobs "$jobs" 2>&1)
     rc=$?
-    printf '%s\n' "$out" | grep -vE '^\[----\]|^$' | grep -E 'FAIL|Crash|Timeout|fatal|Synthesis|Warning|\[FAIL\]|Assertion' | head -40
+    printf '%s\n' "$out" | grep -vE '^\[----\]|^$' | grep -E 'FAIL|Crash|Timeout|Synthesis|Warning|NOTE|Assertion' | head -40
     line=$(printf '%s\n' "$out" | grep -E 'Synthesis: Tested:' | tail -1)
     p=$(sed -nE 's/.*Passing: ([0-9]+).*/\1/p' <<<"$line")
     f=$(sed -nE 's/.*Failing: ([0-9]+).*/\1/p' <<<"$line")

@@ -1,18 +1,39 @@
 #!/usr/bin/env bash
-# tests/stress.sh - the long runs behind `make stress`.
-# The park/ready stress suite 20 times in a row: one failure fails it all.
+# tests/stress.sh - the long runs behind `make stress`:
+#  1. the park/ready stress suite 20 times in a row (one failure fails all);
+#  2. one million goroutines parked at once, stacks guarded;
+#  3. tools/stackgrow: 10,000 goroutines on 2 workers growing to 1 MiB for
+#     60 s, which must end with "0 corruptions".
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
-fail=0
+pass=0 fail=0
 for i in $(seq 1 "$runs"); do
     out=$(build/tests/test_stress --jobs 1 2>&1)
     line=$(printf '%s\n' "$out" | grep 'Synthesis' | tail -1)
-    echo "stress run $i/$runs: $line"
-    if ! printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
+    echo "park/ready stress run $i/$runs: $line"
+    if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
+        pass=$((pass + 1))
+    else
         printf '%s\n' "$out" | tail -20
         fail=$((fail + 1))
     fi
 done
-echo "stress: $((runs - fail)) passed, $fail failed"
+
+echo "one million parked goroutines:"
+if GORO_TEST_PARKED=1000000 build/tests/test_stack --filter 'stack/parked_200k_madvise' 2>&1 |
+        tee /dev/stderr | grep -q 'Failing: 0 | Crashing: 0'; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1))
+fi
+
+echo "stackgrow, 60 s:"
+if tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 60 2>&1 |
+        tee /dev/stderr | grep -q '^ *0 corruptions'; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1))
+fi
+echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -594,7 +594,7 @@ Test(netpoll, idle_10k_connections_no_cpu, .timeout = 120)
     idle_n = IDLE_CONNS;
     if (rl.rlim_cur < (rlim_t)IDLE_CONNS + 64) {
         idle_n = (int)rl.rlim_cur - 64;
-        cr_log_warn("RLIMIT_NOFILE hard limit %lu: using %d connections, not %d",
+        test_note("RLIMIT_NOFILE hard limit %lu: using %d connections, not %d",
                     (unsigned long)rl.rlim_max, idle_n, IDLE_CONNS);
     }
     idle_lfd = goro_listen_tcp("127.0.0.1", 0, 4096); /* before goro_run: allowed */
@@ -735,7 +735,7 @@ static void names_main(void *arg)
     /* IPv6 loopback */
     int lfd = goro_listen_tcp("::1", 0, 64);
     if (lfd == -EADDRNOTAVAIL || lfd == -EAFNOSUPPORT) {
-        cr_log_warn("no IPv6 loopback here: skipping ::1");
+        test_note("no IPv6 loopback here: skipping ::1");
     } else {
         cr_assert_geq(lfd, 0, "listen ::1: %s", strerror(-lfd));
         goro_go(echo_server, (void *)(intptr_t)lfd);

@@ -22,6 +22,14 @@ static inline void run_on(int procs, goro_fn fn, void *arg)
     cr_assert_eq(goro_run(fn, arg), 0, "goro_run failed");
 }
 
+/* A figure worth seeing in the test output. (cr_log_warn would do, but
+ * Criterion 2.4 then exits 1 even when every test passed.) */
+#define test_note(...)                                                       \
+    do {                                                                     \
+        fprintf(stderr, "[NOTE] " __VA_ARGS__);                              \
+        fputc('\n', stderr);                                                 \
+    } while (0)
+
 static inline int64_t cpu_time_ns(void)
 {
     struct timespec ts;
