@@ -376,8 +376,8 @@ if command -v gnuplot >/dev/null 2>&1; then
     [ "$nlt" -gt 0 ] && PLOT="$PLOT, '' using (\$3 < 1 ? \$3 : 1/0):1:3:(1):(\$1-0.35):(\$1+0.35) with boxxyerror lc rgb '#cd5c5c' title 'Go better'"
     [ "$nbar" -gt 0 ] && PLOT="$PLOT, '' using 4:(\$1-0.42):(0):(0.84) with vectors nohead lw 5 lc rgb '#1f3fbf' title 'bar from DESIGN.md'"
     # a value label goes past its bar's mark when the mark is just beyond the box
-    [ "$nge" -gt 0 ] && PLOT="$PLOT, '' using (\$3 >= 1 ? ((\$4 > \$3 && \$4 < \$3 * 1.4) ? \$4 : \$3) * 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels left font ',10' notitle"
-    [ "$nlt" -gt 0 ] && PLOT="$PLOT, '' using (\$3 < 1 ? ((\$4 < \$3 && \$4 > \$3 / 1.4) ? \$4 : \$3) / 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels right font ',10' notitle"
+    [ "$nge" -gt 0 ] && PLOT="$PLOT, '' using (\$3 >= 1 ? ((strcol(4) ne 'NaN' && \$4 > \$3 && \$4 < \$3 * 1.4) ? \$4 : \$3) * 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels left font ',10' notitle"
+    [ "$nlt" -gt 0 ] && PLOT="$PLOT, '' using (\$3 < 1 ? ((strcol(4) ne 'NaN' && \$4 < \$3 && \$4 > \$3 / 1.4) ? \$4 : \$3) / 1.04 : 1/0):1:(sprintf('%.2fx', \$3)) with labels right font ',10' notitle"
     [ "$nfail" -gt 0 ] && PLOT="$PLOT, '' using (strcol(5) eq 'FAIL' ? 1.04 : 1/0):1:('FAIL') with labels left font ',11' tc rgb '#cc0000' notitle"
     cat >"$WORK/chart.gp" <<EOF
 set terminal $term
