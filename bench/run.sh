@@ -204,6 +204,7 @@ declare -A VALS UNIT ERR NRUNS
 total=${#selected[@]}
 i=0
 T0=$(date +%s)
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 say "bench: $MODE, $RUNS runs per side, $PROCS workers (goro: GORO_PROCS, Go: GOMAXPROCS), timeout ${TMO}s"
 for b in "${selected[@]}"; do
     IFS='|' read -r id prog workers args bar qruns <<<"$b"
@@ -237,6 +238,7 @@ for b in "${selected[@]}"; do
     done
 done
 ELAPSED=$(($(date +%s) - T0))
+LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
 # Summarise: median, min, max; ratio as goro's advantage.
@@ -352,7 +354,7 @@ CCV=$(${CC:-cc} --version 2>/dev/null | head -1)
 MACHINE="${CPU:-unknown CPU}, $NCPU cores, $KERNEL, $GOVERSION, $CCV"
 
 echo
-echo "goro vs Go: $MODE, $RUNS runs per side, $PROCS workers; $MACHINE; $DATE"
+echo "goro vs Go: $MODE, $RUNS runs per side, $PROCS workers; $MACHINE; $DATE; load $LOAD0 -> $LOAD1"
 echo
 table_text
 echo
@@ -413,7 +415,7 @@ mv "$CSV" "$OUT/results.csv"
     echo
     echo "Written by \`make bench\` (\`bench/run.sh\`); do not edit by hand."
     echo
-    echo "- Machine: ${CPU:-unknown CPU}, $NCPU cores; $KERNEL"
+    echo "- Machine: ${CPU:-unknown CPU}, $NCPU cores; $KERNEL; load average $LOAD0 when the runs began, $LOAD1 when they ended (above the core count, other work shared the CPUs and the figures are noisier)"
     echo "- Go: $GOVERSION (GOMAXPROCS = goro's worker count); C: $CCV, the library's own flags"
     echo "- Date: $DATE; goro commit $COMMIT"
     echo "- Mode: BENCH=$MODE${ONLY:+, BENCH_ONLY=$ONLY}: $RUNS runs per side, alternating goro, Go, goro, Go, ...; $PROCS workers unless the benchmark says 1 or 2; ${ELAPSED}s in all"
