@@ -97,18 +97,19 @@ static int *(*volatile errno_location)(void) = __errno_location;
 void goro__fatal(const char *fmt, ...)
 {
     char buf[512];
+    static const char head[] = "goro: fatal: ";
+    memcpy(buf, head, sizeof head - 1);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(buf + sizeof head - 1, sizeof buf - sizeof head, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof buf)
-        n = sizeof buf - 1;
-    /* write(2): async-signal-safe, unbuffered, works from any context */
-    ssize_t r = write(2, "goro: fatal: ", 13);
-    r = write(2, buf, (size_t)n);
-    r = write(2, "\n", 1);
+    size_t len = sizeof head - 1 + (n < 0 ? 0 : (size_t)n);
+    if (len > sizeof buf - 2)
+        len = sizeof buf - 2;
+    buf[len++] = '\n';
+    /* one write(2): async-signal-safe, unbuffered, not interleaved with
+     * other processes' lines */
+    ssize_t r = write(2, buf, len);
     (void)r;
     abort();
 }
