@@ -299,13 +299,42 @@ static void *map_anon(size_t len)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* A stack of class cls in a mapping of its own. 0 or -errno. */
+/* A stack of class cls in a mapping of its own. 0 or -errno.
+ *
+ * Stacks of HUGE_MIN usable bytes and more are backed by transparent huge
+ * pages where the kernel offers them (THP "madvise" mode, as here): their
+ * usable range starts on a 2 MiB boundary and is marked MADV_HUGEPAGE. A
+ * goroutine recursing to 64 MiB otherwise takes 16,384 page faults, at
+ * 12-13 us each on this virtual machine (measured); Go's stacks live in its
+ * heap, which Go backs with huge pages. The guard page sits just below, in
+ * the previous 2 MiB region, so it never splits a huge page. */
+#define HUGE_SIZE (2ul << 20)
+#define HUGE_MIN  (4ul << 20)
+
 static int ownmap_new(int cls, struct goro__stack *s)
 {
     size_t use = st.min << cls, len = use + st.pg;
-    char *p = map_anon(len);
-    if (p == NULL)
-        return -errno;
+    bool huge = use >= HUGE_MIN && st.guard != GUARD_UFFD;
+    char *p;
+    if (huge) {
+        /* over-map, then cut the mapping down to [lo - page, lo + use)
+         * with lo 2 MiB aligned */
+        char *raw = map_anon(len + HUGE_SIZE);
+        if (raw == NULL)
+            return -errno;
+        uintptr_t lo = ((uintptr_t)raw + st.pg + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
+        p = (char *)(lo - st.pg);
+        if (p > raw)
+            munmap(raw, (size_t)(p - raw));
+        char *end = raw + len + HUGE_SIZE;
+        if (end > p + len)
+            munmap(p + len, (size_t)(end - (p + len)));
+        madvise(p + st.pg, use, MADV_HUGEPAGE); /* best effort */
+    } else {
+        p = map_anon(len);
+        if (p == NULL)
+            return -errno;
+    }
     int rc = 0;
     if (st.guard == GUARD_UFFD) {
         rc = uffd_register(p, len);
