@@ -578,6 +578,62 @@ static inline bool in_old(uint64_t v, uintptr_t glo, uintptr_t ghi)
     return v - glo <= ghi - glo; /* glo <= v <= ghi, one compare */
 }
 
+/* Copy nw words from src to dst, shifting by delta every word that lies in
+ * [glo, ghi]. The scalar loop runs at ~2 GB/s here and was the largest
+ * cost of growing many stacks (bench stack_10k_256k copies 2.4 GB per
+ * round); with AVX2, four words per step. */
+static void copy_reloc_scalar(uint64_t *dst, const uint64_t *src, size_t nw,
+                              uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t v = src[i];
+        dst[i] = in_old(v, glo, ghi) ? v + (uint64_t)delta : v;
+    }
+}
+
+#if defined(__x86_64__)
+typedef uint64_t v4u64 __attribute__((vector_size(32), aligned(8)));
+typedef int64_t v4i64 __attribute__((vector_size(32), aligned(8)));
+
+__attribute__((target("avx2")))
+static void copy_reloc_avx2(uint64_t *dst, const uint64_t *src, size_t nw,
+                            uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+    /* v - glo <= span, unsigned, as a signed compare with the sign bit
+     * flipped (AVX2 has only signed 64-bit compares) */
+    const uint64_t flip = 1ull << 63;
+    const v4u64 vglo = { glo, glo, glo, glo };
+    const v4i64 vspan = { (int64_t)((ghi - glo) ^ flip), (int64_t)((ghi - glo) ^ flip),
+                          (int64_t)((ghi - glo) ^ flip), (int64_t)((ghi - glo) ^ flip) };
+    const v4u64 vflip = { flip, flip, flip, flip };
+    const v4u64 vdelta = { (uint64_t)delta, (uint64_t)delta, (uint64_t)delta, (uint64_t)delta };
+    size_t i = 0;
+    for (; i + 4 <= nw; i += 4) {
+        v4u64 v;
+        __builtin_memcpy(&v, src + i, sizeof v);
+        v4i64 off = (v4i64)((v - vglo) ^ vflip);
+        v4u64 in = (v4u64)(off <= vspan);  /* all ones where in range */
+        v = v + (vdelta & in);
+        __builtin_memcpy(dst + i, &v, sizeof v);
+    }
+    copy_reloc_scalar(dst + i, src + i, nw - i, glo, ghi, delta);
+}
+#endif
+
+static bool have_avx2;
+
+static void copy_reloc(uint64_t *dst, const uint64_t *src, size_t nw,
+                       uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+#if defined(__x86_64__)
+    if (have_avx2) {
+        copy_reloc_avx2(dst, src, nw, glo, ghi, delta);
+        return;
+    }
+#endif
+    copy_reloc_scalar(dst, src, nw, glo, ghi, delta);
+}
+
 static void reloc_lanes(unsigned char *p, size_t len, uintptr_t glo, uintptr_t ghi,
                         intptr_t delta)
 {
@@ -797,10 +853,7 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
     const uint64_t *src = (const uint64_t *)from;
     uint64_t *dst = (uint64_t *)(from + (uintptr_t)delta);
     size_t nw = (hi - from) / 8;
-    for (size_t i = 0; i < nw; i++) {
-        uint64_t v = src[i];
-        dst[i] = in_old(v, glo, hi) ? v + (uint64_t)delta : v;
-    }
+    copy_reloc(dst, src, nw, glo, hi, delta);
     int done = reloc_probe_end(uc, glo, hi, delta);
     for (int r = 0; r < NGREG; r++) {
         if (r == done || r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
@@ -941,6 +994,10 @@ void goro__stack_init(void)
         st.env_max = min;
     st.max = st.env_max;
     st.stackcheck = goro__debug("stackcheck");
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+#endif
     memset((void *)st.pools, 0, sizeof st.pools);
     memset((void *)st.carve, 0, sizeof st.carve);
     memset((void *)st.q, 0, sizeof st.q);
