@@ -321,6 +321,9 @@ struct goro__timer {
                                               without the heap lock */
     void *arg;
     size_t idx;                            /* heap slot + 1; 0: not in heap */
+    uint64_t seq;                          /* set by goro__timer_add: the
+                                              timer's identity (it may move
+                                              with a goroutine stack) */
 };
 void goro__timer_add(struct goro__timer *t) GORO_HIDDEN;
 bool goro__timer_del(struct goro__timer *t) GORO_HIDDEN; /* true: removed before it fired */

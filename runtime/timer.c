@@ -47,7 +47,8 @@ static size_t heap_len, heap_cap;
  * (set under heap_lock, cleared with a release store after the callback),
  * read by goro__timer_del (acquire: once it sees the callback is over, the
  * callback's writes are visible). */
-static volatile AO_t firing;
+static volatile AO_t firing;     /* seq of the timer whose callback runs, 0: none */
+static uint64_t next_seq;        /* under heap_lock */
 
 int64_t goro_now(void)
 {
@@ -122,6 +123,11 @@ void goro__timer_add(struct goro__timer *t)
         heap = nh;
         heap_cap = ncap;
     }
+    /* Identify the timer by a sequence number, not its address: a timer
+     * may live on a goroutine stack, and if that stack grows (moves) while
+     * the goroutine is on its way into goro__timer_del, the address it
+     * passes is the new one while the heap and `firing` knew the old. */
+    t->seq = ++next_seq;
     heap_len++;
     heap_set(heap_len - 1, t);
     sift_up(heap_len - 1);
@@ -141,11 +147,11 @@ bool goro__timer_del(struct goro__timer *t)
         pthread_mutex_unlock(&heap_lock);
         return true;
     }
-    bool running = (struct goro__timer *)AO_load(&firing) == t;
+    bool running = t->seq != 0 && AO_load(&firing) == (AO_t)t->seq;
     pthread_mutex_unlock(&heap_lock);
     if (running) {
         /* acquire: pairs with the release store after the callback */
-        for (unsigned spins = 0; (struct goro__timer *)AO_load_acquire(&firing) == t; spins++)
+        for (unsigned spins = 0; AO_load_acquire(&firing) == (AO_t)t->seq; spins++)
             if (spins > 64)
                 sched_yield();
     }
@@ -162,7 +168,7 @@ int64_t goro__timers_run(int64_t now)
         heap_remove(0);
         /* under heap_lock, so that goro__timer_del sees either idx != 0 or
          * firing == t, never neither while the callback is pending */
-        AO_store(&firing, (AO_t)t);
+        AO_store(&firing, (AO_t)t->seq);
         pthread_mutex_unlock(&heap_lock);
         t->fn(t);
         /* release: the callback's effects are visible to a goro__timer_del
