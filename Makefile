@@ -71,7 +71,7 @@ $(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libgoro.a
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 

@@ -11,31 +11,20 @@
  * lock is released by park's unlock function, after the switch).
  */
 #include "internal.h"
+#include "spin.h"
 
 struct wg {
     volatile AO_t count;   /* the counter (as int64) */
-    volatile AO_TS_t lock; /* protects head/tail */
+    goro__spin lock;       /* protects head/tail */
     G *head, *tail;        /* parked waiters, FIFO */
 };
 _Static_assert(sizeof(struct wg) <= sizeof(goro_wg), "goro_wg too small");
-
-static inline void spin_lock(volatile AO_TS_t *l)
-{
-    /* acquire: the protected fields are read after we own the lock */
-    while (AO_test_and_set_acquire(l) == AO_TS_SET)
-        __asm__ __volatile__("pause");
-}
-
-static inline void spin_unlock(volatile AO_TS_t *l)
-{
-    AO_CLEAR(l); /* release */
-}
 
 void goro_wg_init(goro_wg *wg)
 {
     struct wg *w = (struct wg *)(void *)wg;
     w->count = 0;
-    w->lock = AO_TS_INITIALIZER;
+    w->lock = 0;
     w->head = w->tail = NULL;
 }
 
@@ -49,10 +38,10 @@ void goro_wg_add(goro_wg *wg, int64_t delta)
         goro__fatal("sync: negative WaitGroup counter");
     if (now != 0)
         return;
-    spin_lock(&w->lock);
+    goro__spin_lock(&w->lock);
     G *list = w->head;
     w->head = w->tail = NULL;
-    spin_unlock(&w->lock);
+    goro__spin_unlock(&w->lock);
     while (list) {
         G *next = list->schedlink;
         goro__ready(list, false);
@@ -68,7 +57,7 @@ void goro_wg_done(goro_wg *wg)
 static bool wg_unlock(G *g, void *arg)
 {
     (void)g;
-    spin_unlock(arg);
+    goro__spin_unlock(arg);
     return true;
 }
 
@@ -81,9 +70,9 @@ int goro_wg_wait(goro_wg *wg)
     /* acquire: pairs with the full fetch-and-add of the last Done */
     if (AO_load_acquire(&w->count) == 0)
         return 0;
-    spin_lock(&w->lock);
+    goro__spin_lock(&w->lock);
     if (AO_load_acquire(&w->count) == 0) {
-        spin_unlock(&w->lock);
+        goro__spin_unlock(&w->lock);
         return 0;
     }
     g->schedlink = NULL;
@@ -138,7 +127,6 @@ int goro_wg_wait(goro_wg *wg)
  * avoids); a futex (parks the worker thread, not the goroutine).
  * ==================================================================== */
 
-#include "spin.h"
 
 enum {
     MUTEX_LOCKED = 1,
