@@ -31,6 +31,18 @@
  * another worker, since more work may follow. At most half of the busy
  * workers spin at once.
  *
+ * Idle spinning. A spinner that found nothing polls the queues for ~60 us
+ * more before it sleeps: while it is counted in nspinning, readying work
+ * costs no futex wake (a syscall on the waker's path). An idle runtime
+ * still ends up with every worker asleep.
+ *
+ * Spawning. A child goes to runnext and the parent carries on (as in Go).
+ * When the parent's queue is full, though, the child runs at once and the
+ * parent continues from runnext: a goroutine spawning in a loop cannot run
+ * arbitrarily far ahead of the workers (Go bounds it by preemption).
+ *
+ * A single worker has no thieves: its queue's claims are plain stores.
+ *
  * Rejected: a g0 round trip on every switch (two switches per hand-off,
  * twice the cost of Go's own design where it is avoidable); one global
  * locked queue (contention on every spawn and wakeup); a condition variable
