@@ -142,10 +142,15 @@ struct goro__g {
 
 struct goro__w {
     /* run queue: head is contended, keep it apart from the owner's fields */
+    /* Each of head, tail and runnext has a cache line of its own: idle
+     * workers poll head and tail, and the owner CASes runnext on every
+     * hand-off; sharing a line made each poll cost the owner a miss. */
     volatile AO_t runq_head __attribute__((aligned(GORO_CACHELINE)));
     volatile AO_t runq_tail __attribute__((aligned(GORO_CACHELINE)));
-    volatile AO_t runnext;             /* G *; CAS by owner and thieves */
-    volatile AO_t runq[GORO_RUNQ];     /* G *; written by owner, read by thieves */
+    volatile AO_t runnext __attribute__((aligned(GORO_CACHELINE))); /* G *; CAS by
+                                          owner and thieves */
+    volatile AO_t runq[GORO_RUNQ] __attribute__((aligned(GORO_CACHELINE)));
+                                       /* G *; written by owner, read by thieves */
 
     /* owner-only fields (the worker's own thread, or a goroutine on it) */
     G *curg __attribute__((aligned(GORO_CACHELINE))); /* running G; NULL on g0.

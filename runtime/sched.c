@@ -485,8 +485,9 @@ static void wake_all_workers(void)
 }
 
 /* Work in the global queue or another worker's queue, not counting runnext
- * slots (a runnext is its owner's to run next; a busy worker's runnext
- * changes every hand-off, and polling it would only steal cache lines). */
+ * slots (a runnext is its owner's to run next, and its owner is awake; a
+ * busy worker's runnext changes every hand-off, and polling it would only
+ * steal cache lines). */
 static bool any_queued(W *self)
 {
     if (AO_load(&goro__sched.gq_size) != 0)
@@ -496,16 +497,6 @@ static bool any_queued(W *self)
         if (v != self && AO_load(&v->runq_head) != AO_load(&v->runq_tail))
             return true;
     }
-    return false;
-}
-
-static bool any_work(W *self)
-{
-    if (AO_load(&goro__sched.gq_size) != 0)
-        return true;
-    for (int i = 0; i < goro__sched.nprocs; i++)
-        if (&goro__sched.ws[i] != self && !runq_empty(&goro__sched.ws[i]))
-            return true;
     return false;
 }
 
@@ -566,7 +557,12 @@ static void sleep_worker(W *w)
         AO_fetch_and_sub1_full(&goro__sched.nspinning);
     }
     AO_nop_full();
-    if (any_work(w) || AO_load(&goro__sched.shutdown)) {
+    /* Runnext slots are not looked at: a G is put in a runnext only by a
+     * goroutine running on that worker, which is awake and runs it at its
+     * next scheduling point. Re-checking them here kept a spinner from
+     * ever sleeping during a ping-pong, reading the busy worker's hottest
+     * cache line over and over. */
+    if (any_queued(w) || AO_load(&goro__sched.shutdown)) {
         pthread_mutex_lock(&goro__sched.lock);
         if (w->onidle) {
             /* still ours to undo */
