@@ -13,6 +13,17 @@
  * (timer.c): its earliest deadline is the wait's timeout, and the backend's
  * wake-up fd cuts the wait short when an earlier timer arrives.
  *
+ * Who polls (Go's findrunnable does the same). The poller thread waits in
+ * the kernel only while every worker is asleep. While any worker runs, the
+ * poller naps on a futex (until the next timer, at most NAP_NS, or a kick)
+ * and then sweeps the poll set without waiting; a worker that runs out of
+ * work polls without waiting itself (goro__netpoll_poll_now) and runs what
+ * it woke. The last worker to go to sleep kicks the poller back into the
+ * kernel. Before this, every readiness woke the poller thread, which then
+ * competed with the workers for the CPUs: TCP echo with 64 connections on
+ * 2 workers took 43,000 context switches for 128,000 round trips (2,700
+ * after), and went from 0.69x to 1.1x Go's round-trip rate.
+ *
  * No readiness is lost between EAGAIN and the park. The slot is a state
  * machine (enum pd_slot below): the waiter first publishes "waiting" with a
  * CAS, then parks; the commit from "waiting" to "parked" is a second CAS run
@@ -51,8 +62,9 @@
  *  - a slot holds WAITING(g) or PARKED(g) only while g is inside
  *    goro__pd_wait (counted in nwait); after it resumes, g never writes
  *    a slot it was taken out of;
- *  - only the poller thread writes evseq, and it increments it before it
- *    looks at the slot and the queue;
+ *  - whoever delivers an event (the poller thread, or a worker polling)
+ *    increments evseq, atomically, before it looks at the slot and the
+ *    queue;
  *  - seq changes only while closing is set and nwait is 0;
  *  - a queue entry lives on its goroutine's stack and is linked only while
  *    that goroutine is parked (or about to, holding pd.lock); whoever unlinks
@@ -61,10 +73,13 @@
 #include "netpoll.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -119,8 +134,12 @@ static struct {
     volatile AO_t stop;
     volatile AO_t top_used;  /* highest table index + 1 with a leaf (fini) */
     /* the batch the poller readies after each wait; poller thread only */
-    G *batch_head, *batch_tail;
-    int batch_n;
+    struct goro__np_batch batch;
+    /* While any worker runs or spins, the poller naps on this futex word
+     * (bumped to wake it) instead of waiting in the kernel: the workers
+     * poll when they run out of work, as Go's do, so a busy runtime takes
+     * no poller-thread wakeup per event. */
+    volatile int napseq;
 } np;
 
 /* ------------------------------------------------------------------
@@ -614,7 +633,18 @@ int goro__pd_close(struct goro__pd *pd)
  * The poller thread
  * ------------------------------------------------------------------ */
 
-void goro__netpoll_ready(uint64_t key, int modes)
+static void batch_add(struct goro__np_batch *b, G *g)
+{
+    g->schedlink = NULL;
+    if (b->tail)
+        b->tail->schedlink = g;
+    else
+        b->head = g;
+    b->tail = g;
+    b->n++;
+}
+
+void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b)
 {
     int fd = (int)(uint32_t)key;
     struct goro__pd *pd = goro__pd_lookup(fd);
@@ -629,43 +659,43 @@ void goro__netpoll_ready(uint64_t key, int modes)
          * waiters publish themselves there before they read the count */
         AO_fetch_and_add1_full(&pd->evseq[d]);
         G *g = slot_unblock(pd, d, true);
-        if (g) {
-            g->schedlink = NULL;
-            if (np.batch_tail)
-                np.batch_tail->schedlink = g;
-            else
-                np.batch_head = g;
-            np.batch_tail = g;
-            np.batch_n++;
-        }
+        if (g)
+            batch_add(b, g);
     }
     if (AO_load(&pd->nqueued) != 0) {
         G *head = NULL;
-        int n = queue_take(pd, modes, WAKE_EVENT, &head);
+        queue_take(pd, modes, WAKE_EVENT, &head);
         while (head) {
             G *next = head->schedlink;
-            head->schedlink = NULL;
-            if (np.batch_tail)
-                np.batch_tail->schedlink = head;
-            else
-                np.batch_head = head;
-            np.batch_tail = head;
+            batch_add(b, head);
             head = next;
         }
-        np.batch_n += n;
     }
 }
 
 /* Ready what the last wait woke, in one batch. */
-static void flush(void)
+static void flush(struct goro__np_batch *b)
 {
-    if (np.batch_n == 0)
+    if (b->n == 0)
         return;
-    AO_fetch_and_add(&goro__ctr.netpoll_wakeups, (AO_t)np.batch_n); /* a counter */
-    goro__ready_list(np.batch_head, np.batch_n);
-    np.batch_head = np.batch_tail = NULL;
-    np.batch_n = 0;
+    AO_fetch_and_add(&goro__ctr.netpoll_wakeups, (AO_t)b->n); /* a counter */
+    goro__ready_list(b->head, b->n);
+    b->head = b->tail = NULL;
+    b->n = 0;
 }
+
+static long futex(volatile int *addr, int op, int val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+/* Every worker asleep: nobody else will look at the poll set. */
+static bool workers_idle(void)
+{
+    return AO_load(&goro__sched.npidle) == (AO_t)goro__sched.nprocs;
+}
+
+#define NAP_NS 1000000 /* longest poll-free stretch while workers are busy */
 
 static void *poller_main(void *arg)
 {
@@ -680,12 +710,47 @@ static void *poller_main(void *arg)
             if (timeout < 0)
                 timeout = 0;
         }
-        int n = goro__pollset_wait(timeout);
+        int seq = __atomic_load_n(&np.napseq, __ATOMIC_ACQUIRE);
+        if (!workers_idle() && timeout != 0) {
+            /* Workers are running: they poll themselves when they run out
+             * of work. Nap until the next timer, a kick (the last worker
+             * went to sleep, an earlier timer, stop) or NAP_NS, then sweep
+             * the poll set once without waiting, so events are never left
+             * longer than that. */
+            int64_t nap = timeout < 0 || timeout > NAP_NS ? NAP_NS : timeout;
+            struct timespec ts = { .tv_sec = 0, .tv_nsec = nap };
+            futex(&np.napseq, FUTEX_WAIT_PRIVATE, seq, &ts);
+            timeout = 0;
+        }
+        int n = goro__pollset_wait(timeout, &np.batch, false);
         if (n < 0)
             goro__fatal("netpoll: waiting for events: %s", strerror(-n));
-        flush();
+        flush(&np.batch);
     }
     return NULL;
+}
+
+static void kick(void)
+{
+    __atomic_fetch_add(&np.napseq, 1, __ATOMIC_RELEASE);
+    futex(&np.napseq, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+void goro__netpoll_workers_idle(void)
+{
+    kick();
+}
+
+G *goro__netpoll_poll_now(int *n)
+{
+    struct goro__np_batch b = { NULL, NULL, 0 };
+    if (!np.started || goro__pollset_wait(0, &b, true) <= 0 || b.n == 0) {
+        *n = 0;
+        return NULL;
+    }
+    AO_fetch_and_add(&goro__ctr.netpoll_wakeups, (AO_t)b.n); /* a counter */
+    *n = b.n;
+    return b.head;
 }
 
 int goro__netpoll_start(void)
@@ -694,8 +759,7 @@ int goro__netpoll_start(void)
     if (rc < 0)
         return rc;
     AO_store(&np.stop, 0);
-    np.batch_head = np.batch_tail = NULL;
-    np.batch_n = 0;
+    np.batch = (struct goro__np_batch){ NULL, NULL, 0 };
     /* The poller must not take the process's signals meant for workers or
      * the program (a signalfd reader relies on that): block all but the
      * synchronous ones. */
@@ -718,7 +782,8 @@ int goro__netpoll_start(void)
 
 void goro__netpoll_break(void)
 {
-    goro__pollset_wake();
+    kick();               /* napping */
+    goro__pollset_wake(); /* or waiting in the kernel */
 }
 
 /* Forget every descriptor: the goroutines parked on them are discarded
@@ -749,7 +814,6 @@ void goro__netpoll_stop(void)
     np.started = false;
     goro__blocking_stop();
     table_fini();
-    np.batch_head = np.batch_tail = NULL;
-    np.batch_n = 0;
+    np.batch = (struct goro__np_batch){ NULL, NULL, 0 };
     goro__pollset_close();
 }

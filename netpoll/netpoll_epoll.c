@@ -116,9 +116,14 @@ void goro__pollset_wake(void)
     (void)r; /* EAGAIN: the counter is full, the poller wakes anyway */
 }
 
-int goro__pollset_wait(int64_t timeout_ns)
+int goro__pollset_wait(int64_t timeout_ns, struct goro__np_batch *b, bool own_buffer)
 {
     int n;
+    struct epoll_event local[64];
+    struct epoll_event *evs = own_buffer ? local : ps.evs;
+    int max = own_buffer ? (int)(sizeof local / sizeof local[0]) : MAX_EVENTS;
+    if (own_buffer && timeout_ns != 0)
+        return -EINVAL;
     if (ps.have_pwait2) {
         struct timespec ts, *tsp = NULL;
         if (timeout_ns >= 0) {
@@ -126,7 +131,7 @@ int goro__pollset_wait(int64_t timeout_ns)
             ts.tv_nsec = timeout_ns % 1000000000;
             tsp = &ts;
         }
-        n = epoll_pwait2(ps.epfd, ps.evs, MAX_EVENTS, tsp, NULL);
+        n = epoll_pwait2(ps.epfd, evs, max, tsp, NULL);
         if (n < 0 && errno == ENOSYS) {
             ps.have_pwait2 = false;
             return 0;
@@ -137,14 +142,15 @@ int goro__pollset_wait(int64_t timeout_ns)
             int64_t m = (timeout_ns + 999999) / 1000000;
             ms = m > 1000000000 ? 1000000000 : (int)m;
         }
-        n = epoll_wait(ps.epfd, ps.evs, MAX_EVENTS, ms);
+        n = epoll_wait(ps.epfd, evs, max, ms);
     }
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
-        uint32_t e = ps.evs[i].events;
-        if (ps.evs[i].data.u64 == WAKE_KEY) {
-            drain_wake();
+        uint32_t e = evs[i].events;
+        if (evs[i].data.u64 == WAKE_KEY) {
+            if (!own_buffer) /* a worker leaves it to the poller */
+                drain_wake();
             continue;
         }
         int modes = 0;
@@ -155,7 +161,7 @@ int goro__pollset_wait(int64_t timeout_ns)
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             modes |= GORO_WRITABLE;
         if (modes)
-            goro__netpoll_ready(ps.evs[i].data.u64, modes);
+            goro__netpoll_ready(evs[i].data.u64, modes, b);
     }
     return n;
 }

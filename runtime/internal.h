@@ -350,20 +350,35 @@ int  goro__netpoll_start(void) GORO_HIDDEN;  /* goro_run, before the workers */
 void goro__netpoll_stop(void) GORO_HIDDEN;
 /* Cut the poller's wait short (a timer earlier than its wait was added). */
 void goro__netpoll_break(void) GORO_HIDDEN;
-/* netpoll.c, called by the backend on the poller thread: the fd whose key
- * (fd | generation << 32) is given became ready for modes
- * (GORO_READABLE | GORO_WRITABLE). The woken goroutines are collected and
- * readied in one batch after the wait's last event. */
-void goro__netpoll_ready(uint64_t key, int modes) GORO_HIDDEN;
+/* Goroutines woken by events, collected to be readied in one batch (linked
+ * by schedlink; still WAITING). One per caller: the poller thread's, or a
+ * worker's own while it polls. */
+struct goro__np_batch {
+    G *head, *tail;
+    int n;
+};
+/* netpoll.c, called by the backend: the fd whose key (fd | generation <<
+ * 32) is given became ready for modes (GORO_READABLE | GORO_WRITABLE);
+ * the goroutines it wakes go into *b. */
+void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b) GORO_HIDDEN;
+/* A worker that ran out of work polls without waiting: the goroutines the
+ * pending events wake (still WAITING, linked by schedlink), or NULL. */
+G *goro__netpoll_poll_now(int *n) GORO_HIDDEN;
+/* The last worker is going to sleep: the poller must wait in the kernel
+ * again (while workers run, it naps and they poll). */
+void goro__netpoll_workers_idle(void) GORO_HIDDEN;
 
 /* The backend: one file per kernel interface (netpoll_epoll.c). */
 int  goro__pollset_open(void) GORO_HIDDEN;   /* the poll set and its wake-up fd */
 void goro__pollset_close(void) GORO_HIDDEN;
 int  goro__pollset_add(int fd, uint64_t key) GORO_HIDDEN; /* edge-triggered, in+out */
 int  goro__pollset_del(int fd) GORO_HIDDEN;
-/* Wait at most timeout_ns (< 0: no limit) and deliver the events through
- * goro__netpoll_ready. Events delivered (>= 0) or -errno. */
-int  goro__pollset_wait(int64_t timeout_ns) GORO_HIDDEN;
+/* Wait at most timeout_ns (< 0: no limit; 0: not at all) and deliver the
+ * events through goro__netpoll_ready into *b. Poller thread only (its own
+ * event buffer), except with timeout 0 and own_buffer, which any thread may
+ * call (the wake-up fd's event is then left for the poller). Events
+ * delivered (>= 0) or -errno. */
+int  goro__pollset_wait(int64_t timeout_ns, struct goro__np_batch *b, bool own_buffer) GORO_HIDDEN;
 void goro__pollset_wake(void) GORO_HIDDEN;   /* any thread: end the wait */
 
 /* blocking.c: stop the helper pool (goro__netpoll_stop calls it). */

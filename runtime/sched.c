@@ -584,9 +584,13 @@ static void sleep_worker(W *w)
         return;
     }
 
-    /* The last worker to go idle checks whether anything can ever run. */
-    if (AO_load(&goro__sched.npidle) == (AO_t)goro__sched.nprocs)
+    /* The last worker to go idle checks whether anything can ever run, and
+     * hands the poll set back to the poller thread, which naps while
+     * workers run. */
+    if (AO_load(&goro__sched.npidle) == (AO_t)goro__sched.nprocs) {
+        goro__netpoll_workers_idle();
         goro__check_deadlock();
+    }
 
     AO_fetch_and_add1(&goro__ctr.worker_sleeps);
     /* acquire: pairs with the waker's release store of parked = 0 */
@@ -619,6 +623,36 @@ static inline __attribute__((always_inline)) G *local_next(W *w)
     return g;
 }
 
+/* On g0, out of work: poll the netpoller without waiting and take what
+ * it wakes: the first to run, the rest into our queue. This is how a busy
+ * runtime learns of I/O (the poller thread naps while workers run). */
+static G *netpoll_local(W *w)
+{
+    /* relaxed: a hint; a waiter parked a moment ago is found by the poller */
+    if (AO_load(&goro__ctr.io_waiters) == 0)
+        return NULL;
+    int n;
+    G *list = goro__netpoll_poll_now(&n);
+    if (list == NULL)
+        return NULL;
+    G *first = NULL;
+    while (list) {
+        G *g = list;
+        list = g->schedlink;
+        if (unlikely(AO_load(&g->status) != G_WAITING))
+            goro__fatal("goroutine %llu woken by the netpoller while not waiting",
+                        (unsigned long long)g->id);
+        AO_store(&g->status, G_RUNNABLE);
+        if (first == NULL)
+            first = g;
+        else
+            runq_put(w, g, false);
+    }
+    if (n > 1)
+        wakep(); /* more than we can run at once: let idle workers steal */
+    return first;
+}
+
 /* On g0: block until there is a G to run; NULL on shutdown. */
 static G *find_runnable(W *w)
 {
@@ -629,6 +663,8 @@ static G *find_runnable(W *w)
         G *g = local_next(w);
         if (g == NULL)
             g = globq_get(w, 0);
+        if (g == NULL)
+            g = netpoll_local(w);
         if (g == NULL) {
             /* steal, if not too many workers are spinning already */
             AO_t nspin = AO_load(&goro__sched.nspinning);
@@ -667,6 +703,10 @@ static G *find_runnable(W *w)
             for (int i = 0; i < IDLE_SPIN_POLLS && !found; i++) {
                 cpu_pause(IDLE_SPIN_PAUSES);
                 found = any_queued(w) || AO_load(&goro__sched.shutdown);
+                if (!found && (g = netpoll_local(w)) != NULL) {
+                    stop_spinning(w);
+                    return g;
+                }
             }
             if (found)
                 continue;
