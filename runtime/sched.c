@@ -881,16 +881,34 @@ void goro_yield(void)
     W *w = tls_w;
     if (w == NULL || w->curg == NULL)
         return;
-    /* Nothing else to run: carry on without a switch. */
-    if (w->runq_head == AO_load(&w->runq_tail) && AO_load(&w->runnext) == 0 &&
-        AO_load(&goro__sched.gq_size) == 0 && !AO_load(&goro__sched.shutdown))
-        return;
     G *g = w->curg;
-    g->status = G_RUNNABLE;
-    w->pend = g;
-    w->pendkind = PEND_YIELD;
     w->nextstreak = 0;
-    schedule_away(w, g);
+    G *next = local_next(w);
+    if (next == NULL) {
+        /* Nothing else here: carry on without a switch, unless the global
+         * queue has work (or the runtime stops): then via g0. */
+        if (AO_load(&goro__sched.gq_size) == 0 && !AO_load(&goro__sched.shutdown))
+            return;
+        g->status = G_RUNNABLE;
+        w->pend = g;
+        w->pendkind = PEND_YIELD;
+        schedule_away(w, g);
+        return;
+    }
+    g->status = G_RUNNABLE;
+    if (goro__sched.nprocs == 1) {
+        /* No thief can take g before we are off its stack: queue it now
+         * and spare the next context the pending action. */
+        runq_put(w, g, false);
+    } else {
+        w->pend = g;
+        w->pendkind = PEND_YIELD;
+    }
+    g->saved_errno = *w->errno_ptr;
+    switch_to(w, g, next);
+    w = g->w;
+    after_switch(w);
+    *w->errno_ptr = g->saved_errno;
 }
 
 /* Every goroutine starts here (called by goro__g_entry). */
