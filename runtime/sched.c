@@ -31,7 +31,7 @@
  * another worker, since more work may follow. At most half of the busy
  * workers spin at once.
  *
- * Idle spinning. A spinner that found nothing polls the queues for ~60 us
+ * Idle spinning. A spinner that found nothing polls the queues for ~240 us
  * more before it sleeps: while it is counted in nspinning, readying work
  * costs no futex wake (a syscall on the waker's path). An idle runtime
  * still ends up with every worker asleep.
@@ -306,8 +306,8 @@ static inline __attribute__((always_inline)) G *runq_get(W *w, bool allow_next, 
  * 2026-11-27; 10-40 ns on current x86). Spin lengths below are in pauses,
  * so that waiting costs no clock reads (clock_gettime is 39 ns here). */
 #define RUNNEXT_GRACE_PAUSES 100   /* ~3 us: Go's grace before stealing runnext */
-#define IDLE_SPIN_POLLS 32         /* polls of the queues before sleeping */
-#define IDLE_SPIN_PAUSES 64        /* pauses between polls: ~1.8 us; ~60 us in all */
+#define IDLE_SPIN_POLLS 128        /* polls of the queues before sleeping */
+#define IDLE_SPIN_PAUSES 64        /* pauses between polls: ~1.8 us; ~240 us in all */
 
 static inline void cpu_pause(int n)
 {
@@ -692,7 +692,7 @@ static G *find_runnable(W *w)
                 stop_spinning(w);
             return g;
         }
-        /* Before sleeping, a spinner keeps polling for a while (~60 us):
+        /* Before sleeping, a spinner keeps polling for a while (~240 us):
          * work tends to come back soon, and while we are counted in
          * nspinning, whoever readies it skips the futex wake (a system
          * call on the waker's path, ~1 us here). Once per idle spell;
