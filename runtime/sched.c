@@ -761,6 +761,15 @@ static inline __attribute__((always_inline)) void after_switch(W *w)
     }
 }
 
+/* g runs again, perhaps on another worker (g->w says which): finish the
+ * previous context's pending action and give g its errno back. */
+static inline __attribute__((always_inline)) void resumed(G *g)
+{
+    W *w = g->w;
+    after_switch(w);
+    *w->errno_ptr = g->saved_errno;
+}
+
 /* Leave the running goroutine g (its status already set, w->pend set) for
  * the next one on this worker, or for g0. Returns when g runs again. */
 static void schedule_away(W *w, G *g)
@@ -771,10 +780,7 @@ static void schedule_away(W *w, G *g)
         switch_to(w, g, next);
     else
         goro__ctx_switch(&g->ctx, &w->g0ctx, &w->curg, NULL);
-    /* Resumed, perhaps on another worker: g->w says which. */
-    w = g->w;
-    after_switch(w);
-    *w->errno_ptr = g->saved_errno;
+    resumed(g);
 }
 
 void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
@@ -795,6 +801,30 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
     g->waitobj = NULL;
 }
 
+/* g is RUNNABLE: onto the queues of w, whose goroutine is running (us),
+ * and wake an idle worker if that is worth it. */
+static inline void put_local(W *w, G *g, bool next)
+{
+    bool queued = runq_put(w, g, next);
+    if (goro__sched.nprocs == 1)
+        return; /* no other worker to wake: this one is running */
+    if (queued)
+        wakep();
+    else
+        wakep_fenced(); /* runnext's CAS was a full barrier */
+}
+
+/* g is RUNNABLE, made so by a thread that runs no goroutine (the poller,
+ * a foreign thread, a worker's g0): onto the global queue. */
+static void put_from_outside(W *w, G *g)
+{
+    if (w == NULL && !tls_internal)
+        AO_store(&goro__sched.foreign, 1);
+    g->schedlink = NULL;
+    globq_put_batch(g, g, 1);
+    wakep();
+}
+
 void goro__ready(G *g, bool next)
 {
     /* Every waker owns the G it readies by its subsystem's protocol (taken
@@ -807,22 +837,10 @@ void goro__ready(G *g, bool next)
                     (unsigned long long)g->id, (int)g->status);
     AO_store(&g->status, G_RUNNABLE);
     W *w = tls_w;
-    if (w != NULL && w->curg != NULL) {
-        bool queued = runq_put(w, g, next);
-        if (goro__sched.nprocs == 1)
-            return; /* no other worker to wake: this one is running */
-        if (queued)
-            wakep();
-        else
-            wakep_fenced(); /* runnext's CAS was a full barrier */
-        return;
-    } else {
-        if (w == NULL && !tls_internal)
-            AO_store(&goro__sched.foreign, 1);
-        g->schedlink = NULL;
-        globq_put_batch(g, g, 1);
-    }
-    wakep();
+    if (w != NULL && w->curg != NULL)
+        put_local(w, g, next);
+    else
+        put_from_outside(w, g);
 }
 
 void goro__ready_list(G *head, int n)
@@ -861,19 +879,13 @@ void goro__sched_spawn(W *w, G *g)
             w->pend = parent;
             w->pendkind = PEND_SPAWNER;
             switch_to(w, parent, g);
-            w = parent->w;
-            after_switch(w);
-            *w->errno_ptr = parent->saved_errno;
+            resumed(parent);
             return;
         }
-        runq_put(w, g, true);
+        put_local(w, g, true);
     } else {
-        if (w == NULL && !tls_internal)
-            AO_store(&goro__sched.foreign, 1);
-        g->schedlink = NULL;
-        globq_put_batch(g, g, 1);
+        put_from_outside(w, g);
     }
-    wakep();
 }
 
 void goro_yield(void)
@@ -906,9 +918,7 @@ void goro_yield(void)
     }
     g->saved_errno = *w->errno_ptr;
     switch_to(w, g, next);
-    w = g->w;
-    after_switch(w);
-    *w->errno_ptr = g->saved_errno;
+    resumed(g);
 }
 
 /* Every goroutine starts here (called by goro__g_entry). */
