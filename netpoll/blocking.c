@@ -27,6 +27,7 @@
  * goro_run).
  */
 #include "internal.h"
+#include "netpoll.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -166,16 +167,8 @@ static int spawn_helper(struct pool *p)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t t;
-    int e = pthread_create(&t, &attr, helper_main, p);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = goro__np_thread_create(&t, &attr, helper_main, p);
     pthread_attr_destroy(&attr);
     if (e == 0) {
         p->nthreads++;

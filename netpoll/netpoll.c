@@ -760,18 +760,7 @@ int goro__netpoll_start(void)
         return rc;
     AO_store(&np.stop, 0);
     np.batch = (struct goro__np_batch){ NULL, NULL, 0 };
-    /* The poller must not take the process's signals meant for workers or
-     * the program (a signalfd reader relies on that): block all but the
-     * synchronous ones. */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&np.thread, NULL, poller_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = goro__np_thread_create(&np.thread, NULL, poller_main, NULL);
     if (e != 0) {
         goro__pollset_close();
         return -e;

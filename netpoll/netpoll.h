@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+#include <signal.h>
+
 #include <sched.h>
 
 /* Direction index of slot[], deadline[], evseq[], timer[]. */
@@ -148,6 +150,26 @@ static inline void goro__np_unlock(volatile AO_t *l)
 {
     /* release: our writes under the lock before the next holder's reads */
     AO_store_release(l, 0);
+}
+
+/* Threads of the runtime's own (the poller, the goro_blocking helpers) must
+ * not take the process's asynchronous signals, which are meant for the
+ * workers or the program (a signalfd reader relies on that): create them
+ * with all but the synchronous ones blocked. Returns pthread_create's
+ * value. */
+static inline int goro__np_thread_create(pthread_t *t, const pthread_attr_t *attr,
+                                         void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(t, attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
 }
 
 #endif /* GORO_NETPOLL_H */
