@@ -20,17 +20,20 @@ for i in $(seq 1 "$runs"); do
     fi
 done
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 echo "one million parked goroutines:"
-if GORO_TEST_PARKED=1000000 build/tests/test_stack --filter 'stack/parked_200k_madvise' 2>&1 |
-        tee /dev/stderr | grep -q 'Failing: 0 | Crashing: 0'; then
+GORO_TEST_PARKED=1000000 build/tests/test_stack --filter 'stack/parked_200k_madvise' 2>&1 | tee "$log"
+if grep -q 'Failing: 0 | Crashing: 0' "$log"; then
     pass=$((pass + 1))
 else
     fail=$((fail + 1))
 fi
 
 echo "stackgrow, 60 s:"
-if tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 60 2>&1 |
-        tee /dev/stderr | grep -q '^ *0 corruptions'; then
+tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 60 2>&1 | tee "$log"
+if grep -q '^ *0 corruptions' "$log"; then
     pass=$((pass + 1))
 else
     fail=$((fail + 1))
