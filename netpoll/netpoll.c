@@ -721,6 +721,7 @@ static void *poller_main(void *arg)
             struct timespec ts = { .tv_sec = 0, .tv_nsec = nap };
             futex(&np.napseq, FUTEX_WAIT_PRIVATE, seq, &ts);
             timeout = 0;
+            goro__sched_sysmon();
         }
         int n = goro__pollset_wait(timeout, &np.batch, false);
         if (n < 0)

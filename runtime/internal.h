@@ -147,8 +147,10 @@ struct goro__w {
      * hand-off; sharing a line made each poll cost the owner a miss. */
     volatile AO_t runq_head __attribute__((aligned(GORO_CACHELINE)));
     volatile AO_t runq_tail __attribute__((aligned(GORO_CACHELINE)));
-    volatile AO_t runnext __attribute__((aligned(GORO_CACHELINE))); /* G *; CAS by
-                                          owner and thieves */
+    volatile AO_t runnext __attribute__((aligned(GORO_CACHELINE))); /* G * */
+    volatile AO_t rn_seq;              /* owner: odd while it touches runnext
+                                          with plain loads and stores */
+    volatile AO_t rn_thief;            /* a thief is claiming runnext (CAS 0->1) */
     volatile AO_t runq[GORO_RUNQ] __attribute__((aligned(GORO_CACHELINE)));
                                        /* G *; written by owner, read by thieves */
 
@@ -159,6 +161,8 @@ struct goro__w {
     int id;                            /* 0 .. nprocs-1 */
     uint32_t schedtick;                /* scheduling rounds (global-queue check) */
     uint32_t nextstreak;               /* runnext picks in a row */
+    uint32_t sysmon_tick;              /* schedtick at the poller's last look
+                                          (poller thread only) */
     uint64_t rand;                     /* xorshift state for victim order */
     int *errno_ptr;                    /* this thread's errno (its address
                                           never changes for a thread) */
@@ -196,6 +200,8 @@ struct goro__sched {
     volatile AO_t busy;         /* a goro_run is in progress (CAS 0->1) */
     volatile AO_t running;      /* atomic: workers may run goroutines */
     volatile AO_t shutdown;     /* atomic: main returned, workers stop */
+    bool asym;                  /* membarrier(PRIVATE_EXPEDITED) works: owners
+                                   touch runnext without locked operations */
 
     G *gq_head, *gq_tail;       /* global run queue, linked by schedlink */
     volatile AO_t gq_size;      /* atomic read as a hint, written under lock */
@@ -270,6 +276,12 @@ void goro__ready_list(G *head, int n) GORO_HIDDEN;
 
 /* True while a runtime is running (between goro_run start and return). */
 bool goro__running(void) GORO_HIDDEN;
+
+/* Called by the poller thread about every millisecond while workers run:
+ * a goroutine left in a worker's runnext while that worker has been running
+ * one goroutine since the last look gets an idle worker woken to steal it
+ * (Go's sysmon preempts the hog instead; goro cannot preempt). */
+void goro__sched_sysmon(void) GORO_HIDDEN;
 
 /* Called (by the poller thread) to find out whether every goroutine is
  * parked in a way nothing external can end; see deadlock detection. */

@@ -63,6 +63,7 @@
 #include "internal.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -207,6 +208,50 @@ static inline bool rq_claim(volatile AO_t *addr, AO_t old, AO_t new_)
     return AO_compare_and_swap_full(addr, old, new_);
 }
 
+/* runnext without locked operations (asymmetric Dekker).
+ *
+ * The owner touches runnext on every hand-off; thieves almost never (only
+ * to rescue a goroutine left there while its worker runs one goroutine for
+ * a long time). So the owner uses plain loads and stores, bracketed by
+ * rn_seq (odd while it is at it), after checking that no thief has raised
+ * rn_thief; a thief raises rn_thief, then runs membarrier(), which executes
+ * a full barrier on every CPU running one of our threads, then checks that
+ * rn_seq is even and has not moved since before its grace period. Either the
+ * owner's rn_seq increment is visible to the thief after the membarrier
+ * (the thief backs off), or the owner's load of rn_thief happens after the
+ * barrier and sees it raised (the owner uses CAS, which arbitrates with the
+ * thief's). Two locked operations fewer per hand-off with more than one
+ * worker; the cost, a membarrier of a few microseconds, falls on the rare
+ * runnext steal. Without membarrier (old kernels), both sides use CAS. */
+static inline bool rn_plain_begin(W *w)
+{
+    if (goro__sched.nprocs == 1)
+        return true;
+    if (!goro__sched.asym)
+        return false;
+    AO_store(&w->rn_seq, w->rn_seq + 1); /* odd: in progress */
+    /* the compiler must not move the load above the store; the CPU may,
+     * and the thief's membarrier is what orders them (see above) */
+    __asm__ __volatile__("" ::: "memory");
+    if (AO_load(&w->rn_thief) == 0)
+        return true;
+    AO_store(&w->rn_seq, w->rn_seq + 1);
+    return false;
+}
+
+static inline void rn_plain_end(W *w)
+{
+    if (goro__sched.nprocs == 1)
+        return;
+    __asm__ __volatile__("" ::: "memory");
+    AO_store(&w->rn_seq, w->rn_seq + 1); /* even: done */
+}
+
+static long membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
 /* Global queue, under sched.lock. */
 static void globq_put_batch_locked(G *head, G *tail, int n)
 {
@@ -254,11 +299,17 @@ static inline __attribute__((always_inline)) bool runq_put(W *w, G *g, bool next
 {
     if (next) {
         AO_t old;
-        do {
-            old = AO_load(&w->runnext);
-            /* full (rq_claim): thieves CAS runnext too; g's fields must be
-             * visible to whoever takes it */
-        } while (!rq_claim(&w->runnext, old, (AO_t)g));
+        if (rn_plain_begin(w)) {
+            old = w->runnext;
+            w->runnext = (AO_t)g;
+            rn_plain_end(w);
+        } else {
+            do {
+                old = AO_load(&w->runnext);
+                /* full: a thief is at it; g's fields must be visible to
+                 * whoever takes it */
+            } while (!AO_compare_and_swap_full(&w->runnext, old, (AO_t)g));
+        }
         if (old == 0)
             return false;
         g = (G *)old;
@@ -282,11 +333,22 @@ static inline __attribute__((always_inline)) bool runq_put(W *w, G *g, bool next
 static inline __attribute__((always_inline)) G *runq_get(W *w, bool allow_next, bool *fromnext)
 {
     if (allow_next) {
-        AO_t next = AO_load(&w->runnext);
-        /* full (rq_claim): pairs with the CAS of a thief trying to take it */
-        if (next && rq_claim(&w->runnext, next, 0)) {
-            *fromnext = true;
-            return (G *)next;
+        if (AO_load(&w->runnext) != 0) {
+            AO_t next;
+            if (rn_plain_begin(w)) {
+                next = w->runnext;
+                w->runnext = 0;
+                rn_plain_end(w);
+            } else {
+                next = AO_load(&w->runnext);
+                /* full: a thief is at it */
+                if (next && !AO_compare_and_swap_full(&w->runnext, next, 0))
+                    next = 0;
+            }
+            if (next) {
+                *fromnext = true;
+                return (G *)next;
+            }
         }
     }
     *fromnext = false;
@@ -336,17 +398,32 @@ static AO_t runq_grab(W *victim, G **batch, bool stealnext)
              * and leave it if the victim scheduled meanwhile: a ping-pong
              * puts the same G back in runnext over and over, and a CAS on
              * the value alone would take it away mid-conversation. */
+            AO_t seq = AO_load(&victim->rn_seq);
+            if (seq & 1)
+                return 0; /* the owner is at it right now */
             if (victim->curg != NULL) {
                 uint32_t tick = __atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED);
                 cpu_pause(RUNNEXT_GRACE_PAUSES);
                 if (__atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED) != tick)
                     return 0;
             }
-            if (AO_compare_and_swap_full(&victim->runnext, next, 0)) {
-                batch[0] = (G *)next;
-                return 1;
+            bool took = false;
+            if (goro__sched.asym) {
+                /* full: one thief at a time, and raised before the barrier */
+                if (!AO_compare_and_swap_full(&victim->rn_thief, 0, 1))
+                    return 0;
+                if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 &&
+                    AO_load(&victim->rn_seq) == seq)
+                    took = AO_compare_and_swap_full(&victim->runnext, next, 0);
+                /* release: our CAS before the owner may go plain again */
+                AO_store_release(&victim->rn_thief, 0);
+                if (!took)
+                    return 0;
+            } else if (!AO_compare_and_swap_full(&victim->runnext, next, 0)) {
+                continue;
             }
-            continue;
+            batch[0] = (G *)next;
+            return 1;
         }
         if (n > GORO_RUNQ / 2)
             continue; /* h and t read at different times: inconsistent */
@@ -811,7 +888,9 @@ static inline void put_local(W *w, G *g, bool next)
     if (queued)
         wakep();
     else
-        wakep_fenced(); /* runnext's CAS was a full barrier */
+        wakep_fenced(); /* a G in runnext needs no wake to be run (its worker
+                           is awake); the wake is for parallelism only, so
+                           no fence: a stale read costs a missed wake */
 }
 
 /* g is RUNNABLE, made so by a thread that runs no goroutine (the poller,
@@ -858,6 +937,21 @@ void goro__ready_list(G *head, int n)
     /* wake as many workers as there is work for (wakep wakes one spinner,
      * which wakes the next when it finds work) */
     wakep();
+}
+
+void goro__sched_sysmon(void)
+{
+    if (!goro__running())
+        return;
+    for (int i = 0; i < goro__sched.nprocs; i++) {
+        W *v = &goro__sched.ws[i];
+        /* relaxed: heuristics; the steal itself is arbitrated in runq_grab */
+        uint32_t tick = __atomic_load_n(&v->schedtick, __ATOMIC_RELAXED);
+        if (tick == v->sysmon_tick && AO_load(&v->runnext) != 0 &&
+            __atomic_load_n(&v->curg, __ATOMIC_RELAXED) != NULL)
+            wakep();
+        v->sysmon_tick = tick;
+    }
 }
 
 /* Called by goro_go: g is RUNNABLE and fully set up. */
@@ -1039,6 +1133,9 @@ int goro_run(goro_fn main_fn, void *arg)
     goro__sched.spawned_foreign = 0;
     goro__sched.next_id = 1;
     goro__sched.nodeadlock = debug_has("nodeadlock");
+    /* registering is idempotent; failure (old kernel) means CAS everywhere */
+    goro__sched.asym = !debug_has("nomembarrier") &&
+                       membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
     goro__sched.dump_at_exit = debug_has("dump");
     /* W is cache-line aligned (its run queue head and tail sit on lines of
      * their own): calloc's 16-byte alignment is not enough */

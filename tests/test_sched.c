@@ -406,3 +406,34 @@ Test(sched, idle_runtime_burns_no_cpu, .timeout = 30)
     cr_assert_lt(idle_cpu, 50 * 1000000, "idle runtime used %.1f ms of CPU in 1 s",
                  idle_cpu / 1e6);
 }
+
+/* ---- a goroutine left in runnext by a busy one is rescued -------------- */
+
+/* The hog spawns (the child goes to its worker's runnext) and then runs
+ * without ever yielding until the child has run: only another worker
+ * stealing the child out of runnext (the membarrier path in sched.c) can
+ * end the loop. 200 rounds, so the steal races the owner many times. */
+static volatile AO_t rescued;
+
+static void rescued_child(void *arg)
+{
+    (void)arg;
+    AO_store(&rescued, 1);
+}
+
+static void hog_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 200; round++) {
+        AO_store(&rescued, 0);
+        cr_assert_eq(goro_go(rescued_child, NULL), 0);
+        int64_t t0 = goro_now();
+        while (!AO_load(&rescued))
+            cr_assert_lt(goro_now() - t0, 5000000000LL, "round %d: never rescued", round);
+    }
+}
+
+Test(sched, runnext_rescued_from_a_busy_worker, .timeout = 60)
+{
+    run_on(2, hog_main, NULL);
+}

@@ -322,3 +322,57 @@ Test(stress, idle_wake_churn, .timeout = 120)
     cr_log_info("worker sleeps: %lu", (unsigned long)churn_sleeps);
     cr_assert_gt(churn_sleeps, CHURN / 10, "the workers hardly ever slept: not a churn");
 }
+
+/* ---- runnext steals racing the owner ------------------------------------ */
+
+/* Spawners put each child in their worker's runnext and then stay busy for
+ * 0-8 us without yielding, so the other worker keeps trying to steal the
+ * child out of runnext (after its ~3 us grace) just as the owner comes back
+ * to take it itself: the owner's plain runnext accesses and the thief's
+ * membarrier + CAS race on every round. Every child must run exactly once. */
+#define RN_SPAWNERS 1
+#define RN_ROUNDS 40000
+static volatile AO_t rn_ran[RN_SPAWNERS * RN_ROUNDS];
+static goro_wg rn_wg;
+
+static void rn_child(void *arg)
+{
+    AO_fetch_and_add1(&rn_ran[(uintptr_t)arg]);
+    goro_wg_done(&rn_wg);
+}
+
+static void rn_spawner(void *arg)
+{
+    uintptr_t base = (uintptr_t)arg * RN_ROUNDS;
+    uint64_t rng = base * 2654435761u + 7;
+    for (uintptr_t i = 0; i < RN_ROUNDS; i++) {
+        cr_assert_eq(goro_go(rn_child, (void *)(base + i)), 0);
+        int64_t until = goro_now() + (int64_t)(xorshift(&rng) % 8000);
+        while (goro_now() < until)
+            __asm__ __volatile__("pause");
+        if (i % 3 == 0)
+            goro_yield();
+    }
+    goro_wg_done(&rn_wg);
+}
+
+static void rn_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&rn_wg);
+    goro_wg_add(&rn_wg, RN_SPAWNERS * (RN_ROUNDS + 1));
+    for (uintptr_t s = 0; s < RN_SPAWNERS; s++)
+        goro_go(rn_spawner, (void *)s);
+    goro_wg_wait(&rn_wg);
+}
+
+Test(stress, runnext_steals_race_the_owner, .timeout = 120)
+{
+    memset((void *)rn_ran, 0, sizeof rn_ran);
+    run_on(2, rn_main, NULL);
+    for (int i = 0; i < RN_SPAWNERS * RN_ROUNDS; i++)
+        cr_assert_eq(rn_ran[i], 1, "child %d ran %lu times", i, (unsigned long)rn_ran[i]);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_gt(st.steals, 0);
+}
