@@ -170,11 +170,20 @@ static void busy_child(void *arg)
 static void steal_main(void *arg)
 {
     (void)arg;
-    goro_wg_init(&steal_wg);
-    goro_wg_add(&steal_wg, 2000);
-    for (int i = 0; i < 2000; i++)
-        goro_go(busy_child, NULL);
-    goro_wg_wait(&steal_wg);
+    /* Rounds of 2,000 busy children spawned by this one goroutine, until the
+     * other worker has stolen some: on a loaded machine its thread may not
+     * get a CPU during the first round. 50 rounds without one steal fail. */
+    struct goro_stats st;
+    for (int round = 0; round < 50; round++) {
+        goro_wg_init(&steal_wg);
+        goro_wg_add(&steal_wg, 2000);
+        for (int i = 0; i < 2000; i++)
+            goro_go(busy_child, NULL);
+        goro_wg_wait(&steal_wg);
+        goro_stats(&st);
+        if (st.steals > 0)
+            break;
+    }
 }
 
 Test(sched, stealing_happens, .timeout = 30)
