@@ -43,7 +43,7 @@ const char *const goro__wait_names[W_NREASONS] = {
     [W_CHAN_SEND] = "chan send", [W_SELECT] = "select",
     [W_SLEEP] = "sleep",        [W_MUTEX] = "mutex",
     [W_WAITGROUP] = "WaitGroup", [W_IO] = "IO wait",
-    [W_BLOCKING] = "blocking call", [W_YIELD] = "yield",
+    [W_BLOCKING] = "blocking call",
 };
 
 static G *gfree_get(W *w)

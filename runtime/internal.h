@@ -88,7 +88,6 @@ enum goro__wait {
     W_WAITGROUP,
     W_IO,
     W_BLOCKING,  /* in goro_blocking: not asleep for deadlock detection */
-    W_YIELD,
     W_NREASONS
 };
 extern const char *const goro__wait_names[W_NREASONS] GORO_HIDDEN;

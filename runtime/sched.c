@@ -192,7 +192,7 @@ static bool runq_empty(W *w)
     }
 }
 
-/* Claim a run-queue word (head or runnext) the owner shares with thieves.
+/* Claim run-queue slots (move head) against thieves.
  * With a single worker there are no thieves: only the owner's thread ever
  * touches its queue, and a plain compare-and-store replaces the locked
  * CAS (6 ns here, a third of a yield). */
@@ -518,9 +518,10 @@ static bool start_spinner(void)
     return true;
 }
 
-/* Work was just published, and a full barrier issued since (a _full CAS
- * is one): wake an idle worker if none is spinning. */
-static void wakep_fenced(void)
+/* Wake an idle worker if there is one and none is spinning. Reads the
+ * counts without a fence: wakep() issues it first where the work's
+ * publication must be ordered before them (the sleeper's protocol). */
+static void wake_idle(void)
 {
     if (AO_load(&goro__sched.npidle) == 0)
         return;
@@ -535,7 +536,7 @@ static void wakep(void)
     /* full: the published work must be visible before we read the counts
      * (the other half of the sleeper's protocol) */
     AO_nop_full();
-    wakep_fenced();
+    wake_idle();
 }
 
 static void stop_spinning(W *w)
@@ -888,7 +889,7 @@ static inline void put_local(W *w, G *g, bool next)
     if (queued)
         wakep();
     else
-        wakep_fenced(); /* a G in runnext needs no wake to be run (its worker
+        wake_idle(); /* a G in runnext needs no wake to be run (its worker
                            is awake); the wake is for parallelism only, so
                            no fence: a stale read costs a missed wake */
 }

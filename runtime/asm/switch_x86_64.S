@@ -57,19 +57,25 @@
  */
         .text
 
-        .globl  goro__ctx_switch
-        .hidden goro__ctx_switch
-        .type   goro__ctx_switch, @function
-        .p2align 4
-goro__ctx_switch:
-        .cfi_startproc
-        movq    %rsp,  0(%rdi)          /* points at our return address */
+/* Store the callee-saved registers and rsp (which points at the caller's
+ * return address) into the struct goro__ctx at rdi. */
+.macro SAVE_CTX
+        movq    %rsp,  0(%rdi)
         movq    %rbx,  8(%rdi)
         movq    %rbp, 16(%rdi)
         movq    %r12, 24(%rdi)
         movq    %r13, 32(%rdi)
         movq    %r14, 40(%rdi)
         movq    %r15, 48(%rdi)
+.endm
+
+        .globl  goro__ctx_switch
+        .hidden goro__ctx_switch
+        .type   goro__ctx_switch, @function
+        .p2align 4
+goro__ctx_switch:
+        .cfi_startproc
+        SAVE_CTX                        /* into *from (rdi) */
 
         movq     8(%rsi), %rbx
         movq    16(%rsi), %rbp
@@ -98,13 +104,7 @@ goro__ctx_switch:
         .p2align 4
 goro__ctx_start:
         .cfi_startproc
-        movq    %rsp,  0(%rdi)
-        movq    %rbx,  8(%rdi)
-        movq    %rbp, 16(%rdi)
-        movq    %r12, 24(%rdi)
-        movq    %r13, 32(%rdi)
-        movq    %r14, 40(%rdi)
-        movq    %r15, 48(%rdi)
+        SAVE_CTX
         movq    %rsi, %rsp
         movq    %rcx, %r12
         movq    %rcx, (%rdx)            /* *cur = newg, now on the new stack */
