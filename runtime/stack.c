@@ -80,7 +80,11 @@
  *    pointers into it held by the runtime while it is parked stay valid.
  *    The only pointers into a running goroutine's stack kept outside it are
  *    its own G's unlockarg, waitobj and param (set on the way to park);
- *    the handler moves those with the stack.
+ *    the handler moves those with the stack. So a blocking call publishes
+ *    a record on its stack only in its park commit (after the switch), and
+ *    only if every waker unlinks it before readying the goroutine; records
+ *    that stay linked after the wake-up (select's losing cases, an I/O
+ *    waiter's timer) live on the heap. tests/test_window.c checks each.
  *  - g->stack.lo - page is always a guard page; [lo, hi) is always
  *    readable and writable (and, under uffd, populated).
  *  - A stack is in exactly one place: attached to a G record, in a pool,
@@ -727,52 +731,70 @@ static void reloc_fpstate(ucontext_t *uc, uintptr_t glo, uintptr_t ghi, intptr_t
  * A stack-clash probe loop (gcc and clang, -fstack-clash-protection) keeps
  * the end of the frame it is allocating in a register, below the guard:
  *
- *     lea   -SIZE(%rsp), %r11        (or mov %rsp,%r11; sub $SIZE,%r11)
- *   1: sub   $4096, %rsp
- *     orq   $0, (%rsp)               <- faults on the guard
- *     cmp   %r11, %rsp
- *     jne   1b
+ *   gcc, fixed frame:   1: sub $4096,%rsp; orq $0,(%rsp);      cmp %r11,%rsp; jne 1b
+ *   gcc, VLA/alloca:    1: sub $4096,%rsp; orq $0,0xff8(%rsp); cmp %rcx,%rsp; jne 1b
+ *   clang, fixed frame: 1: sub $4096,%rsp; movq $0,(%rsp);     cmp %r11,%rsp; jne 1b
+ *   clang, VLA/alloca:  1: xorq $0,(%rsp); sub $4096,%rsp;     cmp %rsp,%rdi; jl 1b
  *
  * That register lies below the old stack, so the rule of DESIGN.md 3 leaves
  * it alone, and the loop would then run down the new stack forever. When the
- * faulting instruction is such a probe followed by `cmp %reg, %rsp`, reg is
- * moved with the stack if it lies below the guard, within GORO_STACK_MAX of
- * the old top. Only this register: a value below the guard elsewhere may be
- * a pointer into another goroutine's stack, which must not move.
+ * faulting instruction is such a probe (or, xor or mov of 0 to a slot
+ * addressed from rsp alone), followed by `sub $n,%rsp` or not, and then by a
+ * cmp of rsp with a register, that register is moved with the stack if it
+ * lies below the guard, within GORO_STACK_MAX of the old top. Only this
+ * register: a value below the guard elsewhere may be a pointer into another
+ * goroutine's stack, which must not move.
  */
 static const uint8_t x86_to_greg[16] = {
     REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
     REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
 };
 
+/* The instruction after a probe at ip, or NULL if ip is not a probe:
+ * [REX.W] 83 /1 ib (or), 83 /6 ib (xor) or C7 /0 id (mov), immediate 0,
+ * memory operand (%rsp), disp8(%rsp) or disp32(%rsp). */
+static const uint8_t *skip_probe(const uint8_t *p)
+{
+    if ((p[0] & 0xf0) == 0x40)
+        p++;
+    uint8_t op = *p++, modrm = *p++;
+    int mod = modrm >> 6, ext = (modrm >> 3) & 7;
+    if (!((op == 0x83 && (ext == 1 || ext == 6)) || (op == 0xc7 && ext == 0)))
+        return NULL;
+    if ((modrm & 7) != 4 || *p++ != 0x24) /* SIB: base rsp, no index */
+        return NULL;
+    if (mod == 1)
+        p += 1;
+    else if (mod == 2)
+        p += 4;
+    else if (mod != 0)
+        return NULL;
+    size_t imm = op == 0x83 ? 1 : 4;
+    for (size_t i = 0; i < imm; i++)
+        if (*p++ != 0)
+            return NULL;
+    return p;
+}
+
 /* Returns the gregs index it moved, or -1: the caller must not move that
  * register a second time. */
 static int reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_t delta)
 {
-    const uint8_t *ip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
-    static const uint8_t or64[] = { 0x48, 0x83, 0x0c, 0x24, 0x00 };  /* orq $0,(%rsp) */
-    static const uint8_t or32[] = { 0x83, 0x0c, 0x24, 0x00 };        /* orl $0,(%rsp) */
-    static const uint8_t mov64[] = { 0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0 }; /* movq $0,(%rsp) */
-    size_t n;
-    if (memcmp(ip, or64, sizeof or64) == 0)
-        n = sizeof or64;
-    else if (memcmp(ip, or32, sizeof or32) == 0)
-        n = sizeof or32;
-    else if (memcmp(ip, mov64, sizeof mov64) == 0)
-        n = sizeof mov64;
-    else
+    const uint8_t *ip = skip_probe((const uint8_t *)uc->uc_mcontext.gregs[REG_RIP]);
+    if (ip == NULL)
         return -1;
-    ip += n;
-    /* cmp r64, r/m64 (REX.W 39 /r) with r/m = rsp, or cmp r64, r/m64
-     * (REX.W 3B /r) with reg = rsp */
+    if (ip[0] == 0x48 && ip[1] == 0x81 && ip[2] == 0xec)
+        ip += 7; /* sub $imm32,%rsp */
+    /* cmp r64, r/m64 (REX.W 39 /r) or cmp r/m64, r64 (REX.W 3B /r), one
+     * operand rsp, both registers */
     if ((ip[0] & 0xf8) != 0x48 || (ip[2] & 0xc0) != 0xc0)
         return -1;
     int reg = ((ip[2] >> 3) & 7) | ((ip[0] & 4) ? 8 : 0);
     int rm = (ip[2] & 7) | ((ip[0] & 1) ? 8 : 0);
     int other;
-    if (ip[1] == 0x39 && rm == 4)
+    if ((ip[1] == 0x39 || ip[1] == 0x3b) && rm == 4)
         other = reg;
-    else if (ip[1] == 0x3b && reg == 4)
+    else if ((ip[1] == 0x39 || ip[1] == 0x3b) && reg == 4)
         other = rm;
     else
         return -1;
@@ -783,6 +805,144 @@ static int reloc_probe_end(ucontext_t *uc, uintptr_t glo, uintptr_t hi, intptr_t
         return -1;
     uc->uc_mcontext.gregs[x86_to_greg[other]] = (greg_t)(v + (uint64_t)delta);
     return x86_to_greg[other];
+}
+
+/*
+ * The faulting access's base register may hold a derived pointer that lies
+ * outside the old stack although the access itself lands in it: a loop
+ * over a[h + i] compiles to `mov %rdi,(%rcx,%rsi,8)` with rcx = a - 8h and
+ * rsi = h + i, and rcx can be pages below the guard (seen in
+ * runq_put_slow, whose batch array is indexed from the queue head). Left
+ * alone, the instruction runs again with rsp moved and rcx not, and writes
+ * into the old stack: freed, or another goroutine's by then. So the
+ * faulting instruction is decoded far enough to find its memory operand
+ * (prefixes, REX, VEX, EVEX, the opcode maps, ModRM, SIB, displacement);
+ * when base + index * scale + disp is the faulting address (checked, so a
+ * decoding mistake moves nothing), and the base is outside the old stack
+ * but within GORO_STACK_MAX of it, the base moves with the stack. With
+ * scale 1 the two registers are interchangeable: the one that looks like
+ * such an address moves.
+ *
+ * This covers the register the fault is about. A derived pointer kept
+ * elsewhere (another register, a spill slot) for a later access is beyond
+ * conservative relocation; GORO_DEBUG=stackcheck reports such an access.
+ */
+
+/* One-byte opcodes that take a ModRM byte (x86-64). */
+static bool op1_has_modrm(uint8_t op)
+{
+    if (op < 0x40)
+        return (op & 7) < 4;
+    switch (op) {
+    case 0x63: case 0x69: case 0x6b: case 0x84: case 0x85: case 0x86: case 0x87:
+    case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8c: case 0x8e: case 0x8f:
+    case 0x80: case 0x81: case 0x83: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xf6: case 0xf7: case 0xfe:
+    case 0xff:
+        return true;
+    default:
+        return op >= 0xd8 && op <= 0xdf; /* x87 */
+    }
+}
+
+static int reloc_fault_base(ucontext_t *uc, uintptr_t addr, uintptr_t glo, uintptr_t hi,
+                            intptr_t delta)
+{
+    const uint8_t *p = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
+    int rex_b = 0, rex_x = 0, map = 0, n = 0;
+    bool evex = false;
+    /* legacy prefixes */
+    while (n++ < 14 && (*p == 0x66 || *p == 0x67 || *p == 0xf2 || *p == 0xf3 || *p == 0xf0 ||
+                        *p == 0x2e || *p == 0x3e || *p == 0x26 || *p == 0x36 || *p == 0x64 ||
+                        *p == 0x65)) {
+        if (*p == 0x67 || *p == 0x64 || *p == 0x65)
+            return -1; /* 32-bit addressing or fs/gs-based: not a stack access */
+        p++;
+    }
+    if ((*p & 0xf0) == 0x40) { /* REX */
+        rex_b = *p & 1;
+        rex_x = (*p >> 1) & 1;
+        p++;
+    }
+    if (*p == 0xc5) { /* two-byte VEX: map 0F, no X or B */
+        map = 1;
+        p += 3;
+    } else if (*p == 0xc4) { /* three-byte VEX: inverted R X B, then the map */
+        rex_x = !((p[1] >> 6) & 1);
+        rex_b = !((p[1] >> 5) & 1);
+        map = p[1] & 0x1f;
+        p += 4;
+    } else if (*p == 0x62) { /* EVEX */
+        rex_x = !((p[1] >> 6) & 1);
+        rex_b = !((p[1] >> 5) & 1);
+        map = p[1] & 7;
+        evex = true;
+        p += 5;
+    } else if (*p == 0x0f) {
+        if (p[1] == 0x38 || p[1] == 0x3a) {
+            map = p[1] == 0x38 ? 2 : 3;
+            p += 3;
+        } else {
+            map = 1;
+            p += 2;
+        }
+    } else {
+        if (!op1_has_modrm(*p))
+            return -1;
+        p++;
+    }
+    if (map > 3)
+        return -1;
+    uint8_t modrm = *p++;
+    int mod = modrm >> 6, rm = modrm & 7;
+    if (mod == 3 || (mod == 0 && rm == 5))
+        return -1; /* a register operand, or rip-relative */
+    int base = rm | rex_b << 3, index = -1, scale = 1;
+    if (rm == 4) {
+        uint8_t sib = *p++;
+        scale = 1 << (sib >> 6);
+        int ix = ((sib >> 3) & 7) | rex_x << 3;
+        if (ix != 4)
+            index = ix;
+        base = (sib & 7) | rex_b << 3;
+        if ((sib & 7) == 5 && mod == 0) {
+            base = -1; /* disp32, no base */
+            mod = 2;
+        }
+    }
+    int64_t disp = 0;
+    if (mod == 1)
+        disp = (int8_t)*p;
+    else if (mod == 2)
+        disp = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                         (uint32_t)p[3] << 24);
+    greg_t *gr = uc->uc_mcontext.gregs;
+    uint64_t b = base >= 0 ? (uint64_t)gr[x86_to_greg[base]] : 0;
+    uint64_t x = index >= 0 ? (uint64_t)gr[x86_to_greg[index]] : 0;
+    uint64_t ea = b + x * (uint64_t)scale + (uint64_t)disp;
+    /* The fault address is the access's first byte in the guard: at most
+     * 64 bytes (a ZMM access) past ea. EVEX scales a disp8 by up to 64. */
+    bool match = addr - ea < 64;
+    for (int N = 2; evex && mod == 1 && !match && N <= 64; N *= 2)
+        match = addr - (ea + (uint64_t)(disp * (N - 1))) < 64;
+    if (!match)
+        return -1;
+    /* which register holds the pointer: out of the old stack, but near */
+    int cand[2] = { base, scale == 1 ? index : -1 };
+    for (int k = 0; k < 2; k++) {
+        int r = cand[k];
+        if (r < 0 || r == 4)
+            continue;
+        uint64_t v = (uint64_t)gr[x86_to_greg[r]];
+        if (in_old(v, glo, hi))
+            return -1; /* a pointer into the stack: moved with the rest */
+        bool near = v < glo ? glo - v <= st.max : v - hi <= st.max;
+        if (!near)
+            continue;
+        gr[x86_to_greg[r]] = (greg_t)(v + (uint64_t)delta);
+        return x86_to_greg[r];
+    }
+    return -1;
 }
 
 static int64_t mono_ns(void)
@@ -917,8 +1077,18 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
     size_t nw = (hi - from) / 8;
     copy_reloc(dst, src, nw, glo, hi, delta);
     int done = reloc_probe_end(uc, glo, hi, delta);
+    /* rsp may lie below the guard: a variable-sized allocation (a VLA, or
+     * alloca) under -fstack-clash-protection probes once per page and then
+     * moves rsp by the rest, up to a page more, before probing that; with
+     * a one-page guard, rsp is then below it when the probe hits it (seen
+     * with gcc 12: `sub %rdx,%rsp; orq $0,-8(%rsp,%rdx)`). rsp always
+     * belongs to the running goroutine, and need counted it: move it. */
+    if (rsp < glo) {
+        uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(rsp + (uint64_t)delta);
+    }
+    int based = reloc_fault_base(uc, addr, glo, hi, delta);
     for (int r = 0; r < NGREG; r++) {
-        if (r == done || r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
+        if (r == done || r == based || (r == REG_RSP && rsp < glo) || r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
             r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
             continue;
         uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
