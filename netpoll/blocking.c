@@ -37,11 +37,14 @@
 #define BLOCKING_MAX_DEFAULT 128
 #define BLOCKING_IDLE_NS (10 * (int64_t)1000000000)
 
+struct pool;
+
 struct job {
     intptr_t (*fn)(void *arg);
     void *arg;
     intptr_t result;
     G *g;
+    struct pool *pool;
     struct job *next;
 };
 
@@ -177,10 +180,24 @@ static int spawn_helper(struct pool *p)
     return e;
 }
 
-static bool unlock_pool(G *g, void *arg)
+/* Park commit: queue the job, then release the pool. The job lives on the
+ * parked goroutine's stack, so it is linked only now that the goroutine
+ * has switched away: linked before, it would be pointed to from outside
+ * the stack while the goroutine still runs, and the stack may move in any
+ * call (stack.c). The pool lock, held since goro_blocking counted the job,
+ * keeps the helpers from looking meanwhile. */
+static bool queue_job(G *g, void *arg)
 {
     (void)g;
-    pthread_mutex_unlock(&((struct pool *)arg)->lock);
+    struct job *j = arg;
+    struct pool *p = j->pool;
+    j->next = NULL;
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_mutex_unlock(&p->lock);
     return true;
 }
 
@@ -194,28 +211,22 @@ intptr_t goro_blocking(intptr_t (*fn)(void *arg), void *arg)
     struct pool *p = get_pool();
     if (p == NULL)
         return fn(arg); /* no memory for a pool: block this worker instead */
-    struct job j = { .fn = fn, .arg = arg, .g = g };
+    struct job j = { .fn = fn, .arg = arg, .g = g, .pool = p };
 
     pthread_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = &j;
-    else
-        p->head = &j;
-    p->tail = &j;
-    p->nqueued++;
+    p->nqueued++; /* counted now, linked by queue_job after the switch */
     if (p->nidle >= p->nqueued) {
         pthread_cond_signal(&p->work);
     } else if (p->nthreads < p->cap && spawn_helper(p) != 0 && p->nthreads == 0) {
         /* no helper at all and none can start: run it here */
-        p->head = p->tail = NULL;
-        p->nqueued = 0;
+        p->nqueued--;
         pthread_mutex_unlock(&p->lock);
         return fn(arg);
     }
     /* before the park: not asleep for deadlock detection (no ordering: the
      * worker is busy until the park completes) */
     AO_fetch_and_add1(&goro__ctr.blocking_running);
-    goro__park(unlock_pool, p, W_BLOCKING, (void *)fn);
+    goro__park(queue_job, &j, W_BLOCKING, (void *)fn);
     /* full: lowered only after our ready (sched.c deadlock check) */
     AO_fetch_and_sub1_full(&goro__ctr.blocking_running);
     return j.result;

@@ -423,50 +423,62 @@ static void waiter_timeout(struct goro__timer *t)
         goro__ready(g, false);
 }
 
-/* Wait on pd.q for any of modes. Inside pd_enter/pd_leave. */
+/* Wait on pd.q for any of modes. Inside pd_enter/pd_leave.
+ * The waiter record is on the heap, not on our stack: it is linked into
+ * pd.q, and its timer into the timer heap, while we still run (on the way
+ * to the park, and after an event wakes us, until goro__timer_del), and a
+ * stack may move in any call then (stack.c: nothing outside a running
+ * goroutine's stack may point into it). */
 static int queue_wait(struct goro__pd *pd, int modes, const AO_t snap[2], int64_t timeout_ns)
 {
     G *g = goro__self();
-    struct goro__pd_waiter w = { .g = g, .modes = modes, .pd = pd };
+    struct goro__pd_waiter *w = malloc(sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    *w = (struct goro__pd_waiter){ .g = g, .modes = modes, .pd = pd };
     goro__np_lock(&pd->lock);
     int rc = wait_err(pd, modes);
     if (rc != 0) {
         goro__np_unlock(&pd->lock);
+        free(w);
         return rc;
     }
-    w.next = pd->q;
-    if (w.next)
-        w.next->pprev = &w.next;
-    w.pprev = &pd->q;
-    pd->q = &w;
+    w->next = pd->q;
+    if (w->next)
+        w->next->pprev = &w->next;
+    w->pprev = &pd->q;
+    pd->q = w;
     /* full: our entry counted before we read evseq; the poller bumps evseq
      * before it reads nqueued */
     AO_fetch_and_add1_full(&pd->nqueued);
     for (int d = 0; d < 2; d++) {
         if ((modes & (1 << d)) && AO_load(&pd->evseq[d]) != snap[d]) {
             /* an event since the caller's check: retry instead */
-            *w.pprev = w.next;
-            if (w.next)
-                w.next->pprev = w.pprev;
+            *w->pprev = w->next;
+            if (w->next)
+                w->next->pprev = w->pprev;
             AO_fetch_and_sub1(&pd->nqueued);
             goro__np_unlock(&pd->lock);
+            free(w);
             return 0;
         }
     }
     if (timeout_ns > 0) {
         int64_t now = goro_now();
-        w.timer.when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-        w.timer.fn = waiter_timeout;
-        w.timer.arg = &w;
-        goro__timer_add(&w.timer); /* lock order: pd.lock > timer heap */
+        w->timer.when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+        w->timer.fn = waiter_timeout;
+        w->timer.arg = w;
+        goro__timer_add(&w->timer); /* lock order: pd.lock > timer heap */
     }
     AO_fetch_and_add1(&goro__ctr.io_waiters); /* before the park: deadlock detection */
     goro__park(unlock_pd, pd, W_IO, pd);
     /* full: lowered only now that we run again (sched.c deadlock check) */
     AO_fetch_and_sub1_full(&goro__ctr.io_waiters);
     if (timeout_ns > 0)
-        goro__timer_del(&w.timer); /* waits for a firing callback */
-    switch (w.why) {
+        goro__timer_del(&w->timer); /* waits for a firing callback */
+    int why = w->why; /* unlinked by whoever woke us: ours alone now */
+    free(w);
+    switch (why) {
     case WAKE_EVENT:
         return 0;
     case WAKE_TIMEOUT:

@@ -13,14 +13,20 @@
  *    non-blocking code as the try calls (chan.c). The first that can proceed
  *    wins: unlock, ready the partner, return its index.
  * 4. timeout 0: unlock and return -EAGAIN. Otherwise fill one waiter record
- *    per case (on this goroutine's stack, or with the index arrays in one
- *    malloc'd block when there are more than SELECT_INLINE cases), clear
- *    g->selectdone and park. The park commit, running after the switch,
- *    queues every record, arms the timeout timer, and unlocks the channels
- *    from the highest address down, so the lowest stays held until the
- *    commit touches this stack no more (a waker may ready us the moment the
- *    first channel is unlocked; we then block on the lowest lock until the
- *    commit is done).
+ *    per case in a malloc'd block (with the timer and a copy of the lock
+ *    order), clear g->selectdone and park. The park commit, running after
+ *    the switch, queues every record, arms the timeout timer, and unlocks
+ *    the channels from the highest address down, so the lowest stays held
+ *    until the commit touches the block no more (a waker may ready us the
+ *    moment the first channel is unlocked; we then block on the lowest lock
+ *    until the commit is done).
+ *    The block is on the heap, not on this goroutine's stack, because the
+ *    records of the cases that lose stay queued on their channels, and the
+ *    timer in the heap, after we run again, until step 5 takes them out:
+ *    if the stack grew (moved) in between, as it may in any call, the
+ *    channels and the timer heap would point into the old stack (stack.c:
+ *    nothing outside a running goroutine's stack may point into it). Go
+ *    keeps its sudogs off the stack for the same reason.
  * 5. A waker (send, recv, close on one of the channels, or the timer) must
  *    win the CAS on g->selectdone before it may use our record; the winner
  *    writes the outcome and sets g->param to its record (0 for the timer).
@@ -44,15 +50,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Cases whose records and order arrays live on the stack. */
+/* Cases whose order arrays live on the stack. */
 #define SELECT_INLINE 4
 
-struct select_state {
-    goro_case *cases;
-    struct goro__sudog *sg;    /* one per non-NULL case */
-    goro_chan **lockorder;     /* the channels, sorted by address */
-    size_t nch;                /* non-NULL cases */
-    struct goro__timer *timer; /* NULL: no timeout */
+/* A blocked select's state, on the heap (see step 4). */
+struct select_block {
+    struct goro__timer timer;
+    bool has_timer;
+    size_t nch;                 /* non-NULL cases */
+    goro_chan **lockorder;      /* the channels, sorted by address (in sg[nch]) */
+    struct goro__sudog sg[];    /* one per non-NULL case, then lockorder */
 };
 
 static void sellock(goro_chan **lo, size_t n)
@@ -108,15 +115,21 @@ static void select_timeout_fire(struct goro__timer *t)
 /* Park commit: runs after the switch, with every channel still locked. */
 static bool select_park_commit(G *g, void *arg)
 {
-    struct select_state *st = arg;
-    for (size_t k = 0; k < st->nch; k++) {
-        struct goro__sudog *sg = &st->sg[k];
+    struct select_block *b = arg;
+    /* The cases' elem pointers may point into g's stack, which may have
+     * moved since goro_select filled the block: take them only now, from
+     * the case array as g->waitobj names it (stack.c moves that field with
+     * the stack, and a parked stack stays put). */
+    const goro_case *cases = g->waitobj;
+    for (size_t k = 0; k < b->nch; k++) {
+        struct goro__sudog *sg = &b->sg[k];
+        sg->elem = cases[sg->idx].elem;
         goro_chan *ch = sg->ch;
         goro__waitq_push(sg->is_send ? &ch->sendq : &ch->recvq, sg);
     }
-    if (st->timer)
-        goro__timer_add(st->timer);   /* lock order: channels > timer heap */
-    selunlock(st->lockorder, st->nch);
+    if (b->has_timer)
+        goro__timer_add(&b->timer);   /* lock order: channels > timer heap */
+    selunlock(b->lockorder, b->nch);
     return true;
 }
 
@@ -145,18 +158,15 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns)
 
     uint32_t poll_inl[SELECT_INLINE];
     goro_chan *lock_inl[SELECT_INLINE];
-    struct goro__sudog sg_inl[SELECT_INLINE];
     uint32_t *pollorder = poll_inl;
     goro_chan **lockorder = lock_inl;
-    struct goro__sudog *sg = sg_inl;
     void *mem = NULL;
     if (nch > SELECT_INLINE) {
-        /* sudogs first (pointer-aligned), then lockorder, then pollorder */
-        mem = malloc(nch * (sizeof *sg + sizeof *lockorder + sizeof *pollorder));
+        /* lockorder first (pointer-aligned), then pollorder */
+        mem = malloc(nch * (sizeof *lockorder + sizeof *pollorder));
         if (!mem)
             return -ENOMEM;
-        sg = mem;
-        lockorder = (goro_chan **)(sg + nch);
+        lockorder = mem;
         pollorder = (uint32_t *)(lockorder + nch);
     }
 
@@ -198,45 +208,58 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns)
         goto out_free;
     }
 
-    /* Block. */
+    /* Block. The records, the timer and the lock order go on the heap
+     * (step 4). Allocated here, under the channel locks, so that a select
+     * that does not block pays nothing for it. */
+    struct select_block *b =
+        malloc(sizeof *b + nch * (sizeof b->sg[0] + sizeof *b->lockorder));
+    if (!b) {
+        selunlock(lockorder, nch);
+        ret = -ENOMEM;
+        goto out_free;
+    }
+    b->nch = nch;
+    b->lockorder = (goro_chan **)(void *)(b->sg + nch);
+    memcpy(b->lockorder, lockorder, nch * sizeof *lockorder);
     k = 0;
     for (size_t i = 0; i < n; i++) {
         goro_case *c = &cases[i];
         if (!c->ch)
             continue;
-        sg[k++] = (struct goro__sudog){
-            .g = self, .elem = c->elem, .ch = c->ch, .idx = (uint32_t)i,
+        b->sg[k++] = (struct goro__sudog){
+            .g = self, .elem = NULL /* set by the commit */, .ch = c->ch, .idx = (uint32_t)i,
             .is_select = true, .is_send = c->op == GORO_SEND,
         };
     }
-    struct goro__timer timer = { 0 };
-    struct select_state st = {
-        .cases = cases, .sg = sg, .lockorder = lockorder, .nch = nch, .timer = NULL,
-    };
-    if (timeout_ns > 0) {
+    b->timer = (struct goro__timer){ 0 };
+    b->has_timer = timeout_ns > 0;
+    if (b->has_timer) {
         int64_t now = goro_now();
-        timer.when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-        timer.fn = select_timeout_fire;
-        timer.arg = self;
-        st.timer = &timer;
+        b->timer.when = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+        b->timer.fn = select_timeout_fire;
+        b->timer.arg = self;
     }
     /* no ordering: published to wakers by the channel unlocks (release) and
      * the timer heap lock in the park commit */
     AO_store(&self->selectdone, 0);
-    goro__park(select_park_commit, &st, W_SELECT, cases);
+    goro__park(select_park_commit, b, W_SELECT, cases);
 
     struct goro__sudog *win = (struct goro__sudog *)self->param;
-    if (st.timer)
-        goro__timer_del(&timer);   /* waits for a running callback */
-    sellock(lockorder, nch);
+    if (b->has_timer)
+        goro__timer_del(&b->timer);   /* waits for a running callback */
+    sellock(b->lockorder, nch);
     for (k = 0; k < nch; k++) {
-        if (&sg[k] == win)
+        struct goro__sudog *sk = &b->sg[k];
+        if (sk == win)
             continue;
-        goro__waitq_remove(sg[k].is_send ? &sg[k].ch->sendq : &sg[k].ch->recvq, &sg[k]);
+        goro__waitq_remove(sk->is_send ? &sk->ch->sendq : &sk->ch->recvq, sk);
     }
-    selunlock(lockorder, nch);
+    /* the commit's last touch of b was its unlock of the lowest channel,
+     * which our sellock acquired first */
+    selunlock(b->lockorder, nch);
 
     if (!win) {
+        free(b);
         ret = -ETIMEDOUT;
         goto out_free;
     }
@@ -253,6 +276,7 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns)
         c->result = win->success ? 0 : -EPIPE;
     }
     ret = (int)win->idx;
+    free(b);
 out_free:
     free(mem);
     return ret;

@@ -3,7 +3,12 @@
 #  1. the park/ready stress suite 20 times in a row (one failure fails all);
 #  2. one million goroutines parked at once, stacks guarded;
 #  3. tools/stackgrow: 10,000 goroutines on 2 workers growing to 1 MiB for
-#     60 s, which must end with "0 corruptions".
+#     60 s, which must end with "0 corruptions";
+#  4. the window suite (stacks that move while the runtime holds records on
+#     them) 10 times;
+#  5. two stackgrows at once for 40 s, each on 2 workers: with more worker
+#     threads than CPUs, threads are preempted at any instruction, which is
+#     what exposed the derived-pointer bug in the fault handler (issue 3).
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
@@ -50,5 +55,33 @@ if grep -q '^ *0 corruptions' "$log"; then
 else
     fail=$((fail + 1))
 fi
+for i in $(seq 1 10); do
+    line=$(build/tests/test_window --jobs 1 2>&1 | grep 'Synthesis' | tail -1)
+    echo "window suite run $i/10: $line"
+    if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+    fi
+done
+
+echo "two stackgrows at once, 40 s:"
+log2=$(mktemp)
+trap 'rm -f "$log" "$log2"' EXIT
+tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 40 \
+    --seed 1 >"$log2" 2>&1 &
+other=$!
+tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 40 \
+    --seed 2 2>&1 | tee "$log"
+wait "$other"
+echo "(the other one:)"
+tail -3 "$log2"
+for f in "$log" "$log2"; do
+    if grep -q '^ *0 corruptions' "$f"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+    fi
+done
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,420 @@
+/* tests/test_window.c - a goroutine's stack moves while the runtime holds
+ * pointers to it.
+ *
+ * The rule (runtime/stack.c): nothing outside a running goroutine's stack
+ * may point into it, because any call may hit the guard and move the stack.
+ * A blocking call that publishes a record on its stack (a channel waiter, a
+ * timer, an I/O waiter, a helper job) before its goroutine has switched
+ * away, or leaves one published after it runs again, breaks the rule in
+ * that window. These tests put the blocking call at every depth of a fresh
+ * one-page stack, 8 bytes apart, so that the stack grows in the window at
+ * some depths (the tests count them), and check that nothing was lost or
+ * left behind; GORO_DEBUG=stackcheck keeps the old stacks inaccessible, so
+ * a stale pointer kills the test instead of corrupting memory quietly.
+ *
+ * Also here: frames whose size is known only at run time (VLA, alloca),
+ * which under -fstack-clash-protection move rsp below the guard page
+ * before they touch it.
+ */
+#include "util.h"
+
+#include <alloca.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SWEEP_BYTES 8192   /* two pages of depths: the first growth lands in it */
+#define SWEEP_STEP 8
+
+static void stackcheck_on(bool on)
+{
+    if (on)
+        setenv("GORO_DEBUG", "stackcheck", 1);
+    else
+        unsetenv("GORO_DEBUG");
+}
+
+static uint64_t growths(void)
+{
+    struct goro_stats s;
+    goro_stats(&s);
+    return s.stack_growths;
+}
+
+/* Call fn(arg) with `off` bytes of this stack used above it. */
+static __attribute__((noinline)) void at_depth(int off, void (*fn)(void *), void *arg)
+{
+    volatile char pad[off + 1];
+    memset((char *)pad, 0x5a, (size_t)off + 1);
+    fn(arg);
+    cr_assert_eq(pad[0], 0x5a, "frame above the call changed");
+    cr_assert_eq(pad[off], 0x5a, "frame above the call changed");
+}
+
+struct sweep {
+    int off;
+    void (*fn)(void *);
+    void *arg;
+    volatile int parked;   /* set just before the blocking call */
+    volatile int done;     /* set when the goroutine is about to exit */
+    uint64_t grew;         /* stack growths during the blocking call */
+};
+
+static void sweep_g(void *p)
+{
+    struct sweep *s = p;
+    at_depth(s->off, s->fn, s->arg);
+    /* release: the results before done */
+    __atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+}
+
+static void wait_done(struct sweep *s)
+{
+    while (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+        goro_sleep(5000);
+}
+
+/* Parked: set by the goroutine itself right before it blocks; then give it
+ * time to finish the park (it runs on another worker, or after us). */
+static void wait_parked(struct sweep *s)
+{
+    while (!s->parked)
+        goro_yield();
+    goro_sleep(20000);
+}
+
+/* ---------------------------------------------------------------------
+ * select: the records of the cases that lose stay queued on their
+ * channels, and the timer in the heap, after the goroutine runs again.
+ * ------------------------------------------------------------------- */
+
+static goro_chan *sc1, *sc2;
+
+struct sel_arg {
+    struct sweep *s;
+    int64_t timeout;
+    int got;
+};
+
+static __attribute__((noinline)) void do_select(void *p)
+{
+    struct sel_arg *a = p;
+    int v1 = 0, v2 = 0;
+    goro_case cs[2] = {
+        { .ch = sc1, .op = GORO_RECV, .elem = &v1 },
+        { .ch = sc2, .op = GORO_RECV, .elem = &v2 },
+    };
+    a->s->parked = 1;
+    uint64_t g0 = growths();
+    int r = goro_select(cs, 2, a->timeout);
+    a->s->grew = growths() - g0;
+    cr_assert_eq(r, 0, "select returned %d", r);
+    cr_assert_eq(cs[0].result, 1);
+    a->got = v1;
+}
+
+static long select_sweep(int64_t timeout)
+{
+    sc1 = goro_chan_make(sizeof(int), 0);
+    sc2 = goro_chan_make(sizeof(int), 0);
+    long in_window = 0;
+    for (int off = 0; off < SWEEP_BYTES; off += SWEEP_STEP) {
+        static struct sel_arg a; /* not on our stack: the goroutine holds it */
+        a = (struct sel_arg){ .timeout = timeout };
+        static struct sweep s;
+        s = (struct sweep){ .off = off, .fn = do_select, .arg = &a };
+        a.s = &s;
+        cr_assert_eq(goro_go(sweep_g, &s), 0);
+        wait_parked(&s);
+        int v = 42;
+        cr_assert_eq(goro_chan_send(sc1, &v), 0);
+        wait_done(&s);
+        in_window += s.grew > 0;
+        cr_assert_eq(a.got, 42, "depth %d: select received %d", off, a.got);
+        /* a record left queued on sc2 would take this value */
+        int w = 7;
+        cr_assert_eq(goro_chan_trysend(sc2, &w), -EAGAIN,
+                     "depth %d: a select record was left on the other channel", off);
+    }
+    goro_chan_free(sc1);
+    goro_chan_free(sc2);
+    return in_window;
+}
+
+struct sweep_result {
+    long in_window;
+    uint64_t total;
+};
+
+static void select_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    r->in_window = select_sweep(-1) + select_sweep(10 * 1000000000LL);
+    r->total = growths() - g0;
+}
+
+static void check_sweep(const char *what, struct sweep_result *r)
+{
+    test_note("%s: %lu growths; at %ld depths the stack grew inside the call", what,
+              (unsigned long)r->total, r->in_window);
+    /* without growth (GORO_STACK_MIN large, as under ASan) nothing to see */
+    if (r->total > 0)
+        cr_expect_gt(r->in_window, 0, "%s: no depth grew the stack in the window", what);
+}
+
+Test(window, select_stack_moves_after_wake, .timeout = 120)
+{
+    struct sweep_result r = { 0 };
+    run_on(1, select_main, &r);
+    check_sweep("select", &r);
+}
+
+Test(window, select_stack_moves_after_wake_stackcheck, .timeout = 120)
+{
+    stackcheck_on(true);
+    struct sweep_result r = { 0 };
+    run_on(2, select_main, &r);
+    check_sweep("select (stackcheck, 2 workers)", &r);
+}
+
+/* ---------------------------------------------------------------------
+ * goro_wait_fd with a timeout: the I/O waiter is queued on the
+ * descriptor, and its timer armed, while the goroutine is on its way to
+ * park; the timer stays armed after an event wakes it.
+ * ------------------------------------------------------------------- */
+
+static int wpipe[2];
+
+struct wait_arg {
+    struct sweep *s;
+    int rc;
+};
+
+static __attribute__((noinline)) void do_wait(void *p)
+{
+    struct wait_arg *a = p;
+    a->s->parked = 1;
+    uint64_t g0 = growths();
+    a->rc = goro_wait_fd(wpipe[0], GORO_READABLE, 10 * 1000000000LL);
+    a->s->grew = growths() - g0;
+}
+
+static void wait_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    cr_assert_eq(pipe(wpipe), 0);
+    for (int off = 0; off < SWEEP_BYTES; off += SWEEP_STEP) {
+        static struct wait_arg a; /* not on our stack: the goroutine holds it */
+        a = (struct wait_arg){ .rc = 1 };
+        static struct sweep s;
+        s = (struct sweep){ .off = off, .fn = do_wait, .arg = &a };
+        a.s = &s;
+        cr_assert_eq(goro_go(sweep_g, &s), 0);
+        wait_parked(&s);
+        char c = 'x';
+        cr_assert_eq(write(wpipe[1], &c, 1), 1);
+        wait_done(&s);
+        r->in_window += s.grew > 0;
+        cr_assert_eq(a.rc, 0, "depth %d: goro_wait_fd returned %d", off, a.rc);
+        cr_assert_eq(read(wpipe[0], &c, 1), 1);
+    }
+    /* a timer left in the heap pointing into an old stack would fire here */
+    goro_sleep(50000);
+    close(wpipe[0]);
+    close(wpipe[1]);
+    r->total = growths() - g0;
+}
+
+Test(window, wait_fd_stack_moves_around_park, .timeout = 120)
+{
+    stackcheck_on(true);
+    struct sweep_result r = { 0 };
+    run_on(2, wait_main, &r);
+    check_sweep("goro_wait_fd (stackcheck)", &r);
+}
+
+/* ---------------------------------------------------------------------
+ * goro_blocking: the job record is queued for the helper threads.
+ * ------------------------------------------------------------------- */
+
+static intptr_t slow_double(void *arg)
+{
+    usleep(200);
+    return 2 * (intptr_t)arg;
+}
+
+struct blk_arg {
+    struct sweep *s;
+    intptr_t rc;
+    int off;
+};
+
+static __attribute__((noinline)) void do_blocking(void *p)
+{
+    struct blk_arg *a = p;
+    a->s->parked = 1;
+    uint64_t g0 = growths();
+    a->rc = goro_blocking(slow_double, (void *)(intptr_t)a->off);
+    a->s->grew = growths() - g0;
+}
+
+static void blocking_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    for (int off = 0; off < SWEEP_BYTES; off += SWEEP_STEP) {
+        static struct blk_arg a; /* not on our stack: the goroutine holds it */
+        a = (struct blk_arg){ .rc = -1, .off = off };
+        static struct sweep s;
+        s = (struct sweep){ .off = off, .fn = do_blocking, .arg = &a };
+        a.s = &s;
+        cr_assert_eq(goro_go(sweep_g, &s), 0);
+        wait_done(&s);
+        r->in_window += s.grew > 0;
+        cr_assert_eq(a.rc, 2 * off, "depth %d: goro_blocking returned %ld", off, (long)a.rc);
+    }
+    r->total = growths() - g0;
+}
+
+Test(window, blocking_job_stack_moves, .timeout = 120)
+{
+    stackcheck_on(true);
+    struct sweep_result r = { 0 };
+    run_on(2, blocking_main, &r);
+    check_sweep("goro_blocking (stackcheck)", &r);
+}
+
+/* ---------------------------------------------------------------------
+ * Frames sized at run time. gcc's probe loop for a VLA probes a page
+ * behind rsp, and the rest of the frame is probed after rsp moved, so
+ * with a one-page guard rsp is below the guard when the probe hits it;
+ * clang's loop keeps the frame's end in a register it compares with rsp.
+ * ------------------------------------------------------------------- */
+
+static __attribute__((noinline)) int vla_frame(size_t n, unsigned seed)
+{
+    volatile unsigned char b[n];
+    for (size_t i = 0; i < n; i += 61)
+        b[i] = (unsigned char)(seed + i);
+    b[n - 1] = (unsigned char)seed;
+    int bad = 0;
+    for (size_t i = 0; i < n - 1; i += 61)
+        bad |= b[i] != (unsigned char)(seed + i);
+    return bad | (b[n - 1] != (unsigned char)seed);
+}
+
+static __attribute__((noinline)) int alloca_frame(size_t n, unsigned seed)
+{
+    volatile unsigned char *b = alloca(n);
+    for (size_t i = 0; i < n; i += 61)
+        b[i] = (unsigned char)(seed + i);
+    b[n - 1] = (unsigned char)seed;
+    int bad = 0;
+    for (size_t i = 0; i < n - 1; i += 61)
+        bad |= b[i] != (unsigned char)(seed + i);
+    return bad | (b[n - 1] != (unsigned char)seed);
+}
+
+struct vla_arg {
+    size_t n;
+    int bad;
+};
+
+static void vla_g(void *p)
+{
+    struct vla_arg *a = p;
+    a->bad = vla_frame(a->n, (unsigned)a->n) | alloca_frame(a->n, (unsigned)a->n + 1) << 1;
+}
+
+static void vla_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    enum { SIZES = 3 * 4096 / 8 };
+    static struct vla_arg args[SIZES];
+    for (int i = 0; i < SIZES; i++) {
+        args[i] = (struct vla_arg){ .n = 1 + (size_t)i * 8 + (size_t)(i % 7) };
+        cr_assert_eq(goro_go(vla_g, &args[i]), 0);
+    }
+    while (alive_now() > 1)
+        goro_sleep(1000);
+    for (int i = 0; i < SIZES; i++)
+        cr_assert_eq(args[i].bad, 0, "%zu-byte %s frame corrupted", args[i].n,
+                     args[i].bad & 1 ? "VLA" : "alloca");
+    r->total = growths() - g0;
+}
+
+Test(window, vla_and_alloca_frames_past_the_guard, .timeout = 60)
+{
+    struct sweep_result r = { 0 };
+    run_on(2, vla_main, &r);
+    test_note("VLA and alloca frames of 1 B to 12 KiB: %lu growths", (unsigned long)r.total);
+}
+
+/* ---------------------------------------------------------------------
+ * A derived pointer in the faulting instruction: base + index * 8 lands
+ * on the stack (in the guard), but the base register itself lies pages
+ * below it, as compilers emit for loops over a[h + i].
+ * ------------------------------------------------------------------- */
+
+static volatile uint64_t derived_k = 4096; /* 32 KiB: far below the guard */
+
+static __attribute__((noinline)) int derived_write(uint64_t v)
+{
+    volatile uint64_t arr[256]; /* the write below is its first touch */
+    uint64_t k = derived_k;
+    uintptr_t base = (uintptr_t)&arr[0] - k * 8;
+    __asm__ __volatile__("movq %[v], (%[b],%[k],8)"
+                         :
+                         : [v] "r"(v), [b] "r"(base), [k] "r"(k)
+                         : "memory");
+    return arr[0] != v;
+}
+
+struct derived_arg {
+    struct sweep *s;
+    int bad;
+};
+
+static __attribute__((noinline)) void do_derived(void *p)
+{
+    struct derived_arg *a = p;
+    uint64_t g0 = growths();
+    a->bad = derived_write(0x600df00dULL + (uint64_t)a->s->off);
+    a->s->grew = growths() - g0;
+}
+
+static void derived_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    for (int off = 0; off < SWEEP_BYTES; off += SWEEP_STEP) {
+        static struct derived_arg a;
+        static struct sweep s;
+        a = (struct derived_arg){ .bad = -1 };
+        s = (struct sweep){ .off = off, .fn = do_derived, .arg = &a };
+        a.s = &s;
+        cr_assert_eq(goro_go(sweep_g, &s), 0);
+        wait_done(&s);
+        r->in_window += s.grew > 0;
+        cr_assert_eq(a.bad, 0, "depth %d: the write through a derived pointer went astray", off);
+    }
+    r->total = growths() - g0;
+}
+
+Test(window, derived_base_register_below_the_guard, .timeout = 60)
+{
+    struct sweep_result r = { 0 };
+    run_on(1, derived_main, &r);
+    check_sweep("derived base register", &r);
+}
+
+Test(window, derived_base_register_below_the_guard_stackcheck, .timeout = 60)
+{
+    stackcheck_on(true);
+    struct sweep_result r = { 0 };
+    run_on(2, derived_main, &r);
+    check_sweep("derived base register (stackcheck)", &r);
+}
