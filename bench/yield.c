@@ -4,7 +4,8 @@
  *
  * Figure: ns per yield (elapsed / total yields). Verified: every yield of
  * both goroutines ran, and the two really alternated (a yield that never
- * switches would be fast and wrong).
+ * switches would be fast and wrong). Also printed (goro only): bare_switch,
+ * ns per bare register switch, for the bar's "within 2x" half.
  */
 #include "bench.h"
 
@@ -41,6 +42,61 @@ static void bench_main(void *arg)
     elapsed = bench_now() - t0;
 }
 
+/* The second half of the bar: "within 2x of a bare register switch". The
+ * bare switch is goro's own goro__ctx_switch (every goroutine switch goes
+ * through it: callee-saved registers and rsp out, the other's in, ret),
+ * between two contexts on the main thread with no scheduler around it.
+ * Not public API: declared here, linked from libgoro.a. */
+struct bare_ctx {
+    void *rsp;
+    uint64_t rbx, rbp, r12, r13, r14, r15;
+};
+void goro__ctx_switch(struct bare_ctx *from, const struct bare_ctx *to, void **cur, void *newg);
+
+/* Two contexts switch to each other from the same call site, as two
+ * yielding goroutines do (so the return-stack buffer predicts every ret);
+ * the first one back returns to main. */
+struct bare_side {
+    struct bare_ctx ctx;
+    struct bare_side *peer;
+    int64_t iters, done;
+};
+static struct bare_ctx bare_main;
+static struct bare_side bare_sides[2];
+static void *bare_cur;
+
+static __attribute__((noinline)) void bare_loop(struct bare_side *me)
+{
+    for (me->done = 0; me->done < me->iters; me->done++)
+        goro__ctx_switch(&me->ctx, &me->peer->ctx, &bare_cur, me->peer);
+    goro__ctx_switch(&me->ctx, &bare_main, &bare_cur, NULL);
+    bench_fail("bare switch: a finished context was resumed");
+}
+
+static void bare_entry0(void) { bare_loop(&bare_sides[0]); }
+static void bare_entry1(void) { bare_loop(&bare_sides[1]); }
+
+static double bare_switch_ns(int64_t iters)
+{
+    enum { STACK = 64 * 1024 };
+    static _Alignas(64) char stacks[2][STACK];
+    void (*entry[2])(void) = { bare_entry0, bare_entry1 };
+    for (int i = 0; i < 2; i++) {
+        /* a context resumes with ret: its rsp points at the address to go to */
+        void **sp = (void **)(void *)(stacks[i] + STACK - 16);
+        *sp = (void *)(uintptr_t)entry[i];
+        bare_sides[i] = (struct bare_side){ .ctx = { .rsp = sp }, .peer = &bare_sides[!i],
+                                            .iters = iters };
+    }
+    int64_t t0 = bench_now();
+    goro__ctx_switch(&bare_main, &bare_sides[0].ctx, &bare_cur, &bare_sides[0]);
+    int64_t t = bench_now() - t0;
+    if (bare_sides[0].done != iters || bare_sides[1].done != iters - 1)
+        bench_fail("bare switch: %" PRId64 " + %" PRId64 " switches, want %" PRId64 " + %" PRId64,
+                   bare_sides[0].done, bare_sides[1].done, iters, iters - 1);
+    return (double)t / (double)(2 * iters);
+}
+
 int main(int argc, char **argv)
 {
     bench_args(argc, argv);
@@ -53,5 +109,6 @@ int main(int argc, char **argv)
         bench_fail("only %" PRId64 " of %" PRId64 " yields switched goroutines",
                    switches, 2 * n);
     bench_report(bench_str("name", "yield"), (double)elapsed / (double)(2 * n), "ns/op");
+    bench_report("bare_switch", bare_switch_ns(n), "ns/op");
     return 0;
 }
