@@ -16,8 +16,10 @@
  *           |  red zone (128 bytes)  |  copied too: leaf code keeps data there
  *           |  free part             |
  *           +------------------------+  lo
- *           |  guard page            |  any access faults (madvise guard,
- *     low   +------------------------+  lo - page      uffd hole or PROT_NONE)
+ *           |  guard region          |  any access faults (madvise guard,
+ *           |  (64 KiB: see          |  uffd hole or PROT_NONE)
+ *           |   DEFAULT_GUARD)       |
+ *     low   +------------------------+  lo - GORO_STACK_GUARD
  *
  * How.
  *  - Size classes: class c has (GORO_STACK_MIN << c) usable bytes. Growth
@@ -25,7 +27,7 @@
  *    (one frame may be larger than the whole stack), and never past
  *    GORO_STACK_MAX (fatal, as in Go).
  *  - Guards that do not split mappings (DESIGN.md 9). Stacks of up to
- *    ARENA_MAX usable bytes are carved out of 64 MiB chunks, one slot after
+ *    ARENA_MAX usable bytes are carved out of 256 MiB chunks, one slot after
  *    the other (guard, usable, guard, usable, ...). The guard is made by one
  *    of three mechanisms, chosen at goro_run (GORO_GUARD forces one):
  *      madvise   MADV_GUARD_INSTALL (Linux 6.13+): a page table marker that
@@ -125,7 +127,19 @@
 
 #define NCLS        40                  /* size classes (min << 39 is plenty) */
 #define ARENA_MAX   (1024 * 1024)       /* largest usable size carved from chunks */
-#define CHUNK_BYTES (64ul << 20)        /* target size of one arena chunk */
+/* The guard region below each stack (GORO_STACK_GUARD). One page is enough
+ * for code built with -fstack-clash-protection, which touches every page of
+ * a large frame in order. The C library usually is not (Debian's glibc has
+ * no probes): vfprintf's helper frame is 8.3 KiB, vfwprintf's 33 KiB,
+ * fnmatch's 18 KiB, and glibc's alloca goes up to 64 KiB; such a frame's
+ * first access can land below a one-page guard, in the stack below it
+ * (tools/stackgrow saw snprintf's result corrupted that way). 64 KiB of
+ * guard costs no memory: with madvise guards it is page-table markers (and
+ * the page-table pages under them, ~130 bytes per goroutine of kernel
+ * memory), with uffd and mprotect address space only. */
+#define DEFAULT_GUARD (64 * 1024)
+#define MAX_GUARD     (16ul << 20)
+#define CHUNK_BYTES (256ul << 20)       /* target size of one arena chunk (address space) */
 #define POOL_KEEP   (16ul << 20)        /* resident bytes a class's pool keeps */
 #define FAST_GROW_BELOW (1024 * 1024)   /* stacks below this grow eightfold */
 #define REDZONE     128                 /* System V x86-64 red zone below rsp */
@@ -166,6 +180,7 @@ struct qent {
 
 static struct {
     size_t pg;
+    size_t gsz;                /* guard region below each stack (GORO_STACK_GUARD) */
     size_t min, max;           /* usable bytes of class 0; GORO_STACK_MAX */
     size_t env_max;            /* GORO_STACK_MAX as given (for the message) */
     int guard;                 /* enum guard_kind */
@@ -309,6 +324,48 @@ static void *map_anon(size_t len)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * Addresses no stack may cover. Relocation takes any word that lies in the
+ * old stack's range for a pointer into it. A 32-bit field followed by 4
+ * bytes of padding reads, as one word, as [garbage : int]; stack garbage is
+ * often the high half of a stack address (0x00007fxx), so the word reads as
+ * an address in the stacks' own 4 GiB block whose low 32 bits are the int.
+ * Two kinds of int are common enough to be hit:
+ *  - glibc's FILE begins with `int _flags` = 0xfbadxxxx (_IO_MAGIC), and
+ *    snprintf, sscanf and the like keep a FILE on the stack: tools/stackgrow
+ *    saw snprintf return a wrong result and vfprintf unlock a NULL lock
+ *    (core: a stack at 0x7f03fbad8000, the word 0x00007f03fbad8001);
+ *  - small ints, positive and negative (counts, lengths, -1).
+ * So no stack's range (guard to top) is placed where the low 32 bits of an
+ * address are below 1 MiB, above 4 GiB - 1 MiB, or 0xfbadxxxx: 2 MiB and
+ * 64 KiB skipped in every 4 GiB of address space.
+ */
+static const struct { uint32_t start, len; } magic_windows[] = {
+    { 0x00000000u, 0x100000u },  /* small ints */
+    { 0xfff00000u, 0x100000u },  /* small negative ints */
+    { 0xfbad0000u, 0x10000u },   /* glibc _IO_MAGIC */
+};
+
+/* If [lo, hi] (inclusive) overlaps a magic window, the lowest such window
+ * it overlaps, in *ws and *we (end, exclusive); else false. */
+static bool magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *we)
+{
+    bool found = false;
+    for (uintptr_t b = lo >> 32; b <= hi >> 32; b++) {
+        for (size_t i = 0; i < sizeof magic_windows / sizeof magic_windows[0]; i++) {
+            uintptr_t s0 = (b << 32) + magic_windows[i].start, e0 = s0 + magic_windows[i].len;
+            if (s0 <= hi && e0 > lo && (!found || s0 < *ws)) {
+                *ws = s0;
+                *we = e0;
+                found = true;
+            }
+        }
+        if (found)
+            return true;
+    }
+    return false;
+}
+
 /* A stack of class cls in a mapping of its own. 0 or -errno.
  *
  * Stacks of HUGE_MIN usable bytes and more are backed by transparent huge
@@ -323,44 +380,68 @@ static void *map_anon(size_t len)
 
 static int ownmap_new(int cls, struct goro__stack *s)
 {
-    size_t use = st.min << cls, len = use + st.pg;
+    size_t use = st.min << cls, len = use + st.gsz;
     bool huge = use >= HUGE_MIN && st.guard != GUARD_UFFD;
-    char *p;
-    if (huge) {
-        /* over-map, then cut the mapping down to [lo - page, lo + use)
-         * with lo 2 MiB aligned */
-        char *raw = map_anon(len + HUGE_SIZE);
-        if (raw == NULL)
-            return -errno;
-        uintptr_t lo = ((uintptr_t)raw + st.pg + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
-        p = (char *)(lo - st.pg);
-        if (p > raw)
-            munmap(raw, (size_t)(p - raw));
-        char *end = raw + len + HUGE_SIZE;
-        if (end > p + len)
-            munmap(p + len, (size_t)(end - (p + len)));
-        madvise(p + st.pg, use, MADV_HUGEPAGE); /* best effort */
-    } else {
-        p = map_anon(len);
-        if (p == NULL)
-            return -errno;
+    /* Over-map, then keep [p, p + len): the first place from the start
+     * that covers no magic window (windows are at most 2 MiB wide and
+     * 68 MiB or more apart: len + 8 MiB of slack always holds one, or twice
+     * len when len passes 8 MiB) and, for a huge stack, whose usable part
+     * starts on a 2 MiB boundary. */
+    size_t slack = (len < (8ul << 20) ? 0 : len) + (8ul << 20) + (huge ? HUGE_SIZE : 0);
+    char *raw = map_anon(len + slack);
+    if (raw == NULL)
+        return -errno;
+    uintptr_t a = (uintptr_t)raw, end = a + len + slack, ws, we;
+    for (;;) {
+        if (huge)
+            a = ((a + st.gsz + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1)) - st.gsz;
+        if (a + len > end || !magic_overlap(a, a + len, &ws, &we))
+            break;
+        a = we;
     }
+    if (a + len > end) {
+        munmap(raw, len + slack);
+        return -ENOMEM;
+    }
+    char *p = (char *)a;
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    if (end > a + len)
+        munmap(p + len, end - (a + len));
+    if (huge)
+        madvise(p + st.gsz, use, MADV_HUGEPAGE); /* best effort */
     int rc = 0;
     if (st.guard == GUARD_UFFD) {
         rc = uffd_register(p, len);
         if (rc == 0)
-            rc = uffd_fill(p + st.pg, use);
+            rc = uffd_fill(p + st.gsz, use);
     } else {
-        rc = guard_on(p, st.pg);
+        rc = guard_on(p, st.gsz);
     }
     if (rc < 0) {
         munmap(p, len);
         return rc;
     }
-    *s = (struct goro__stack){ .lo = p + st.pg, .hi = p + len, .map = p,
+    *s = (struct goro__stack){ .lo = p + st.gsz, .hi = p + len, .map = p,
                                .maplen = len, .cls = (uint32_t)cls,
                                .flags = SF_OWNMAP };
     return 0;
+}
+
+/* Move a class's carving cursor past a magic window its next slot would
+ * cover. Under lock. */
+static void carve_skip_magic(int cls, size_t slot)
+{
+    for (;;) {
+        uintptr_t cur = (uintptr_t)st.carve[cls].cur, ws, we;
+        if (!magic_overlap(cur, cur + slot, &ws, &we))
+            return;
+        if (we >= (uintptr_t)st.carve[cls].end) {
+            st.carve[cls].cur = st.carve[cls].end; /* chunk used up */
+            return;
+        }
+        st.carve[cls].cur = (char *)we; /* page-aligned */
+    }
 }
 
 /* Carve up to CARVE_BATCH one-page stacks at once (madvise guards only):
@@ -377,29 +458,36 @@ static void pool_put_locked(struct goro__stack *s);
 
 static int carve_batch_locked(struct goro__stack *s)
 {
-    size_t use = st.min, slot = use + st.pg;
+    size_t use = st.min, slot = use + st.gsz;
     size_t room = (size_t)(st.carve[0].end - st.carve[0].cur) / slot;
     if (st.pidfd < 0 || st.guard != GUARD_MADVISE || room < 2)
         return -EAGAIN;
     size_t n = room < CARVE_BATCH ? room : CARVE_BATCH;
     struct iovec guards[CARVE_BATCH], pages[CARVE_BATCH];
     char *g = st.carve[0].cur;
+    /* no slot over a magic window (the caller skipped any the first one
+     * would cover): stop short of the next */
+    uintptr_t ws, we;
+    if (magic_overlap((uintptr_t)g, (uintptr_t)g + n * slot, &ws, &we))
+        n = (ws - (uintptr_t)g - 1) / slot;
+    if (n < 2)
+        return -EAGAIN;
     for (size_t i = 0; i < n; i++) {
-        guards[i] = (struct iovec){ .iov_base = g + i * slot, .iov_len = st.pg };
-        pages[i] = (struct iovec){ .iov_base = g + i * slot + st.pg, .iov_len = use };
+        guards[i] = (struct iovec){ .iov_base = g + i * slot, .iov_len = st.gsz };
+        pages[i] = (struct iovec){ .iov_base = g + i * slot + st.gsz, .iov_len = use };
     }
     long r = syscall(SYS_process_madvise, st.pidfd, guards, n, MADV_GUARD_INSTALL, 0);
-    if (r != (long)(n * st.pg))
+    if (r != (long)(n * st.gsz))
         return -EAGAIN; /* guards already installed are harmless: redone one by one */
     /* best effort: a page not populated now faults in later */
     syscall(SYS_process_madvise, st.pidfd, pages, n, MADV_POPULATE_WRITE, 0);
     st.carve[0].cur += n * slot;
     for (size_t i = 1; i < n; i++) {
-        struct goro__stack t = { .lo = g + i * slot + st.pg, .hi = g + (i + 1) * slot,
+        struct goro__stack t = { .lo = g + i * slot + st.gsz, .hi = g + (i + 1) * slot,
                                  .map = g + i * slot, .maplen = slot, .cls = 0, .flags = 0 };
         pool_put_locked(&t);
     }
-    *s = (struct goro__stack){ .lo = g + st.pg, .hi = g + slot, .map = g,
+    *s = (struct goro__stack){ .lo = g + st.gsz, .hi = g + slot, .map = g,
                                .maplen = slot, .cls = 0, .flags = 0 };
     return 0;
 }
@@ -407,7 +495,7 @@ static int carve_batch_locked(struct goro__stack *s)
 /* Carve a stack of class cls from the class's current chunk. Under lock. */
 static int carve_locked(int cls, struct goro__stack *s)
 {
-    size_t use = st.min << cls, slot = use + st.pg;
+    size_t use = st.min << cls, slot = use + st.gsz;
     if (st.carve[cls].cur == NULL || (size_t)(st.carve[cls].end - st.carve[cls].cur) < slot) {
         size_t n = (CHUNK_BYTES - st.pg) / slot;
         if (n < 16)
@@ -431,14 +519,19 @@ static int carve_locked(int cls, struct goro__stack *s)
         st.carve[cls].cur = p + st.pg;
         st.carve[cls].end = p + len;
     }
+    carve_skip_magic(cls, slot);
+    if ((size_t)(st.carve[cls].end - st.carve[cls].cur) < slot) {
+        st.carve[cls].cur = NULL; /* the window took the rest: a new chunk */
+        return carve_locked(cls, s);
+    }
     if (cls == 0 && !st.stackcheck && carve_batch_locked(s) == 0)
         return 0;
     char *g = st.carve[cls].cur;
-    int rc = st.guard == GUARD_UFFD ? uffd_fill(g + st.pg, use) : guard_on(g, st.pg);
+    int rc = st.guard == GUARD_UFFD ? uffd_fill(g + st.gsz, use) : guard_on(g, st.gsz);
     if (rc < 0)
         return rc;
     st.carve[cls].cur += slot;
-    *s = (struct goro__stack){ .lo = g + st.pg, .hi = g + slot, .map = g,
+    *s = (struct goro__stack){ .lo = g + st.gsz, .hi = g + slot, .map = g,
                                .maplen = slot, .cls = (uint32_t)cls, .flags = 0 };
     return 0;
 }
@@ -535,6 +628,8 @@ static void drain_locked(void)
 
 static void reserved_add(const struct goro__stack *s, int sign)
 {
+    /* usable bytes and one page: the rest of the guard region is address
+     * space and page-table markers, no memory */
     AO_t sz = (AO_t)(usable(s) + st.pg);
     /* relaxed (fetch_and_add without a barrier): a statistic */
     AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, sign > 0 ? sz : (AO_t)0 - sz);
@@ -1071,7 +1166,7 @@ static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
         from = lo;
     from &= ~(uintptr_t)7;
     intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
-    uintptr_t glo = lo - st.pg;
+    uintptr_t glo = lo - st.gsz;
     const uint64_t *src = (const uint64_t *)from;
     uint64_t *dst = (uint64_t *)(from + (uintptr_t)delta);
     size_t nw = (hi - from) / 8;
@@ -1130,7 +1225,7 @@ static void stale_report(uintptr_t addr)
         if (AO_load_acquire(&e->state) != Q_FULL)
             continue;
         uintptr_t lo = (uintptr_t)e->old.lo, hi = (uintptr_t)e->old.hi;
-        if (addr >= lo - st.pg && addr < hi)
+        if (addr >= lo - st.gsz && addr < hi)
             goro__fatal("goroutine %llu: stale pointer %p into an old stack "
                         "(GORO_DEBUG=stackcheck): the stack moved from %p-%p to %p-%p",
                         (unsigned long long)e->gid, (void *)addr, (void *)lo,
@@ -1148,7 +1243,7 @@ int goro__stack_fault(int sig, void *siginfo, void *ucontext)
     G *g = w ? w->curg : NULL;
     if (g != NULL && g->stack.lo != NULL) {
         uintptr_t lo = (uintptr_t)g->stack.lo;
-        if (addr < lo && addr >= lo - st.pg) {
+        if (addr < lo && addr >= lo - st.gsz) {
             grow(w, g, addr, ucontext);
             return 1;
         }
@@ -1221,6 +1316,9 @@ void goro__stack_init(void)
     size_t min = env_bytes("GORO_STACK_MIN", pg);
     min = (min + pg - 1) & ~(pg - 1);
     st.min = min;
+    size_t gsz = env_bytes("GORO_STACK_GUARD", DEFAULT_GUARD);
+    gsz = (gsz + pg - 1) & ~(pg - 1);
+    st.gsz = gsz < pg ? pg : gsz > MAX_GUARD ? MAX_GUARD : gsz;
     st.env_max = env_bytes("GORO_STACK_MAX", DEFAULT_MAX);
     if (st.env_max < min)
         st.env_max = min;
@@ -1276,8 +1374,8 @@ void goro__stack_init(void)
         fprintf(stderr, "goro: GORO_GUARD=%s is not available here; using %s guards\n",
                 guard_names[want], guard_names[st.guard]);
     if (goro__debug("stackinfo"))
-        fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, guard pages by %s%s\n",
-                st.min, st.max, guard_names[st.guard],
+        fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s%s\n",
+                st.min, st.max, st.gsz, guard_names[st.guard],
                 st.stackcheck ? ", stackcheck on" : "");
 }
 

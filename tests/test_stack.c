@@ -448,7 +448,22 @@ static long rss_kb(void)
     return res * (long)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static long park_maps;
+static long park_maps, park_pte0_kb, park_pte_kb;
+
+/* kernel memory in page tables (not part of RSS): the guard regions' markers
+ * live there */
+static long pte_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPTE: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
 
 static long count_maps(void)
 {
@@ -479,6 +494,7 @@ static void parked_main(void *arg)
     goro_wg_add(&park_release, 1);
     goro_wg_add(&park_done, park_n);
     park_rss0_kb = rss_kb();
+    park_pte0_kb = pte_kb();
     int64_t t0 = goro_now();
     for (long i = 0; i < park_n; i++) {
         int rc = goro_go(parked_one, NULL);
@@ -488,6 +504,7 @@ static void parked_main(void *arg)
     park_ns = goro_now() - t0;
     goro_stats(&park_st);
     park_rss_kb = rss_kb();
+    park_pte_kb = pte_kb();
     park_maps = count_maps();
     goro_wg_done(&park_release);
     goro_wg_wait(&park_done);
@@ -505,11 +522,14 @@ static void parked_many(long n, const char *guard)
     cr_assert_geq(park_st.stack_bytes_reserved, (uint64_t)park_n * 2 * pg);
     cr_assert_leq(park_st.stack_bytes_reserved, (uint64_t)(park_n + 64) * 2 * pg);
     double per = (double)(park_rss_kb - park_rss0_kb) * 1024.0 / (double)park_n;
-    test_note("%ld goroutines parked (guard %s) in %.2f s: RSS %.0f bytes each, "
-                "stack_bytes_reserved %llu", park_n, guard ? guard : "default",
-                (double)park_ns / 1e9, per, (unsigned long long)park_st.stack_bytes_reserved);
-    fprintf(stderr, "parked: %ld goroutines, guard %s, %.2f s, RSS %.0f bytes per goroutine\n",
-            park_n, guard ? guard : "default", (double)park_ns / 1e9, per);
+    double pte = (double)(park_pte_kb - park_pte0_kb) * 1024.0 / (double)park_n;
+    test_note("%ld goroutines parked (guard %s) in %.2f s: RSS %.0f bytes each "
+              "(and %.0f bytes of page tables), stack_bytes_reserved %llu",
+              park_n, guard ? guard : "default", (double)park_ns / 1e9, per, pte,
+              (unsigned long long)park_st.stack_bytes_reserved);
+    fprintf(stderr, "parked: %ld goroutines, guard %s, %.2f s, RSS %.0f bytes per goroutine, "
+            "page tables %.0f bytes per goroutine\n",
+            park_n, guard ? guard : "default", (double)park_ns / 1e9, per, pte);
     cr_assert_lt(per, (double)pg + 1024, "RSS per parked goroutine: %.0f bytes", per);
     /* guards that do not split mappings: far fewer mappings than stacks */
     cr_assert_lt(park_maps, 2000, "%ld mappings for %ld stacks", park_maps, park_n);

@@ -418,3 +418,147 @@ Test(window, derived_base_register_below_the_guard_stackcheck, .timeout = 60)
     run_on(2, derived_main, &r);
     check_sweep("derived base register (stackcheck)", &r);
 }
+
+/* ---------------------------------------------------------------------
+ * The C library's own large frames. Debian's glibc is not built with
+ * -fstack-clash-protection: fprintf to an unbuffered stream goes through a
+ * helper with an 8.3 KiB frame whose first stores are at its top and then
+ * at its bottom, 8 KiB below; with a one-page guard the second lands in the
+ * stack below. Canary goroutines park with a canary frame at the top of
+ * their stacks while a sweep calls fprintf at every depth of fresh stacks;
+ * then every canary is checked.
+ * ------------------------------------------------------------------- */
+
+#define CANARIES 256
+#define CANARY_WORDS 480 /* most of the canary goroutine's first page */
+
+static goro_chan *canary_release;
+static volatile int canary_bad;
+
+static void canary_g(void *arg)
+{
+    uint64_t words[CANARY_WORDS];
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        words[i] = seed ^ (uint64_t)i;
+    int token;
+    goro_chan_recv(canary_release, &token);
+    for (int i = 0; i < CANARY_WORDS; i++)
+        if (((volatile uint64_t *)words)[i] != (seed ^ (uint64_t)i))
+            canary_bad++;
+}
+
+static FILE *unbuffered;
+
+static __attribute__((noinline)) void do_fprintf(void *p)
+{
+    struct sweep *s = p;
+    fprintf(unbuffered, "%d %s %.3f\n", s->off, "window", (double)s->off / 7.0);
+}
+
+static void glibc_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    unbuffered = fopen("/dev/null", "w");
+    cr_assert_not_null(unbuffered);
+    setvbuf(unbuffered, NULL, _IONBF, 0);
+    canary_release = goro_chan_make(sizeof(int), 0);
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < CANARIES; i++)
+            cr_assert_eq(goro_go(canary_g, (void *)(intptr_t)(i + 1)), 0);
+        goro_sleep(1000000); /* all parked */
+        for (int off = 0; off < SWEEP_BYTES; off += 4 * SWEEP_STEP) {
+            static struct sweep s;
+            s = (struct sweep){ .off = off + round * SWEEP_STEP, .fn = do_fprintf };
+            s.arg = &s;
+            cr_assert_eq(goro_go(sweep_g, &s), 0);
+            wait_done(&s);
+        }
+        int token = 0;
+        for (int i = 0; i < CANARIES; i++)
+            goro_chan_send(canary_release, &token);
+        while (alive_now() > 1)
+            goro_sleep(1000);
+    }
+    fclose(unbuffered);
+    goro_chan_free(canary_release);
+    r->total = growths() - g0;
+}
+
+Test(window, glibc_frames_larger_than_a_page, .timeout = 60)
+{
+    struct sweep_result r = { 0 };
+    run_on(1, glibc_main, &r);
+    test_note("fprintf on an unbuffered stream at every depth: %lu growths, %d canary words hit",
+              (unsigned long)r.total, canary_bad);
+    cr_assert_eq(canary_bad, 0, "a C library frame wrote past the guard into another stack");
+}
+
+/* ---------------------------------------------------------------------
+ * No stack covers an address whose low 32 bits a [stack garbage : int]
+ * word is likely to have: glibc's FILE flags (0xfbadxxxx) and small ints
+ * (runtime/stack.c, magic_windows). Enough goroutines that their stacks
+ * span several 4 GiB blocks; every stack's relocation range (the guard
+ * region to the top) is checked from the goroutine's own record.
+ * ------------------------------------------------------------------- */
+
+#include "internal.h"
+
+#define MAGIC_GOROUTINES 150000
+#define GUARD_DEFAULT (64 * 1024)
+
+static bool magic_addr(uintptr_t a)
+{
+    uint32_t low = (uint32_t)a;
+    return low < 0x100000u || low >= 0xfff00000u || (low >> 16) == 0xfbadu;
+}
+
+static goro_wg magic_parked, magic_release, magic_done;
+static volatile AO_t magic_bad, magic_near;
+
+static void magic_g(void *arg)
+{
+    G *g = goro__self();
+    uintptr_t lo = (uintptr_t)g->stack.lo - GUARD_DEFAULT, hi = (uintptr_t)g->stack.hi;
+    for (uintptr_t a = lo & ~(uintptr_t)0xffff; a <= hi; a += 0x10000)
+        if (magic_addr(a)) {
+            AO_fetch_and_add1(&magic_bad);
+            break;
+        }
+    /* within 1 MiB of a window: carving came by one */
+    for (uintptr_t a = (lo - (1 << 20)) & ~(uintptr_t)0xffff; a <= hi + (1 << 20); a += 0x10000)
+        if (magic_addr(a)) {
+            AO_fetch_and_add1(&magic_near);
+            break;
+        }
+    goro_wg_done(&magic_parked);
+    goro_wg_wait(&magic_release);
+    goro_wg_done(&magic_done);
+}
+
+static void magic_main(void *arg)
+{
+    goro_wg_init(&magic_parked);
+    goro_wg_init(&magic_release);
+    goro_wg_init(&magic_done);
+    goro_wg_add(&magic_parked, MAGIC_GOROUTINES);
+    goro_wg_add(&magic_release, 1);
+    goro_wg_add(&magic_done, MAGIC_GOROUTINES);
+    for (int i = 0; i < MAGIC_GOROUTINES; i++)
+        cr_assert_eq(goro_go(magic_g, NULL), 0);
+    goro_wg_wait(&magic_parked);
+    goro_wg_done(&magic_release);
+    goro_wg_wait(&magic_done);
+}
+
+Test(window, no_stack_over_the_file_magic, .timeout = 120)
+{
+    unsetenv("GORO_STACK_GUARD");
+    run_on(2, magic_main, NULL);
+    test_note("%d stacks: %lu within 1 MiB of a magic window, %lu over one",
+              MAGIC_GOROUTINES, (unsigned long)magic_near, (unsigned long)magic_bad);
+    cr_assert_eq(magic_bad, 0, "%lu stacks cover a magic address",
+                 (unsigned long)magic_bad);
+    cr_expect_gt(magic_near, 0, "no stack came near a window: the test proves nothing");
+}
