@@ -596,8 +596,20 @@ static void limit_parked(void *arg)
     goro_wg_done(&park_done);
 }
 
+/* Grow the calling goroutine's stack to more than it will need: once the
+ * mapping limit is reached, no stack can grow (the goroutine that needs to
+ * is ended with a fatal message), and how deep this test's own code goes
+ * depends on the compiler (clang's frames here need a second page). */
+static __attribute__((noinline)) void pregrow(void)
+{
+    volatile char big[64 * 1024];
+    for (size_t i = 0; i < sizeof big; i += 512)
+        big[i] = (char)i;
+}
+
 static void maplimit_main(void *arg)
 {
+    pregrow();
     goro_wg_init(&park_release);
     goro_wg_init(&park_done);
     goro_wg_add(&park_release, 1);
