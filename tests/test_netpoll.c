@@ -729,26 +729,46 @@ static void multi_client(void *arg)
     goro_wg_done(&multi_wg);
 }
 
+/* An echo server the caller can wait for: after goro_close(lfd) the fd
+ * number may be reused by the next listener at once, and a server that was
+ * not blocked in accept when the close came would accept from that one. */
+static goro_wg server_gone;
+
+static void echo_server_joined(void *arg)
+{
+    echo_server(arg);
+    goro_wg_done(&server_gone);
+}
+
+static void close_server(int lfd)
+{
+    goro_close(lfd);
+    goro_wg_wait(&server_gone);
+}
+
 static void names_main(void *arg)
 {
     (void)arg;
+    goro_wg_init(&server_gone);
     /* IPv6 loopback */
     int lfd = goro_listen_tcp("::1", 0, 64);
     if (lfd == -EADDRNOTAVAIL || lfd == -EAFNOSUPPORT) {
         test_note("no IPv6 loopback here: skipping ::1");
     } else {
         cr_assert_geq(lfd, 0, "listen ::1: %s", strerror(-lfd));
-        goro_go(echo_server, (void *)(intptr_t)lfd);
+        goro_wg_add(&server_gone, 1);
+        goro_go(echo_server_joined, (void *)(intptr_t)lfd);
         round_trip("::1", port_of(lfd));
         round_trip("[::1]", port_of(lfd));
-        goro_close(lfd);
+        close_server(lfd);
     }
     /* a host name */
     lfd = goro_listen_tcp("localhost", 0, 64);
     cr_assert_geq(lfd, 0, "listen localhost: %s", strerror(-lfd));
-    goro_go(echo_server, (void *)(intptr_t)lfd);
+    goro_wg_add(&server_gone, 1);
+    goro_go(echo_server_joined, (void *)(intptr_t)lfd);
     round_trip("localhost", port_of(lfd));
-    goro_close(lfd);
+    close_server(lfd);
 
     /* four goroutines accepting on one listener */
     lfd = goro_listen_tcp("127.0.0.1", 0, 1024);
