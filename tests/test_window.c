@@ -163,19 +163,23 @@ static void check_sweep(const char *what, struct sweep_result *r)
         cr_expect_gt(r->in_window, 0, "%s: no depth grew the stack in the window", what);
 }
 
+/* Run main_fn (a sweep) on procs workers and check what it counted. */
+static void run_sweep(int procs, bool stackcheck, goro_fn main_fn, const char *what)
+{
+    stackcheck_on(stackcheck);
+    struct sweep_result r = { 0 };
+    run_on(procs, main_fn, &r);
+    check_sweep(what, &r);
+}
+
 Test(window, select_stack_moves_after_wake, .timeout = 120)
 {
-    struct sweep_result r = { 0 };
-    run_on(1, select_main, &r);
-    check_sweep("select", &r);
+    run_sweep(1, false, select_main, "select");
 }
 
 Test(window, select_stack_moves_after_wake_stackcheck, .timeout = 120)
 {
-    stackcheck_on(true);
-    struct sweep_result r = { 0 };
-    run_on(2, select_main, &r);
-    check_sweep("select (stackcheck, 2 workers)", &r);
+    run_sweep(2, true, select_main, "select (stackcheck, 2 workers)");
 }
 
 /* ---------------------------------------------------------------------
@@ -229,10 +233,7 @@ static void wait_main(void *p)
 
 Test(window, wait_fd_stack_moves_around_park, .timeout = 120)
 {
-    stackcheck_on(true);
-    struct sweep_result r = { 0 };
-    run_on(2, wait_main, &r);
-    check_sweep("goro_wait_fd (stackcheck)", &r);
+    run_sweep(2, true, wait_main, "goro_wait_fd (stackcheck)");
 }
 
 /* ---------------------------------------------------------------------
@@ -280,10 +281,7 @@ static void blocking_main(void *p)
 
 Test(window, blocking_job_stack_moves, .timeout = 120)
 {
-    stackcheck_on(true);
-    struct sweep_result r = { 0 };
-    run_on(2, blocking_main, &r);
-    check_sweep("goro_blocking (stackcheck)", &r);
+    run_sweep(2, true, blocking_main, "goro_blocking (stackcheck)");
 }
 
 /* ---------------------------------------------------------------------
@@ -406,17 +404,12 @@ static void derived_main(void *p)
 
 Test(window, derived_base_register_below_the_guard, .timeout = 60)
 {
-    struct sweep_result r = { 0 };
-    run_on(1, derived_main, &r);
-    check_sweep("derived base register", &r);
+    run_sweep(1, false, derived_main, "derived base register");
 }
 
 Test(window, derived_base_register_below_the_guard_stackcheck, .timeout = 60)
 {
-    stackcheck_on(true);
-    struct sweep_result r = { 0 };
-    run_on(2, derived_main, &r);
-    check_sweep("derived base register (stackcheck)", &r);
+    run_sweep(2, true, derived_main, "derived base register (stackcheck)");
 }
 
 /* ---------------------------------------------------------------------
