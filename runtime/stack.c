@@ -383,11 +383,15 @@ static int ownmap_new(int cls, struct goro__stack *s)
     size_t use = st.min << cls, len = use + st.gsz;
     bool huge = use >= HUGE_MIN && st.guard != GUARD_UFFD;
     /* Over-map, then keep [p, p + len): the first place from the start
-     * that covers no magic window (windows are at most 2 MiB wide and
-     * 68 MiB or more apart: len + 8 MiB of slack always holds one, or twice
-     * len when len passes 8 MiB) and, for a huge stack, whose usable part
-     * starts on a 2 MiB boundary. */
-    size_t slack = (len < (8ul << 20) ? 0 : len) + (8ul << 20) + (huge ? HUGE_SIZE : 0);
+     * that covers no magic window and, for a huge stack, whose usable part
+     * starts on a 2 MiB boundary. The windows are at most 2 MiB wide; the
+     * farthest the start may have to move is past the 0xfbad window, the
+     * 68 MiB after it and the 2 MiB around the 4 GiB boundary, plus len:
+     * len + 80 MiB of slack (8 MiB below 2 MiB, where the farthest move is
+     * len + 2 MiB). Checked by simulation for every class from 4 KiB to
+     * 1 GiB and starts across a 4 GiB boundary. */
+    size_t slack = (len < (2ul << 20) ? (8ul << 20) : len + (80ul << 20)) +
+                   (huge ? HUGE_SIZE : 0);
     char *raw = map_anon(len + slack);
     if (raw == NULL)
         return -errno;
