@@ -313,6 +313,10 @@ void goro__fatal(const char *fmt, ...) GORO_HIDDEN
 void goro__stack_init(void) GORO_HIDDEN;      /* at goro_run start */
 void goro__stack_fini(void) GORO_HIDDEN;      /* at goro_run end: release pools */
 int  goro__stack_alloc(struct goro__stack *s) GORO_HIDDEN; /* 0 or -ENOMEM */
+/* stack.c's placement around the magic windows (exposed for the tests) */
+bool goro__stack_magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *we) GORO_HIDDEN;
+size_t goro__stack_slack(size_t len, bool huge) GORO_HIDDEN;
+uintptr_t goro__stack_place(uintptr_t raw, size_t len, size_t gsz, bool huge) GORO_HIDDEN;
 void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
 /* A goroutine exited and its record (with this stack) goes to a free list:
  * the stack may be swapped for a smaller one. Not called on a live stack. */

@@ -348,7 +348,7 @@ static const struct { uint32_t start, len; } magic_windows[] = {
 
 /* If [lo, hi] (inclusive) overlaps a magic window, the lowest such window
  * it overlaps, in *ws and *we (end, exclusive); else false. */
-static bool magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *we)
+bool goro__stack_magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *we)
 {
     bool found = false;
     for (uintptr_t b = lo >> 32; b <= hi >> 32; b++) {
@@ -378,32 +378,45 @@ static bool magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *
 #define HUGE_SIZE (2ul << 20)
 #define HUGE_MIN  (4ul << 20)
 
+/* Over-map, then keep [p, p + len): the first place from the start that
+ * covers no magic window and, for a huge stack, whose usable part (after
+ * gsz bytes of guard) starts on a 2 MiB boundary. The windows are at most
+ * 2 MiB wide; the farthest the start may have to move is past the 0xfbad
+ * window, the 68 MiB after it and the 2 MiB around the 4 GiB boundary,
+ * plus len: len + 80 MiB of slack (8 MiB below 2 MiB, where the farthest
+ * move is len + 2 MiB). tests/test_window.c checks every class from 4 KiB
+ * to 1 GiB at starts across a 4 GiB boundary. */
+size_t goro__stack_slack(size_t len, bool huge)
+{
+    return (len < (2ul << 20) ? (8ul << 20) : len + (80ul << 20)) + (huge ? HUGE_SIZE : 0);
+}
+
+/* Where in [raw, raw + len + slack) the stack goes, or 0 if nowhere. */
+uintptr_t goro__stack_place(uintptr_t raw, size_t len, size_t gsz, bool huge)
+{
+    uintptr_t a = raw, end = raw + len + goro__stack_slack(len, huge), ws, we;
+    for (;;) {
+        if (huge)
+            a = ((a + gsz + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1)) - gsz;
+        if (a + len > end)
+            return 0;
+        if (!goro__stack_magic_overlap(a, a + len, &ws, &we))
+            return a;
+        a = we;
+    }
+}
+
 static int ownmap_new(int cls, struct goro__stack *s)
 {
     size_t use = st.min << cls, len = use + st.gsz;
     bool huge = use >= HUGE_MIN && st.guard != GUARD_UFFD;
-    /* Over-map, then keep [p, p + len): the first place from the start
-     * that covers no magic window and, for a huge stack, whose usable part
-     * starts on a 2 MiB boundary. The windows are at most 2 MiB wide; the
-     * farthest the start may have to move is past the 0xfbad window, the
-     * 68 MiB after it and the 2 MiB around the 4 GiB boundary, plus len:
-     * len + 80 MiB of slack (8 MiB below 2 MiB, where the farthest move is
-     * len + 2 MiB). Checked by simulation for every class from 4 KiB to
-     * 1 GiB and starts across a 4 GiB boundary. */
-    size_t slack = (len < (2ul << 20) ? (8ul << 20) : len + (80ul << 20)) +
-                   (huge ? HUGE_SIZE : 0);
+    size_t slack = goro__stack_slack(len, huge);
     char *raw = map_anon(len + slack);
     if (raw == NULL)
         return -errno;
-    uintptr_t a = (uintptr_t)raw, end = a + len + slack, ws, we;
-    for (;;) {
-        if (huge)
-            a = ((a + st.gsz + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1)) - st.gsz;
-        if (a + len > end || !magic_overlap(a, a + len, &ws, &we))
-            break;
-        a = we;
-    }
-    if (a + len > end) {
+    uintptr_t a = goro__stack_place((uintptr_t)raw, len, st.gsz, huge),
+              end = (uintptr_t)raw + len + slack;
+    if (a == 0) {
         munmap(raw, len + slack);
         return -ENOMEM;
     }
@@ -438,7 +451,7 @@ static void carve_skip_magic(int cls, size_t slot)
 {
     for (;;) {
         uintptr_t cur = (uintptr_t)st.carve[cls].cur, ws, we;
-        if (!magic_overlap(cur, cur + slot, &ws, &we))
+        if (!goro__stack_magic_overlap(cur, cur + slot, &ws, &we))
             return;
         if (we >= (uintptr_t)st.carve[cls].end) {
             st.carve[cls].cur = st.carve[cls].end; /* chunk used up */
@@ -472,7 +485,7 @@ static int carve_batch_locked(struct goro__stack *s)
     /* no slot over a magic window (the caller skipped any the first one
      * would cover): stop short of the next */
     uintptr_t ws, we;
-    if (magic_overlap((uintptr_t)g, (uintptr_t)g + n * slot, &ws, &we))
+    if (goro__stack_magic_overlap((uintptr_t)g, (uintptr_t)g + n * slot, &ws, &we))
         n = (ws - (uintptr_t)g - 1) / slot;
     if (n < 2)
         return -EAGAIN;

@@ -555,3 +555,36 @@ Test(window, no_stack_over_the_file_magic, .timeout = 120)
                  (unsigned long)magic_bad);
     cr_expect_gt(magic_near, 0, "no stack came near a window: the test proves nothing");
 }
+
+/* Own mappings (stacks above 1 MiB, or every stack under mprotect guards)
+ * are over-mapped and placed around the windows: for every class from
+ * 4 KiB to 1 GiB, and mapping starts in steps across the windows below and
+ * above a 4 GiB boundary, the place chosen exists, lies inside the
+ * mapping, covers no window, and (huge classes) starts its usable part on
+ * a 2 MiB boundary. A too-small slack failed here for 128 MiB stacks. */
+Test(window, own_mappings_are_placed_around_the_windows, .timeout = 60)
+{
+    const uintptr_t M = 1 << 20, block = (uintptr_t)0x7f05 << 32;
+    const size_t gsz = GUARD_DEFAULT;
+    long checked = 0;
+    for (int cls = 0; cls <= 18; cls++) {
+        size_t use = (size_t)4096 << cls, len = use + gsz;
+        bool huge = use >= 4 * M;
+        size_t slack = goro__stack_slack(len, huge);
+        uintptr_t step = use < 64 * M ? 0x31000 : 0x301000;
+        for (uintptr_t raw = block + 0xe0000000u; raw < block + ((uintptr_t)1 << 32) + 0x2000000;
+             raw += step) {
+            uintptr_t a = goro__stack_place(raw, len, gsz, huge), ws, we;
+            cr_assert_neq(a, 0, "class %d (%zu bytes): no place in a mapping at %#lx", cls,
+                          use, (unsigned long)raw);
+            cr_assert(a >= raw && a + len <= raw + len + slack);
+            cr_assert(!goro__stack_magic_overlap(a, a + len, &ws, &we),
+                      "class %d at %#lx covers the window at %#lx", cls, (unsigned long)a,
+                      (unsigned long)ws);
+            if (huge)
+                cr_assert_eq((a + gsz) % (2 * M), 0);
+            checked++;
+        }
+    }
+    test_note("%ld placements checked", checked);
+}
