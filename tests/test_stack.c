@@ -32,7 +32,16 @@ static void use_guard(const char *g)
 /* Values that can never look like a stack address (non-canonical: the top
  * 16 bits set), so conservative relocation leaves them alone (an integer
  * that happens to fall in the old stack's range *is* rewritten: rule 4). */
+/* A value no relocation may touch. k must keep d * k far below any mapped
+ * address for every depth used: the compiler keeps the product in a
+ * callee-saved register,
+ * which deeper frames save on the stack, and a product that lands inside
+ * the old stack's address range is, to conservative relocation, a pointer
+ * into it (README rule 5). With k = 2654435761 the products of depths up to
+ * 419,430 swept through 0x7fxx... and hit a 64 MiB stack's range in ~3% of
+ * runs (one "wrong value"). */
 #define TAG(d, k) (0xA5A5000000000000ull | (((uint64_t)(d) * (k)) & 0xffffffffffull))
+#define TAG_K_DEEP 2654435u /* 419,430 * 2654435 < 2^41: far below any mapping */
 
 struct frame {
     uint64_t val;
@@ -47,7 +56,7 @@ __attribute__((noinline)) static unsigned long
 chain(struct frame *parent, unsigned long depth, unsigned long *max_checked)
 {
     struct frame me;
-    me.val = TAG(depth, 2654435761u);
+    me.val = TAG(depth, TAG_K_DEEP);
     me.parent = parent;
     me.selfp = &me.val;
     memset(me.pad, (int)(depth & 0x7f), sizeof me.pad);
@@ -57,11 +66,11 @@ chain(struct frame *parent, unsigned long depth, unsigned long *max_checked)
     else
         *max_checked = 0;
     /* everything the frame holds, after whatever growth happened below */
-    if (me.selfp != &me.val || *me.selfp != TAG(depth, 2654435761u))
+    if (me.selfp != &me.val || *me.selfp != TAG(depth, TAG_K_DEEP))
         bad++;
     if (me.parent != parent)
         bad++;
-    if (parent && parent->val != TAG(depth + 1, 2654435761u))
+    if (parent && parent->val != TAG(depth + 1, TAG_K_DEEP))
         bad++;
     if (me.pad[0] != (char)(depth & 0x7f) || me.pad[79] != (char)(depth & 0x7f))
         bad++;
