@@ -34,10 +34,9 @@ static void use_guard(const char *g)
  * that happens to fall in the old stack's range *is* rewritten: rule 4). */
 /* A value no relocation may touch. k must keep d * k far below any mapped
  * address for every depth used: the compiler keeps the product in a
- * callee-saved register,
- * which deeper frames save on the stack, and a product that lands inside
- * the old stack's address range is, to conservative relocation, a pointer
- * into it (README rule 5). With k = 2654435761 the products of depths up to
+ * callee-saved register, which deeper frames save on the stack, and a
+ * product that lands inside the old stack's address range is, to
+ * conservative relocation, a pointer into it (README rule 5). With k = 2654435761 the products of depths up to
  * 419,430 swept through 0x7fxx... and hit a 64 MiB stack's range in ~3% of
  * runs (one "wrong value"). */
 #define TAG(d, k) (0xA5A5000000000000ull | (((uint64_t)(d) * (k)) & 0xffffffffffull))
