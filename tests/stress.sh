@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/stress.sh - the long runs behind `make stress`:
-#  1. the park/ready stress suite 20 times in a row (one failure fails all);
+#  1. the park/ready stress suite 20 times in a row (one failure fails all),
+#     and 5 more with GORO_DEBUG=nomembarrier;
 #  2. one million goroutines parked at once, stacks guarded;
 #  3. tools/stackgrow: 10,000 goroutines on 2 workers growing to 1 MiB for
 #     60 s, which must end with "0 corruptions";
@@ -13,61 +14,55 @@ set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
 pass=0 fail=0
-for i in $(seq 1 "$runs"); do
-    out=$(build/tests/test_stress --jobs 1 2>&1)
-    line=$(printf '%s\n' "$out" | grep 'Synthesis' | tail -1)
-    echo "park/ready stress run $i/$runs: $line"
-    if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
-        pass=$((pass + 1))
-    else
-        printf '%s\n' "$out" | tail -20
-        fail=$((fail + 1))
-    fi
-done
 
-# the same suite with runnext claimed by CAS on both sides (as on kernels
-# without membarrier)
-for i in 1 2 3 4 5; do
-    line=$(GORO_DEBUG=nomembarrier build/tests/test_stress --jobs 1 2>&1 | grep 'Synthesis' | tail -1)
-    echo "park/ready stress, GORO_DEBUG=nomembarrier, run $i/5: $line"
-    if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
+# count: one pass or fail, by whether file holds the pattern
+count() {
+    if grep -q "$2" "$1"; then
         pass=$((pass + 1))
     else
         fail=$((fail + 1))
     fi
-done
+}
+
+# suite_runs LABEL N CMD...: run a Criterion suite N times, one line each;
+# a failing run also shows the end of its output
+suite_runs() {
+    local label=$1 n=$2 i out line
+    shift 2
+    for i in $(seq 1 "$n"); do
+        out=$("$@" --jobs 1 2>&1)
+        line=$(printf '%s\n' "$out" | grep 'Synthesis' | tail -1)
+        echo "$label run $i/$n: $line"
+        if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
+            pass=$((pass + 1))
+        else
+            printf '%s\n' "$out" | tail -20
+            fail=$((fail + 1))
+        fi
+    done
+}
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log2=$(mktemp)
+trap 'rm -f "$log" "$log2"' EXIT
+
+suite_runs "park/ready stress" "$runs" build/tests/test_stress
+# the same suite with runnext claimed by CAS on both sides (as on kernels
+# without membarrier)
+suite_runs "park/ready stress, GORO_DEBUG=nomembarrier," 5 \
+    env GORO_DEBUG=nomembarrier build/tests/test_stress
 
 echo "one million parked goroutines:"
 GORO_TEST_PARKED=1000000 build/tests/test_stack --filter 'stack/parked_200k_madvise' 2>&1 | tee "$log"
-if grep -q 'Failing: 0 | Crashing: 0' "$log"; then
-    pass=$((pass + 1))
-else
-    fail=$((fail + 1))
-fi
+count "$log" 'Failing: 0 | Crashing: 0'
 
 echo "stackgrow, 60 s:"
 tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 60 2>&1 | tee "$log"
-if grep -q '^ *0 corruptions' "$log"; then
-    pass=$((pass + 1))
-else
-    fail=$((fail + 1))
-fi
-for i in $(seq 1 10); do
-    line=$(build/tests/test_window --jobs 1 2>&1 | grep 'Synthesis' | tail -1)
-    echo "window suite run $i/10: $line"
-    if printf '%s' "$line" | grep -q 'Failing: 0 | Crashing: 0'; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-    fi
-done
+count "$log" '^ *0 corruptions'
+
+suite_runs "window suite" 10 build/tests/test_window
 
 echo "two stackgrows at once, 40 s:"
-log2=$(mktemp)
-trap 'rm -f "$log" "$log2"' EXIT
 tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 40 \
     --seed 1 >"$log2" 2>&1 &
 other=$!
@@ -76,12 +71,7 @@ tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --durati
 wait "$other"
 echo "(the other one:)"
 tail -3 "$log2"
-for f in "$log" "$log2"; do
-    if grep -q '^ *0 corruptions' "$f"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-    fi
-done
+count "$log" '^ *0 corruptions'
+count "$log2" '^ *0 corruptions'
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
