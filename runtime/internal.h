@@ -138,6 +138,7 @@ struct goro__g {
  *   [ . . | g | g | g | g | g | . . . . . . . . . ]   slot = index % GORO_RUNQ
  * ------------------------------------------------------------------- */
 #define GORO_RUNQ 256
+#define GORO_LIFO 256  /* spawn stack entries */
 
 struct goro__w {
     /* run queue: head is contended, keep it apart from the owner's fields */
@@ -152,6 +153,15 @@ struct goro__w {
     volatile AO_t rn_thief;            /* a thief is claiming runnext (CAS 0->1) */
     volatile AO_t runq[GORO_RUNQ] __attribute__((aligned(GORO_CACHELINE)));
                                        /* G *; written by owner, read by thieves */
+    /* Spawn stack (sched.c "Spawning"): children a spawn pushed out of
+     * runnext, newest on top. The owner pushes and pops at the top,
+     * thieves take from the bottom; all under lifo_lock (a plain flag with
+     * one worker). nlifo is also read without the lock, as a hint. */
+    volatile AO_t lifo_lock __attribute__((aligned(GORO_CACHELINE)));
+    volatile AO_t nlifo;
+    G *lifo[GORO_LIFO];
+    uint32_t lifo_tick[GORO_LIFO];     /* owner's schedtick at each push */
+    uint32_t lifo_aged;                /* owner's schedtick at the last aged take */
 
     /* owner-only fields (the worker's own thread, or a goroutine on it) */
     G *curg __attribute__((aligned(GORO_CACHELINE))); /* running G; NULL on g0.

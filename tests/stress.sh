@@ -9,7 +9,9 @@
 #     them) 10 times;
 #  5. two stackgrows at once for 40 s, each on 2 workers: with more worker
 #     threads than CPUs, threads are preempted at any instruction, which is
-#     what exposed the derived-pointer bug in the fault handler (issue 3).
+#     what exposed the derived-pointer bug in the fault handler (issue 3);
+#  6. the spawn suite (spawn stacks, stolen from and aged) 10 times, and 5
+#     more with two copies at once (oversubscribed).
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
@@ -73,5 +75,16 @@ echo "(the other one:)"
 tail -3 "$log2"
 count "$log" '^ *0 corruptions'
 count "$log2" '^ *0 corruptions'
+suite_runs "spawn suite" 10 build/tests/test_spawn
+echo "spawn suite, two at once:"
+for i in 1 2 3 4 5; do
+    build/tests/test_spawn --jobs 1 >"$log2" 2>&1 &
+    other=$!
+    build/tests/test_spawn --jobs 1 >"$log" 2>&1
+    wait "$other"
+    grep -h Synthesis "$log" "$log2"
+    count "$log" 'Failing: 0 | Crashing: 0'
+    count "$log2" 'Failing: 0 | Crashing: 0'
+done
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
