@@ -46,10 +46,16 @@ const char *const goro__wait_names[W_NREASONS] = {
     [W_BLOCKING] = "blocking call",
 };
 
+/* The global free list has a lock of its own: under sched.lock, the
+ * records a spawner takes and the ones exits on other workers give back
+ * queued behind the idle protocol's sleeps and wakes (spawn_join on 2
+ * workers spent 8% of its time in futex waits on it). */
+static pthread_mutex_t gfree_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+
 static G *gfree_get(W *w)
 {
     if (w != NULL && w->gfree == NULL && goro__sched.gfree != NULL) {
-        pthread_mutex_lock(&goro__sched.lock);
+        pthread_mutex_lock(&gfree_lock);
         while (w->ngfree < GFREE_BATCH && goro__sched.gfree) {
             G *g = goro__sched.gfree;
             goro__sched.gfree = g->schedlink;
@@ -58,7 +64,7 @@ static G *gfree_get(W *w)
             w->gfree = g;
             w->ngfree++;
         }
-        pthread_mutex_unlock(&goro__sched.lock);
+        pthread_mutex_unlock(&gfree_lock);
     }
     if (w != NULL) {
         G *g = w->gfree;
@@ -69,14 +75,96 @@ static G *gfree_get(W *w)
         return g;
     }
     /* a foreign thread: straight from the global list */
-    pthread_mutex_lock(&goro__sched.lock);
+    pthread_mutex_lock(&gfree_lock);
     G *g = goro__sched.gfree;
     if (g) {
         goro__sched.gfree = g->schedlink;
         goro__sched.ngfree--;
     }
-    pthread_mutex_unlock(&goro__sched.lock);
+    pthread_mutex_unlock(&gfree_lock);
     return g;
+}
+
+/* ------------------------------------------------------------------
+ * Start-size hints. Every goroutine starts on one page, unless goroutines
+ * of the same function have needed more: then it starts on the stack class
+ * they ended on, up to HINT_MAX_CLS (Go 1.19 starts goroutines at the
+ * average stack size it has seen; this is the same idea per function). A
+ * growth is a trap, a signal and a sigreturn, ~10 us on this VM; a
+ * goroutine that recurses to 256 KiB grows twice (4 KiB, 32 KiB, 256 KiB),
+ * and ten thousand of them spent 60% of their time there. A function whose
+ * goroutines never grow (a parked server connection, skynet's nodes) keeps
+ * starting on one page.
+ *
+ * The hint follows use down too: about one spawn in 32 of a hinted
+ * function is a probe that starts one class lower; if it exits without
+ * growing, the hint drops to that class. A probe that grows changes
+ * nothing (its growth overshoots eightfold). A non-probe that grows raises
+ * the hint to the class it ended on.
+ *
+ * The table is a direct-mapped cache of HINT_SLOTS words, each a function
+ * pointer with its class in the top byte, read and written whole without
+ * locks: two functions sharing a slot take it from each other, a lost
+ * update costs a growth or a page, never correctness.
+ * GORO_DEBUG=nostackhint turns it off.
+ * ------------------------------------------------------------------ */
+
+#define HINT_SLOTS   512
+#define HINT_MAX_CLS 8      /* 1 MiB with 4 KiB pages: bigger still grows */
+
+static volatile AO_t hints[HINT_SLOTS];
+
+static inline volatile AO_t *hint_slot(goro_fn fn)
+{
+    uintptr_t f = (uintptr_t)fn;
+    return &hints[((f >> 4) ^ (f >> 13)) & (HINT_SLOTS - 1)];
+}
+
+/* The class a goroutine running fn should start at; *probe when this
+ * spawn is a probe. */
+static int hint_get(W *w, goro_fn fn, bool *probe)
+{
+    *probe = false;
+    if (goro__sched.nostackhint)
+        return 0;
+    /* relaxed: a hint */
+    AO_t v = AO_load(hint_slot(fn));
+    if ((v & (((AO_t)1 << 56) - 1)) != (AO_t)(uintptr_t)fn)
+        return 0;
+    int cls = (int)(v >> 56);
+    if (cls > 0 && w != NULL && ((uint32_t)(w->nspawn * 0x9E3779B9u) >> 27) == 0) {
+        *probe = true;
+        cls--;
+    }
+    return cls;
+}
+
+static void hint_set(goro_fn fn, int cls)
+{
+    if (cls > HINT_MAX_CLS)
+        cls = HINT_MAX_CLS;
+    /* relaxed: a hint */
+    AO_store(hint_slot(fn), (AO_t)(uintptr_t)fn | ((AO_t)cls << 56));
+}
+
+void goro__g_first_stack(G *g)
+{
+    if (goro__stack_resize(&g->stack, g->start_cls & ~G_START_PROBE) < 0)
+        g->start_cls = (uint8_t)g->stack.cls; /* no memory: one page it is */
+    unpoison_stack(&g->stack);
+}
+
+/* g exits: what did its stack tell about fn? */
+static void hint_exit(G *g)
+{
+    if (goro__sched.nostackhint || g->fn == NULL || g->is_main)
+        return;
+    int start = g->start_cls & ~G_START_PROBE, end = (int)g->stack.cls;
+    bool probe = (g->start_cls & G_START_PROBE) != 0;
+    if (probe && end == start)
+        hint_set(g->fn, start);  /* one class less was enough */
+    else if (!probe && end > start)
+        hint_set(g->fn, end);    /* the hint (or one page) was not */
 }
 
 G *goro__g_new(W *w, goro_fn fn, void *arg)
@@ -100,6 +188,11 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
         g->on_all = true;
         pthread_mutex_unlock(&goro__sched.lock);
     }
+    /* The stack is swapped when the goroutine first runs (a spawned
+     * goroutine may wait long in a queue, and its big stack with it). */
+    bool probe;
+    int cls = hint_get(w, fn, &probe);
+    g->start_cls = (uint8_t)(cls | (probe ? G_START_PROBE : 0));
     unpoison_stack(&g->stack);
     g->fn = fn;
     g->arg = arg;
@@ -126,6 +219,7 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
 
 void goro__g_free(W *w, G *g)
 {
+    hint_exit(g);
     g->status = G_IDLE;
     g->fn = NULL;
     g->arg = NULL;
@@ -146,11 +240,11 @@ void goro__g_free(W *w, G *g)
         G *tail = head;
         while (tail->schedlink)
             tail = tail->schedlink;
-        pthread_mutex_lock(&goro__sched.lock);
+        pthread_mutex_lock(&gfree_lock);
         tail->schedlink = goro__sched.gfree;
         goro__sched.gfree = head;
         goro__sched.ngfree += n;
-        pthread_mutex_unlock(&goro__sched.lock);
+        pthread_mutex_unlock(&gfree_lock);
     }
 }
 
@@ -159,9 +253,11 @@ void goro__g_free_all(void)
     pthread_mutex_lock(&goro__sched.lock);
     G *g = goro__sched.allg;
     goro__sched.allg = NULL;
+    pthread_mutex_unlock(&goro__sched.lock);
+    pthread_mutex_lock(&gfree_lock);
     goro__sched.gfree = NULL;
     goro__sched.ngfree = 0;
-    pthread_mutex_unlock(&goro__sched.lock);
+    pthread_mutex_unlock(&gfree_lock);
     while (g) {
         G *next = g->allnext;
         goro__stack_free(&g->stack);

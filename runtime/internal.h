@@ -102,6 +102,8 @@ struct goro__stack {
     uint32_t flags; /* stack.c private */
 };
 
+#define G_START_PROBE 0x80
+
 struct goro__g {
     struct goro__ctx ctx;      /* saved context while not running */
     struct goro__stack stack;  /* the goroutine's stack */
@@ -116,6 +118,8 @@ struct goro__g {
     uint8_t wait_reason;       /* enum goro__wait, while WAITING */
     bool is_main;              /* main_fn's goroutine */
     bool on_all;               /* linked on the allg list */
+    uint8_t start_cls;         /* stack class to start at (g.c's hint),
+                                  | G_START_PROBE: one below the hint */
     int64_t wait_since;        /* goro__coarse_now() when it parked */
 
     /* park protocol: run on the next context after the switch */
@@ -154,14 +158,17 @@ struct goro__w {
     volatile AO_t runq[GORO_RUNQ] __attribute__((aligned(GORO_CACHELINE)));
                                        /* G *; written by owner, read by thieves */
     /* Spawn stack (sched.c "Spawning"): children a spawn pushed out of
-     * runnext, newest on top. The owner pushes and pops at the top,
-     * thieves take from the bottom; all under lifo_lock (a plain flag with
-     * one worker). nlifo is also read without the lock, as a hint. */
+     * runnext, in a ring: entries [lifo_bot, lifo_top) (indices mod
+     * GORO_LIFO), newest at the top. The owner pushes and pops at the top,
+     * thieves and the aging take from the bottom; all under lifo_lock (not
+     * taken with one worker). nlifo = top - bot, also read without the
+     * lock as a hint. */
     volatile AO_t lifo_lock __attribute__((aligned(GORO_CACHELINE)));
     volatile AO_t nlifo;
+    uint32_t lifo_bot, lifo_top;
+    uint32_t lifo_aged;                /* owner's schedtick at the last aged take */
     G *lifo[GORO_LIFO];
     uint32_t lifo_tick[GORO_LIFO];     /* owner's schedtick at each push */
-    uint32_t lifo_aged;                /* owner's schedtick at the last aged take */
 
     /* owner-only fields (the worker's own thread, or a goroutine on it) */
     G *curg __attribute__((aligned(GORO_CACHELINE))); /* running G; NULL on g0.
@@ -220,7 +227,7 @@ struct goro__sched {
     volatile AO_t nspinning;    /* atomic: workers looking for work */
 
     G *allg;                    /* every G record of this run (allnext) */
-    G *gfree;                   /* global free list of G records */
+    G *gfree;                   /* global free list of G records (g.c's gfree_lock) */
     int ngfree;
     volatile AO_t next_id;      /* atomic: goroutine ids */
     volatile AO_t spawned_foreign; /* atomic: spawns from non-worker threads */
@@ -229,6 +236,8 @@ struct goro__sched {
                                    spawned goroutines: deadlock detection off */
     bool nodeadlock;            /* GORO_DEBUG=nodeadlock */
     bool dump_at_exit;          /* GORO_DEBUG=dump */
+    bool nostackhint;           /* GORO_DEBUG=nostackhint: every goroutine
+                                   starts on one page */
 };
 extern struct goro__sched goro__sched GORO_HIDDEN;
 
@@ -247,6 +256,9 @@ void goro__main_returned(void) GORO_HIDDEN;
 /* g.c: goroutine records */
 G *goro__g_new(W *w, goro_fn fn, void *arg) GORO_HIDDEN; /* RUNNABLE, or NULL */
 void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
+/* g is about to run for the first time on a stack of another class than
+ * its start_cls (the size hint): swap it, or start on what it has. */
+void goro__g_first_stack(G *g) GORO_HIDDEN;
 void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
 void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
 void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
@@ -328,6 +340,9 @@ bool goro__stack_magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintpt
 size_t goro__stack_slack(size_t len, bool huge) GORO_HIDDEN;
 uintptr_t goro__stack_place(uintptr_t raw, size_t len, size_t gsz, bool huge) GORO_HIDDEN;
 void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
+/* Swap s (a stack no goroutine runs on) for one of class cls from the
+ * pools; on failure s stays as it is. 0 or -ENOMEM. */
+int goro__stack_resize(struct goro__stack *s, int cls) GORO_HIDDEN;
 /* A goroutine exited and its record (with this stack) goes to a free list:
  * the stack may be swapped for a smaller one. Not called on a live stack. */
 void goro__stack_reset(struct goro__stack *s) GORO_HIDDEN;

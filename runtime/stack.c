@@ -3,7 +3,8 @@
  * pools.
  *
  * What. Every goroutine runs on a contiguous stack of one page (by default,
- * GORO_STACK_MIN) above a guard page. Running off the bottom touches the
+ * GORO_STACK_MIN; more when goroutines of its function needed more: g.c's
+ * start-size hints) above a guard page. Running off the bottom touches the
  * guard; the fault handler (signal.c, on the worker's alternate signal stack)
  * calls goro__stack_fault, which moves the goroutine to a stack at least
  * twice as large, copies the used part, relocates pointers into the old
@@ -716,22 +717,31 @@ void goro__stack_free(struct goro__stack *s)
     memset(s, 0, sizeof *s);
 }
 
-void goro__stack_reset(struct goro__stack *s)
+int goro__stack_resize(struct goro__stack *s, int cls)
 {
-    if (s->cls == 0 || s->lo == NULL)
-        return;
-    struct goro__stack small;
+    if (s->lo == NULL || (int)s->cls == cls)
+        return 0;
+    if (cls < 0 || cls >= NCLS)
+        return -EINVAL;
+    struct goro__stack t;
     lock();
     drain_locked();
-    if (get_locked(0, &small) == 0) {
+    int rc = get_locked(cls, &t);
+    if (rc == 0)
         pool_put_locked(s);
-        unlock();
-        reserved_add(s, -1);
-        reserved_add(&small, 1);
-        *s = small;
-        return;
-    }
-    unlock(); /* keep the big one: still a valid stack */
+    unlock();
+    if (rc < 0)
+        return -ENOMEM; /* keep the old one: still a valid stack */
+    reserved_add(s, -1);
+    reserved_add(&t, 1);
+    note_max(usable(&t));
+    *s = t;
+    return 0;
+}
+
+void goro__stack_reset(struct goro__stack *s)
+{
+    goro__stack_resize(s, 0);
 }
 
 /* ------------------------------------------------------------------

@@ -219,7 +219,11 @@ static void bigframes_main(void *arg)
 Test(stack, big_frames_in_many_goroutines, .timeout = 60)
 {
     bf_bad = 0;
+    /* every goroutine grows from one page (start-size hints off: a probe
+     * one class below a hint grows eightfold from there) */
+    setenv("GORO_DEBUG", "nostackhint", 1);
     run_on(2, bigframes_main, NULL);
+    unsetenv("GORO_DEBUG");
     cr_assert_eq(bf_bad, 0);
     struct goro_stats st;
     goro_stats(&st);
@@ -709,8 +713,21 @@ static void pool_main(void *arg)
 
 Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60)
 {
+    /* every goroutine grows (start-size hints off) */
+    setenv("GORO_DEBUG", "nostackhint", 1);
     run_on(2, pool_main, NULL);
+    unsetenv("GORO_DEBUG");
     struct goro_stats st;
     goro_stats(&st);
     cr_assert_geq(st.stack_growths, 1000 * 2); /* 4 KiB x8 x8: 256 KiB */
+}
+
+Test(stack, exited_goroutines_give_back_hinted_stacks, .timeout = 60)
+{
+    /* most start on 256 KiB (the hint) and give it back the same way */
+    run_on(2, pool_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_lt(st.stack_growths, 1000, "%llu growths: the hint did not take",
+                 (unsigned long long)st.stack_growths);
 }
