@@ -17,6 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Goroutines here must start on one page and grow, as the tests count:
+ * start-size hints (g.c) are off in this suite, but for the test of them. */
+static void no_hints(void)
+{
+    setenv("GORO_DEBUG", "nostackhint", 1);
+}
+
+TestSuite(stack, .init = no_hints);
+
 #define MiB (1024ul * 1024)
 
 static void use_guard(const char *g)
@@ -219,11 +228,9 @@ static void bigframes_main(void *arg)
 Test(stack, big_frames_in_many_goroutines, .timeout = 60)
 {
     bf_bad = 0;
-    /* every goroutine grows from one page (start-size hints off: a probe
-     * one class below a hint grows eightfold from there) */
-    setenv("GORO_DEBUG", "nostackhint", 1);
+    /* every goroutine grows from one page (start-size hints are off in
+     * this suite: a probe one class below a hint grows eightfold) */
     run_on(2, bigframes_main, NULL);
-    unsetenv("GORO_DEBUG");
     cr_assert_eq(bf_bad, 0);
     struct goro_stats st;
     goro_stats(&st);
@@ -436,7 +443,7 @@ static void stale_main(void *arg)
 
 Test(stack, stackcheck_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
 {
-    setenv("GORO_DEBUG", "stackcheck", 1);
+    setenv("GORO_DEBUG", "stackcheck,nostackhint", 1);
     run_on(1, stale_main, NULL);
 }
 
@@ -586,14 +593,14 @@ Test(stack, guard_mprotect_grows, .timeout = 60) { guard_growth("mprotect"); }
 Test(stack, stackcheck_uffd_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
 {
     use_guard("uffd");
-    setenv("GORO_DEBUG", "stackcheck", 1);
+    setenv("GORO_DEBUG", "stackcheck,nostackhint", 1);
     run_on(1, stale_main, NULL);
 }
 
 Test(stack, stackcheck_mprotect_catches_stale_pointer, .timeout = 30, .signal = SIGABRT)
 {
     use_guard("mprotect");
-    setenv("GORO_DEBUG", "stackcheck", 1);
+    setenv("GORO_DEBUG", "stackcheck,nostackhint", 1);
     run_on(1, stale_main, NULL);
 }
 
@@ -713,10 +720,7 @@ static void pool_main(void *arg)
 
 Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60)
 {
-    /* every goroutine grows (start-size hints off) */
-    setenv("GORO_DEBUG", "nostackhint", 1);
     run_on(2, pool_main, NULL);
-    unsetenv("GORO_DEBUG");
     struct goro_stats st;
     goro_stats(&st);
     cr_assert_geq(st.stack_growths, 1000 * 2); /* 4 KiB x8 x8: 256 KiB */
@@ -725,6 +729,7 @@ Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60)
 Test(stack, exited_goroutines_give_back_hinted_stacks, .timeout = 60)
 {
     /* most start on 256 KiB (the hint) and give it back the same way */
+    unsetenv("GORO_DEBUG");
     run_on(2, pool_main, NULL);
     struct goro_stats st;
     goro_stats(&st);

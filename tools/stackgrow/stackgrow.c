@@ -443,6 +443,9 @@ static void usage(FILE *f)
         "  -d, --duration SEC   run this long (default 10)\n"
         "  -n, --dives N        run until N dives completed instead of a duration\n"
         "  -q, --quiet          no progress lines, only the report\n"
+        "      --hints          keep goro's start-size hints on (off by default:\n"
+        "                       with them most goroutines start on a stack their\n"
+        "                       function needed before and never grow)\n"
         "  -h, --help           this text\n"
         "\n"
         "Prints a progress line per second and a report: goroutines, dives, growth\n"
@@ -463,10 +466,12 @@ int main(int argc, char **argv)
         { "duration", required_argument, NULL, 'd' },
         { "dives", required_argument, NULL, 'n' },
         { "quiet", no_argument, NULL, 'q' },
+        { "hints", no_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     opt.seed = (uint64_t)time(NULL) * 2654435761u;
+    bool hints = false;
     int c;
     while ((c = getopt_long(argc, argv, "g:w:m:s:d:n:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -477,6 +482,7 @@ int main(int argc, char **argv)
         case 'd': opt.duration = atof(optarg); break;
         case 'n': opt.dives = atol(optarg); break;
         case 'q': opt.quiet = true; break;
+        case 'H': hints = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -484,6 +490,13 @@ int main(int argc, char **argv)
     if (optind != argc || opt.goroutines <= 0 || opt.duration <= 0 || opt.dives < 0) {
         usage(stderr);
         return 2;
+    }
+    if (!hints) {
+        /* every goroutine starts on one page and grows: the point here */
+        const char *d = getenv("GORO_DEBUG");
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s%snostackhint", d ? d : "", d && *d ? "," : "");
+        setenv("GORO_DEBUG", buf, 1);
     }
     if (opt.workers > 0) {
         char buf[16];
