@@ -821,20 +821,26 @@ static void sleep_worker(W *w)
  * Scheduling
  * ------------------------------------------------------------------ */
 
+/* Every ROUNDS-th scheduling round looks at the global queue first, and
+ * ROUNDS_HALF rounds later at the head of the local queue (a countdown,
+ * cheaper than a modulo on every round). */
+#define ROUNDS      61
+#define ROUNDS_HALF 30
+
 /* The next G from w's own queues, or NULL. Cheap: no locks unless the
- * every-61st-round global check finds the global queue non-empty. */
+ * every-ROUNDS global check finds the global queue non-empty. */
 static inline __attribute__((always_inline)) G *local_next(W *w)
 {
     if (unlikely(AO_load(&goro__sched.shutdown)))
         return NULL;
     w->schedtick++;
-    if (unlikely(w->schedtick % 61 == 0)) {
-        G *g = globq_get(w, 1);
+    G *g = NULL;
+    if (unlikely(--w->roundsleft == 0)) {
+        w->roundsleft = ROUNDS;
+        g = globq_get(w, 1);
         if (g)
             return g;
-    }
-    G *g = NULL;
-    if (unlikely(w->schedtick % 61 == 31)) {
+    } else if (unlikely(w->roundsleft == ROUNDS_HALF)) {
         /* now and then the queue first, and a spawn-stack entry that has
          * waited too long: neither starves behind the newer work */
         g = runq_take(w);
@@ -1333,6 +1339,7 @@ int goro_run(goro_fn main_fn, void *arg)
         W *w = &goro__sched.ws[i];
         w->id = i;
         w->rand = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)goro_now();
+        w->roundsleft = ROUNDS;
     }
 
     int rc = 0;
