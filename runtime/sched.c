@@ -112,7 +112,8 @@ enum {
 struct goro__sched goro__sched = { .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP };
 struct goro__counters goro__ctr;
 
-static __thread W *tls_w __attribute__((tls_model("initial-exec")));
+__thread W *goro__tls_w __attribute__((tls_model("initial-exec")));
+#define tls_w goro__tls_w
 static __thread bool tls_internal __attribute__((tls_model("initial-exec")));
 
 void goro__mark_internal_thread(void)
@@ -175,12 +176,6 @@ static inline int64_t coarse_now(void)
 int64_t goro__coarse_now(void)
 {
     return coarse_now();
-}
-
-G *goro__self(void)
-{
-    W *w = tls_w;
-    return w ? w->curg : NULL;
 }
 
 W *goro__self_w(void)
@@ -837,6 +832,7 @@ static inline __attribute__((always_inline)) G *local_next(W *w)
     G *g = NULL;
     if (unlikely(--w->roundsleft == 0)) {
         w->roundsleft = ROUNDS;
+        w->clock = coarse_now();
         g = globq_get(w, 1);
         if (g)
             return g;
@@ -898,6 +894,7 @@ static G *find_runnable(W *w)
 {
     bool spun = false;
     for (;;) {
+        w->clock = coarse_now();
         if (AO_load(&goro__sched.shutdown))
             return NULL;
         G *g = local_next(w);
@@ -1035,7 +1032,7 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
     g->unlockarg = arg;
     g->wait_reason = (uint8_t)reason;
     g->waitobj = waitobj;
-    g->wait_since = coarse_now();
+    g->wait_since = w->clock; /* see W.clock */
     g->status = G_WAITING;
     w->pend = g;
     w->pendkind = PEND_PARK;
@@ -1340,6 +1337,7 @@ int goro_run(goro_fn main_fn, void *arg)
         w->id = i;
         w->rand = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)goro_now();
         w->roundsleft = ROUNDS;
+        w->clock = coarse_now();
     }
 
     int rc = 0;
