@@ -200,19 +200,17 @@ struct goro__w {
 
     /* Spawn stack (sched.c "Spawning"): children a spawn pushed out of
      * runnext, in a ring: entries [lifo_bot, lifo_top) (indices mod
-     * GORO_LIFO), newest at the top. The owner pushes and pops at the top,
-     * thieves and the aging take from the bottom; all under lifo_lock (not
-     * taken with one worker). nlifo = top - bot, also read without the
-     * lock as a hint. */
+     * GORO_LIFO), newest at the top. The owner pushes at the top without
+     * a lock (a slot, then a release store of top); popping the top,
+     * stealing from the bottom and aging take lifo_lock (not taken with
+     * one worker). top - bot read without the lock is a hint. */
+    volatile AO_t lifo_top __attribute__((aligned(GORO_CACHELINE)));
+                                       /* written by the owner only */
     volatile AO_t lifo_lock __attribute__((aligned(GORO_CACHELINE)));
-    volatile AO_t nlifo;
-    uint32_t lifo_bot, lifo_top;
+    volatile AO_t lifo_bot;            /* written under lifo_lock only */
     uint32_t lifo_aged;                /* owner's schedtick at the last aged take */
     G *lifo[GORO_LIFO];
     uint32_t lifo_tick[GORO_LIFO];     /* owner's schedtick at each push */
-    /* (last: between the run queue and the owner's fields, the ring's
-     * 3 KiB put the hottest owner fields 4 KiB from run-queue slots, and
-     * a yield cost 7.5 ns instead of 6.8: 4K aliasing) */
 };
 
 /* ---------------------------------------------------------------------
