@@ -174,6 +174,10 @@ struct goro__w {
                                           without a round and then parked
                                           shows 1 s more of waiting. */
     uint32_t nextstreak;               /* runnext picks in a row */
+    AO_t lifo_bot_seen;                /* a lifo_bot read by the owner: the
+                                          stack is empty when lifo_top equals
+                                          it (bot only grows), with no read
+                                          of the thieves' line */
     uint32_t sysmon_tick;              /* schedtick at the poller's last look
                                           (poller thread only) */
     uint64_t rand;                     /* xorshift state for victim order */

@@ -474,15 +474,16 @@ static inline G *lifo_push(W *w, G *g)
  * an empty stack read without the lock is empty. */
 static inline G *lifo_take(W *w)
 {
-    if (w->lifo_top == AO_load(&w->lifo_bot))
+    if (w->lifo_top == w->lifo_bot_seen)
         return NULL;
     lifo_trylock(w, -1);
-    AO_t t = w->lifo_top;
+    AO_t t = w->lifo_top, b = w->lifo_bot;
     G *g = NULL;
-    if (t != w->lifo_bot) {
+    if (t != b) {
         g = w->lifo[LIFO_AT(t - 1)];
-        AO_store(&w->lifo_top, t - 1);
+        AO_store(&w->lifo_top, --t);
     }
+    w->lifo_bot_seen = b;
     lifo_unlock(w);
     return g;
 }
