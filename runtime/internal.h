@@ -163,9 +163,10 @@ struct goro__w {
     struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
     int id;                            /* 0 .. nprocs-1 */
     uint32_t schedtick;                /* scheduling rounds */
-    uint32_t roundsleft;               /* rounds to the next global-queue check */
+    uint32_t nextround;                /* schedtick of the next global-queue check */
+    uint32_t clocktick;                /* schedtick when clock was read */
     int64_t clock;                     /* CLOCK_MONOTONIC_COARSE, read every
-                                          ROUNDS rounds and whenever the worker
+                                          ~1,000 rounds and whenever the worker
                                           looks for work on g0: a park's
                                           wait_since (for the dump) without a
                                           clock read per park (~2 ns each,
