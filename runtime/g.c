@@ -112,12 +112,23 @@ static G *gfree_get(W *w)
 #define HINT_SLOTS   512
 #define HINT_MAX_CLS 8      /* 1 MiB with 4 KiB pages: bigger still grows */
 
-static volatile AO_t hints[HINT_SLOTS];
+/* Read on every spawn and exit, written rarely: a line of its own, not
+ * goro__sched's (whose next_id every spawn increments: reading the switch
+ * from there cost spawn_join on 2 workers a miss per goroutine). */
+static struct {
+    bool off; /* GORO_DEBUG=nostackhint */
+    volatile AO_t slot[HINT_SLOTS];
+} hints __attribute__((aligned(GORO_CACHELINE)));
+
+void goro__g_hints_init(bool off)
+{
+    hints.off = off;
+}
 
 static inline volatile AO_t *hint_slot(goro_fn fn)
 {
     uintptr_t f = (uintptr_t)fn;
-    return &hints[((f >> 4) ^ (f >> 13)) & (HINT_SLOTS - 1)];
+    return &hints.slot[((f >> 4) ^ (f >> 13)) & (HINT_SLOTS - 1)];
 }
 
 /* The class a goroutine running fn should start at; *probe when this
@@ -125,7 +136,7 @@ static inline volatile AO_t *hint_slot(goro_fn fn)
 static int hint_get(W *w, goro_fn fn, bool *probe)
 {
     *probe = false;
-    if (goro__sched.nostackhint)
+    if (hints.off)
         return 0;
     /* relaxed: a hint */
     AO_t v = AO_load(hint_slot(fn));
@@ -157,7 +168,7 @@ void goro__g_first_stack(G *g)
 /* g exits: what did its stack tell about fn? */
 static void hint_exit(G *g)
 {
-    if (goro__sched.nostackhint || g->fn == NULL || g->is_main)
+    if (hints.off || g->fn == NULL || g->is_main)
         return;
     int start = g->start_cls & ~G_START_PROBE, end = (int)g->stack.cls;
     bool probe = (g->start_cls & G_START_PROBE) != 0;

@@ -252,8 +252,6 @@ struct goro__sched {
                                    spawned goroutines: deadlock detection off */
     bool nodeadlock;            /* GORO_DEBUG=nodeadlock */
     bool dump_at_exit;          /* GORO_DEBUG=dump */
-    bool nostackhint;           /* GORO_DEBUG=nostackhint: every goroutine
-                                   starts on one page */
 };
 extern struct goro__sched goro__sched GORO_HIDDEN;
 
@@ -275,7 +273,8 @@ void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
 /* g is about to run for the first time on a stack of another class than
  * its start_cls (the size hint): swap it, or start on what it has. */
 void goro__g_first_stack(G *g) GORO_HIDDEN;
-void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
+void goro__g_free_all(void) GORO_HIDDEN;
+void goro__g_hints_init(bool off) GORO_HIDDEN; /* GORO_DEBUG=nostackhint */     /* end of goro_run */
 void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
 void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
 void goro__diag_init(void) GORO_HIDDEN;      /* SIGQUIT dump, at goro_run */

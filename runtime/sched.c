@@ -1354,7 +1354,7 @@ int goro_run(goro_fn main_fn, void *arg)
     goro__sched.asym = !debug_has("nomembarrier") &&
                        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
     goro__sched.dump_at_exit = debug_has("dump");
-    goro__sched.nostackhint = debug_has("nostackhint");
+    goro__g_hints_init(debug_has("nostackhint"));
     /* W is cache-line aligned (its run queue head and tail sit on lines of
      * their own): calloc's 16-byte alignment is not enough */
     void *ws = NULL;
