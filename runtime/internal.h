@@ -120,7 +120,7 @@ struct goro__g {
     bool on_all;               /* linked on the allg list */
     uint8_t start_cls;         /* stack class to start at (g.c's hint),
                                   | G_START_PROBE: one below the hint */
-    int64_t wait_since;        /* goro__coarse_now() when it parked */
+    int64_t wait_since;        /* its worker's clock when it parked */
 
     /* park protocol: run on the next context after the switch */
     bool (*unlockf)(G *g, void *arg);
@@ -166,14 +166,14 @@ struct goro__w {
     uint32_t nextround;                /* schedtick of the next global-queue check */
     uint32_t clocktick;                /* schedtick when clock was read */
     int64_t clock;                     /* CLOCK_MONOTONIC_COARSE, read every
-                                          ~1,000 rounds and whenever the worker
-                                          looks for work on g0: a park's
-                                          wait_since (for the dump) without a
-                                          clock read per park (~2 ns each,
-                                          5% of a ping-pong). Stale by at
-                                          most that: a goroutine that ran 1 s
-                                          without a round and then parked
-                                          shows 1 s more of waiting. */
+                                          CLOCK_ROUNDS rounds and after the
+                                          worker slept: a park's wait_since
+                                          (for the dump) without a clock read
+                                          per park (~40 ns here, 5% of a
+                                          ping-pong). Stale by at most that:
+                                          a goroutine that ran 1 s without a
+                                          round and then parked shows 1 s
+                                          more of waiting. */
     uint32_t nextstreak;               /* runnext picks in a row */
     AO_t lifo_bot_seen;                /* a lifo_bot read by the owner: the
                                           stack is empty when lifo_top equals
@@ -273,8 +273,8 @@ void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
 /* g is about to run for the first time on a stack of another class than
  * its start_cls (the size hint): swap it, or start on what it has. */
 void goro__g_first_stack(G *g) GORO_HIDDEN;
-void goro__g_free_all(void) GORO_HIDDEN;
-void goro__g_hints_init(bool off) GORO_HIDDEN; /* GORO_DEBUG=nostackhint */     /* end of goro_run */
+void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
+void goro__g_hints_init(bool off) GORO_HIDDEN; /* GORO_DEBUG=nostackhint */
 void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
 void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
 void goro__diag_init(void) GORO_HIDDEN;      /* SIGQUIT dump, at goro_run */
@@ -288,8 +288,8 @@ void goro__signal_worker_init(W *w) GORO_HIDDEN;
 void goro__signal_worker_fini(W *w) GORO_HIDDEN;
 
 /* The G running on this thread, or NULL on a thread that is not running a
- * goroutine. Cheap (one TLS load); safe to call again after a switch. */
-/* The worker of this thread (NULL on other threads); its running G. */
+ * goroutine. Cheap (one TLS load, inline); safe to call again after a
+ * switch. goro__tls_w is this thread's worker (NULL on other threads). */
 extern __thread W *goro__tls_w GORO_HIDDEN __attribute__((tls_model("initial-exec")));
 static inline G *goro__self(void)
 {

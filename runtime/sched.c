@@ -419,7 +419,7 @@ static inline void cpu_pause(int n)
 #define LIFO_TRIES 64 /* a thief's bounded spin; it retries on its next round */
 #define LIFO_AGE 65536 /* rounds: 16,384 made skynet on one worker 10x slower */
 _Static_assert(GORO_LIFO <= GORO_RUNQ, "a stolen half of the spawn stack fits a steal batch");
-_Static_assert((GORO_LIFO & (GORO_LIFO - 1)) == 0, "ring indices wrap with uint32_t");
+_Static_assert((GORO_LIFO & (GORO_LIFO - 1)) == 0, "ring indices stay right when they wrap");
 
 static inline bool lifo_trylock(W *w, int tries)
 {
@@ -495,16 +495,17 @@ static inline G *lifo_take(W *w)
  * scheduling rounds, else NULL; at most one per LIFO_AGE rounds. */
 static G *lifo_take_aged(W *w)
 {
-    if (w->lifo_top == AO_load(&w->lifo_bot) || w->schedtick - w->lifo_aged <= LIFO_AGE)
+    if (w->lifo_top == w->lifo_bot_seen || w->schedtick - w->lifo_aged <= LIFO_AGE)
         return NULL;
     lifo_trylock(w, -1);
     AO_t b = w->lifo_bot;
     G *g = NULL;
     if (w->lifo_top != b && w->schedtick - w->lifo_tick[LIFO_AT(b)] > LIFO_AGE) {
         g = w->lifo[LIFO_AT(b)];
-        AO_store(&w->lifo_bot, b + 1);
+        AO_store(&w->lifo_bot, ++b);
         w->lifo_aged = w->schedtick;
     }
+    w->lifo_bot_seen = b;
     lifo_unlock(w);
     return g;
 }
@@ -930,7 +931,6 @@ static G *find_runnable(W *w)
 {
     bool spun = false;
     for (;;) {
-        w->clock = coarse_now();
         if (AO_load(&goro__sched.shutdown))
             return NULL;
         G *g = local_next(w);
@@ -985,6 +985,7 @@ static G *find_runnable(W *w)
                 continue;
         }
         sleep_worker(w);
+        w->clock = coarse_now(); /* it may have slept long: see W.clock */
         spun = false;
     }
 }
@@ -1079,17 +1080,23 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
 
 /* g is RUNNABLE: onto the queues of w, whose goroutine is running (us),
  * and wake an idle worker if that is worth it. */
-static inline void put_local(W *w, G *g, bool next)
+/* w just made a G runnable on itself: stealable (a queue or the spawn
+ * stack), or only in runnext. Wake an idle worker if that is worth it. */
+static inline void wake_for_local(bool stealable)
 {
-    bool queued = runq_put(w, g, next);
     if (goro__sched.nprocs == 1)
         return; /* no other worker to wake: this one is running */
-    if (queued)
+    if (stealable)
         wakep();
     else
         wake_idle(); /* a G in runnext needs no wake to be run (its worker
                            is awake); the wake is for parallelism only, so
                            no fence: a stale read costs a missed wake */
+}
+
+static inline void put_local(W *w, G *g, bool next)
+{
+    wake_for_local(runq_put(w, g, next));
 }
 
 /* g is RUNNABLE, made so by a thread that runs no goroutine (the poller,
@@ -1187,16 +1194,10 @@ void goro__sched_spawn(W *w, G *g)
          * there goes on the spawn stack, not the queue. */
         G *old = runnext_swap(w, g);
         G *out = old != NULL ? lifo_push(w, old) : NULL;
-        if (out != NULL) {
+        if (out != NULL)
             put_local(w, out, false); /* pushed out: the queue (and a wake) */
-            return;
-        }
-        if (goro__sched.nprocs == 1)
-            return;
-        if (old != NULL)
-            wakep(); /* stealable work: as for a G queued */
         else
-            wake_idle(); /* only runnext: as in put_local */
+            wake_for_local(old != NULL);
     } else {
         put_from_outside(w, g);
     }
