@@ -35,7 +35,7 @@ TEST_LDLIBS = -lcriterion $(LDLIBS)
 LIB_SRC  = $(wildcard runtime/*.c) $(wildcard netpoll/*.c)
 ASM_SRC  = runtime/asm/switch_x86_64.S
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(patsubst %.S,$(BUILD)/%.o,$(ASM_SRC))
-HDRS     = include/goro.h $(wildcard runtime/*.h) $(wildcard netpoll/*.h)
+HDRS     = include/goro.h $(wildcard runtime/*.h) $(wildcard runtime/asm/*.h) $(wildcard netpoll/*.h)
 
 TESTS    = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 BENCH_C  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
@@ -57,7 +57,7 @@ bench-deps:
 $(BUILD)/%.o: %.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
-$(BUILD)/%.o: %.S
+$(BUILD)/%.o: %.S runtime/asm/offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 

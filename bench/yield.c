@@ -43,15 +43,36 @@ static void bench_main(void *arg)
 }
 
 /* The second half of the bar: "within 2x of a bare register switch". The
- * bare switch is goro's own goro__ctx_switch (every goroutine switch goes
- * through it: callee-saved registers and rsp out, the other's in, ret),
- * between two contexts on the main thread with no scheduler around it.
- * Not public API: declared here, linked from libgoro.a. */
+ * bare switch is the register switch at the core of goro's own
+ * goro__ctx_switch (runtime/asm/switch_x86_64.S): callee-saved registers
+ * and rsp out, the other's in, the current-context slot written, ret;
+ * without what the runtime's switch does after it (a pending action,
+ * errno). It runs between two contexts on the main thread with no
+ * scheduler around it. */
 struct bare_ctx {
     void *rsp;
     uint64_t rbx, rbp, r12, r13, r14, r15;
 };
-void goro__ctx_switch(struct bare_ctx *from, const struct bare_ctx *to, void **cur, void *newg);
+void bare_ctx_switch(struct bare_ctx *from, const struct bare_ctx *to, void **cur, void *newg);
+__asm__(".text\n"
+        ".p2align 4\n"
+        "bare_ctx_switch:\n"
+        "  movq %rsp, 0(%rdi)\n"
+        "  movq %rbx, 8(%rdi)\n"
+        "  movq %rbp, 16(%rdi)\n"
+        "  movq %r12, 24(%rdi)\n"
+        "  movq %r13, 32(%rdi)\n"
+        "  movq %r14, 40(%rdi)\n"
+        "  movq %r15, 48(%rdi)\n"
+        "  movq 8(%rsi), %rbx\n"
+        "  movq 16(%rsi), %rbp\n"
+        "  movq 24(%rsi), %r12\n"
+        "  movq 32(%rsi), %r13\n"
+        "  movq 40(%rsi), %r14\n"
+        "  movq 48(%rsi), %r15\n"
+        "  movq 0(%rsi), %rsp\n"
+        "  movq %rcx, (%rdx)\n"
+        "  ret\n");
 
 /* Two contexts switch to each other from the same call site, as two
  * yielding goroutines do (so the return-stack buffer predicts every ret);
@@ -68,8 +89,8 @@ static void *bare_cur;
 static __attribute__((noinline)) void bare_loop(struct bare_side *me)
 {
     for (me->done = 0; me->done < me->iters; me->done++)
-        goro__ctx_switch(&me->ctx, &me->peer->ctx, &bare_cur, me->peer);
-    goro__ctx_switch(&me->ctx, &bare_main, &bare_cur, NULL);
+        bare_ctx_switch(&me->ctx, &me->peer->ctx, &bare_cur, me->peer);
+    bare_ctx_switch(&me->ctx, &bare_main, &bare_cur, NULL);
     bench_fail("bare switch: a finished context was resumed");
 }
 
@@ -89,7 +110,7 @@ static double bare_switch_ns(int64_t iters)
                                             .iters = iters };
     }
     int64_t t0 = bench_now();
-    goro__ctx_switch(&bare_main, &bare_sides[0].ctx, &bare_cur, &bare_sides[0]);
+    bare_ctx_switch(&bare_main, &bare_sides[0].ctx, &bare_cur, &bare_sides[0]);
     int64_t t = bench_now() - t0;
     if (bare_sides[0].done != iters || bare_sides[1].done != iters - 1)
         bench_fail("bare switch: %" PRId64 " + %" PRId64 " switches, want %" PRId64 " + %" PRId64,

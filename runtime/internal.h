@@ -49,9 +49,15 @@ struct goro__ctx {
 
 /* Save the current context into from, load to, store newg into *cur (the
  * worker's current-G slot, written after the stack switch so that a guard
- * fault is always attributed to the stack it happens on), and resume to. */
+ * fault is always attributed to the stack it happens on), run the pending
+ * action the previous context left in the worker (goro__switch_pend),
+ * give newg its errno back (newg NULL: g0, none), and resume to. cur must
+ * be &w->curg of the worker we run on (the asm finds W.pend and
+ * W.errno_ptr from it: runtime/asm/offsets.h). */
 void goro__ctx_switch(struct goro__ctx *from, const struct goro__ctx *to,
                       G **cur, G *newg) GORO_HIDDEN;
+/* Called by goro__ctx_switch when the worker has a pending action. */
+void goro__switch_pend(G **cur) GORO_HIDDEN;
 /* The same into a goroutine that never ran (newg->ctx.rsp == NULL): its
  * stack starts at top. */
 void goro__ctx_start(struct goro__ctx *from, void *top, G **cur, G *newg) GORO_HIDDEN;
@@ -114,7 +120,8 @@ struct goro__g {
     W *w;                      /* worker running it (valid while RUNNING) */
     G *schedlink;              /* global queue, free lists: owner of that list */
     G *allnext, *allprev;      /* all goroutines list, under sched.lock */
-    int saved_errno;           /* errno across switches */
+    int saved_errno;           /* errno across switches (the switch's asm
+                                  restores it: asm/offsets.h) */
     uint8_t wait_reason;       /* enum goro__wait, while WAITING */
     bool is_main;              /* main_fn's goroutine */
     bool on_all;               /* linked on the allg list */
@@ -163,7 +170,7 @@ struct goro__w {
     struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
     int id;                            /* 0 .. nprocs-1 */
     uint32_t schedtick;                /* scheduling rounds */
-    uint32_t nextround;                /* schedtick of the next global-queue check */
+    uint32_t nextround;                /* schedtick of the next round event */
     uint32_t clocktick;                /* schedtick when clock was read */
     int64_t clock;                     /* CLOCK_MONOTONIC_COARSE, read every
                                           CLOCK_ROUNDS rounds and after the
@@ -175,6 +182,8 @@ struct goro__w {
                                           round and then parked shows 1 s
                                           more of waiting. */
     uint32_t nextstreak;               /* runnext picks in a row */
+    bool round_global;                 /* that event: the global queue first
+                                          (else the local queue's head) */
     AO_t lifo_bot_seen;                /* a lifo_bot read by the owner: the
                                           stack is empty when lifo_top equals
                                           it (bot only grows), with no read
@@ -183,8 +192,10 @@ struct goro__w {
                                           (poller thread only) */
     uint64_t rand;                     /* xorshift state for victim order */
     int *errno_ptr;                    /* this thread's errno (its address
-                                          never changes for a thread) */
-    G *pend;                           /* G switched away from, action pending */
+                                          never changes for a thread); read
+                                          by the switch: asm/offsets.h */
+    G *pend;                           /* G switched away from, action pending;
+                                          read by the switch: asm/offsets.h */
     int pendkind;                      /* what to do with pend after the switch */
     G *gfree;                          /* free G records (with stacks) */
     int ngfree;
