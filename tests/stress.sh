@@ -11,7 +11,9 @@
 #     threads than CPUs, threads are preempted at any instruction, which is
 #     what exposed the derived-pointer bug in the fault handler (issue 3);
 #  6. the spawn suite (spawn stacks, stolen from and aged) 10 times, and 5
-#     more with two copies at once (oversubscribed).
+#     more with two copies at once (oversubscribed);
+#  7. the switch suite (errno and pending actions carried by every switch,
+#     goro_yield's fast path) 10 times, and 5 more two at once.
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
@@ -41,6 +43,22 @@ suite_runs() {
             printf '%s\n' "$out" | tail -20
             fail=$((fail + 1))
         fi
+    done
+}
+
+# suite_pairs LABEL N SUITE: run two copies of a suite at once, N times
+# (more worker threads than CPUs: threads preempted anywhere)
+suite_pairs() {
+    local label=$1 n=$2 suite=$3 i other
+    echo "$label, two at once:"
+    for i in $(seq 1 "$n"); do
+        "$suite" --jobs 1 >"$log2" 2>&1 &
+        other=$!
+        "$suite" --jobs 1 >"$log" 2>&1
+        wait "$other"
+        grep -h Synthesis "$log" "$log2"
+        count "$log" 'Failing: 0 | Crashing: 0'
+        count "$log2" 'Failing: 0 | Crashing: 0'
     done
 }
 
@@ -76,15 +94,8 @@ tail -3 "$log2"
 count "$log" '^ *0 corruptions'
 count "$log2" '^ *0 corruptions'
 suite_runs "spawn suite" 10 build/tests/test_spawn
-echo "spawn suite, two at once:"
-for i in 1 2 3 4 5; do
-    build/tests/test_spawn --jobs 1 >"$log2" 2>&1 &
-    other=$!
-    build/tests/test_spawn --jobs 1 >"$log" 2>&1
-    wait "$other"
-    grep -h Synthesis "$log" "$log2"
-    count "$log" 'Failing: 0 | Crashing: 0'
-    count "$log2" 'Failing: 0 | Crashing: 0'
-done
+suite_pairs "spawn suite" 5 build/tests/test_spawn
+suite_runs "switch suite" 10 build/tests/test_switch
+suite_pairs "switch suite" 5 build/tests/test_switch
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
