@@ -330,7 +330,7 @@ if [ -n "${VALS[yield.bare]:-}" ] && [ -n "${VALS[yield.goro]:-}" ]; then
     read -r bmed bmin bmax <<<"$(stats ${VALS[yield.bare]})"
     BARE_LINE=$(awk -v y="$ymed" -v b="$bmed" -v lo="$bmin" -v hi="$bmax" 'BEGIN {
         r = y / b
-        printf "yield vs a bare register switch (goro's register switch alone, same runs): %.2f ns vs %.2f ns (min-max %.2f-%.2f): %.2fx, bar within 2x %s", y, b, lo, hi, r, (r <= 2) ? "met" : "MISSED" }')
+        printf "yield vs a bare register switch (the register switch alone, same runs): %.2f ns vs %.2f ns (min-max %.2f-%.2f): %.2fx, bar within 2x %s", y, b, lo, hi, r, (r <= 2) ? "met" : "MISSED" }')
 fi
 
 # The table, for the terminal and for RESULTS.md.
