@@ -39,9 +39,13 @@ HDRS     = include/goro.h $(wildcard runtime/*.h) $(wildcard runtime/asm/*.h) $(
 
 TESTS    = $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 BENCH_C  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-TOOLS    = $(if $(wildcard tools/stackgrow/*.c),tools/stackgrow/stackgrow)
+# The tool and the examples sit in the tree for the default build; another
+# BUILD (a sanitizer or clang build) keeps its own under $(BUILD)/, so that
+# it never replaces the binaries `make stress` and the README use.
+OUTDIR   = $(if $(filter build,$(BUILD)),,$(BUILD)/)
+TOOLS    = $(if $(wildcard tools/stackgrow/*.c),$(OUTDIR)tools/stackgrow/stackgrow)
 EX_DIRS  = $(patsubst %/main.c,%,$(wildcard examples/*/main.c))
-EXAMPLES = $(foreach d,$(EX_DIRS),$(d)/$(notdir $(d)))
+EXAMPLES = $(foreach d,$(EX_DIRS),$(OUTDIR)$(d)/$(notdir $(d)))
 
 .SECONDEXPANSION:
 .PHONY: all deps test-deps bench-deps test stress bench install clean
@@ -75,11 +79,13 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
-tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/libgoro.a
+$(OUTDIR)tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/libgoro.a
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS) -lm
 
-$(EXAMPLES): %: $$(dir %)main.c $(BUILD)/libgoro.a
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $@)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+$(EXAMPLES): $(OUTDIR)%: $$(dir %)main.c $(BUILD)/libgoro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $*)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 # Each suite is its own binary; Criterion runs every test in its own process.
 # GORO_TEST_JOBS limits Criterion's parallel test processes (2 cores here).
