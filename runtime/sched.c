@@ -1067,9 +1067,14 @@ void goro__switch_pend(G **cur)
 {
     W *w = (W *)((char *)cur - offsetof(W, curg));
     G *p = w->pend;
-    if (likely(w->pendkind == PEND_PARK)) {
+    if (likely(w->pendkind == PEND_PARK && p->unlockf != NULL)) {
+        /* Nothing live across the call (W.pend stays set until after it,
+         * and w comes back from TLS): no registers to save on every park. */
+        bool still = p->unlockf(p, p->unlockarg);
+        w = tls_w;
+        p = w->pend;
         w->pend = NULL;
-        if (p->unlockf && !p->unlockf(p, p->unlockarg))
+        if (unlikely(!still))
             park_wait_over(w, p);
     } else {
         switch_pend_other(w);
