@@ -28,6 +28,21 @@ void goro_wg_init(goro_wg *wg)
     w->head = w->tail = NULL;
 }
 
+/* The counter reached zero: ready every waiter. Out of line, so that an
+ * Add or Done that does not reach zero saves no registers. */
+static __attribute__((noinline)) void wg_release(struct wg *w)
+{
+    goro__spin_lock(&w->lock);
+    G *list = w->head;
+    w->head = w->tail = NULL;
+    goro__spin_unlock(&w->lock);
+    while (list) {
+        G *next = list->schedlink;
+        goro__ready(list, false);
+        list = next;
+    }
+}
+
 void goro_wg_add(goro_wg *wg, int64_t delta)
 {
     struct wg *w = (struct wg *)(void *)wg;
@@ -38,15 +53,7 @@ void goro_wg_add(goro_wg *wg, int64_t delta)
         goro__fatal("sync: negative WaitGroup counter");
     if (now != 0)
         return;
-    goro__spin_lock(&w->lock);
-    G *list = w->head;
-    w->head = w->tail = NULL;
-    goro__spin_unlock(&w->lock);
-    while (list) {
-        G *next = list->schedlink;
-        goro__ready(list, false);
-        list = next;
-    }
+    wg_release(w);
 }
 
 void goro_wg_done(goro_wg *wg)
@@ -204,7 +211,9 @@ static bool mutex_park_commit(G *g, void *arg)
     return true;
 }
 
-static int mutex_lock_slow(struct mutex *m, G *self, goro_mutex *mu)
+/* Out of line (as mutex_unlock_slow): inlined, its registers and frame
+ * were saved and restored on every uncontended lock and unlock too. */
+static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, goro_mutex *mu)
 {
     int64_t wait_start = 0;
     bool woken = false;
@@ -277,7 +286,7 @@ int goro_mutex_lock(goro_mutex *mu)
     return mutex_lock_slow(m, self, mu);
 }
 
-static void mutex_unlock_slow(struct mutex *m)
+static __attribute__((noinline)) void mutex_unlock_slow(struct mutex *m)
 {
     if (!(AO_load(&m->state) & MUTEX_LOCKED))
         goro__fatal("sync: unlock of unlocked mutex");
