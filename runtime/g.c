@@ -234,7 +234,9 @@ void goro__g_free(W *w, G *g)
     g->status = G_IDLE;
     g->fn = NULL;
     g->arg = NULL;
-    goro__stack_reset(&g->stack);
+    /* its record goes to a free list: back to one page (or kept as it is
+     * when no small stack can be had) */
+    goro__stack_resize(&g->stack, 0);
     g->schedlink = w->gfree;
     w->gfree = g;
     if (++w->ngfree > GFREE_LOCAL) {

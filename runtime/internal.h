@@ -375,9 +375,6 @@ void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
 /* Swap s (a stack no goroutine runs on) for one of class cls from the
  * pools; on failure s stays as it is. 0 or -ENOMEM. */
 int goro__stack_resize(struct goro__stack *s, int cls) GORO_HIDDEN;
-/* A goroutine exited and its record (with this stack) goes to a free list:
- * the stack may be swapped for a smaller one. Not called on a live stack. */
-void goro__stack_reset(struct goro__stack *s) GORO_HIDDEN;
 size_t goro__pagesize(void) GORO_HIDDEN;
 /* The fault handler (signal.c) asks: was this SIGSEGV/SIGBUS a guard hit of
  * the goroutine running on this thread? 1: handled (the stack grew), return

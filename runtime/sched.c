@@ -1125,8 +1125,6 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
     g->waitobj = NULL;
 }
 
-/* g is RUNNABLE: onto the queues of w, whose goroutine is running (us),
- * and wake an idle worker if that is worth it. */
 /* w just made a G runnable on itself: stealable (a queue or the spawn
  * stack), or only in runnext. Wake an idle worker if that is worth it. */
 static inline void wake_for_local(bool stealable)
@@ -1141,6 +1139,8 @@ static inline void wake_for_local(bool stealable)
                            no fence: a stale read costs a missed wake */
 }
 
+/* g is RUNNABLE: onto the queues of w, whose goroutine is running (us),
+ * and wake an idle worker if that is worth it. */
 static inline void put_local(W *w, G *g, bool next)
 {
     wake_for_local(runq_put(w, g, next));
@@ -1308,10 +1308,7 @@ void goro_yield(void)
                 w->runq_tail = t + 1;
                 g->status = G_RUNNABLE;
                 g->saved_errno = *w->errno_ptr;
-                next->status = G_RUNNING;
-                next->w = w;
-                w->nswitch++;
-                goro__ctx_switch(&g->ctx, &next->ctx, &w->curg, next);
+                switch_to(w, g, next); /* next has run: a tail call */
                 return;
             }
         }

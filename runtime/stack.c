@@ -739,11 +739,6 @@ int goro__stack_resize(struct goro__stack *s, int cls)
     return 0;
 }
 
-void goro__stack_reset(struct goro__stack *s)
-{
-    goro__stack_resize(s, 0);
-}
-
 /* ------------------------------------------------------------------
  * Growth (the fault handler's side)
  * ------------------------------------------------------------------ */
