@@ -184,7 +184,7 @@ static int spawn_helper(struct pool *p)
  * parked goroutine's stack, so it is linked only now that the goroutine
  * has switched away: linked before, it would be pointed to from outside
  * the stack while the goroutine still runs, and the stack may move in any
- * call (stack.c). The pool lock, held since goro_blocking counted the job,
+ * call (stack_fault.c). The pool lock, held since goro_blocking counted the job,
  * keeps the helpers from looking meanwhile. */
 static bool queue_job(G *g, void *arg)
 {

@@ -427,7 +427,7 @@ static void waiter_timeout(struct goro__timer *t)
  * The waiter record is on the heap, not on our stack: it is linked into
  * pd.q, and its timer into the timer heap, while we still run (on the way
  * to the park, and after an event wakes us, until goro__timer_del), and a
- * stack may move in any call then (stack.c: nothing outside a running
+ * stack may move in any call then (stack_fault.c: nothing outside a running
  * goroutine's stack may point into it). */
 static int queue_wait(struct goro__pd *pd, int modes, const AO_t snap[2], int64_t timeout_ns)
 {

@@ -98,14 +98,14 @@ enum goro__wait {
 };
 extern const char *const goro__wait_names[W_NREASONS] GORO_HIDDEN;
 
-/* A stack: the mapping, its guard, the usable range. stack.c owns these. */
+/* A stack: the mapping, its guard, the usable range. the stack files own these. */
 struct goro__stack {
     char  *lo;      /* lowest usable byte; the guard page lies just below */
     char  *hi;      /* one past the highest usable byte */
     void  *map;     /* start of the mapping (guard included) */
     size_t maplen;  /* length of the mapping */
-    uint32_t cls;   /* size class in stack.c's pools */
-    uint32_t flags; /* stack.c private */
+    uint32_t cls;   /* size class in stack_space.c's pools */
+    uint32_t flags; /* stack.h: SF_* */
 };
 
 #define G_START_PROBE 0x80
@@ -212,7 +212,7 @@ struct goro__w {
     pthread_t thread;
     void *sigstack;                    /* alternate signal stack (signal.c) */
     size_t sigstack_size;
-    void *stack_priv;                  /* stack.c per-worker state */
+    void *stack_priv;                  /* stack per-worker state */
 
     /* Spawn stack (sched.c "Spawning"): children a spawn pushed out of
      * runnext, in a ring: entries [lifo_bot, lifo_top) (indices mod
@@ -362,15 +362,12 @@ void goro__fatal(const char *fmt, ...) GORO_HIDDEN
     __attribute__((noreturn, format(printf, 1, 2)));
 
 /* ---------------------------------------------------------------------
- * Stacks (stack.c)
+ * Stacks (stack_space.c, stack_guard.c, stack_move.c, stack_fault.c;
+ * runtime/stack.h is what they share among themselves)
  * ------------------------------------------------------------------- */
 void goro__stack_init(void) GORO_HIDDEN;      /* at goro_run start */
 void goro__stack_fini(void) GORO_HIDDEN;      /* at goro_run end: release pools */
 int  goro__stack_alloc(struct goro__stack *s) GORO_HIDDEN; /* 0 or -ENOMEM */
-/* stack.c's placement around the magic windows (exposed for the tests) */
-bool goro__stack_magic_overlap(uintptr_t lo, uintptr_t hi, uintptr_t *ws, uintptr_t *we) GORO_HIDDEN;
-size_t goro__stack_slack(size_t len, bool huge) GORO_HIDDEN;
-uintptr_t goro__stack_place(uintptr_t raw, size_t len, size_t gsz, bool huge) GORO_HIDDEN;
 void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
 /* Swap s (a stack no goroutine runs on) for one of class cls from the
  * pools; on failure s stays as it is. 0 or -ENOMEM. */
@@ -378,7 +375,7 @@ int goro__stack_resize(struct goro__stack *s, int cls) GORO_HIDDEN;
 size_t goro__pagesize(void) GORO_HIDDEN;
 /* The fault handler (signal.c) asks: was this SIGSEGV/SIGBUS a guard hit of
  * the goroutine running on this thread? 1: handled (the stack grew), return
- * from the handler; 0: not stack.c's fault. Does not return when the stack
+ * from the handler; 0: not a stack fault. Does not return when the stack
  * limit is exceeded or a stale stack pointer is caught (stackcheck). */
 int goro__stack_fault(int sig, void *siginfo, void *ucontext) GORO_HIDDEN;
 const char *goro__stack_guard_name(void) GORO_HIDDEN; /* madvise, uffd, mprotect */

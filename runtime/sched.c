@@ -1164,7 +1164,7 @@ void goro__ready(G *g, bool next)
      * under a lock, or a select won by CAS), so this could be a plain
      * check-and-store, 6 ns cheaper per hand-off. With the plain version,
      * tools/stackgrow used to corrupt memory far more often; the causes
-     * found were all in stack growth (stack.c: a derived base register,
+     * found were all in stack growth (stack_move.c: a derived base register,
      * glibc frames over a one-page guard, FILE flags read as a pointer),
      * and with them fixed both versions pass 12 of 12 oversubscribed runs
      * (2026-11-27). Why the CAS made those failures rarer is not

@@ -24,7 +24,7 @@
  *    records of the cases that lose stay queued on their channels, and the
  *    timer in the heap, after we run again, until step 5 takes them out:
  *    if the stack grew (moved) in between, as it may in any call, the
- *    channels and the timer heap would point into the old stack (stack.c:
+ *    channels and the timer heap would point into the old stack (stack_fault.c:
  *    nothing outside a running goroutine's stack may point into it). Go
  *    keeps its sudogs off the stack for the same reason.
  * 5. A waker (send, recv, close on one of the channels, or the timer) must
@@ -118,7 +118,7 @@ static bool select_park_commit(G *g, void *arg)
     struct select_block *b = arg;
     /* The cases' elem pointers may point into g's stack, which may have
      * moved since goro_select filled the block: take them only now, from
-     * the case array as g->waitobj names it (stack.c moves that field with
+     * the case array as g->waitobj names it (stack_fault.c moves that field with
      * the stack, and a parked stack stays put). */
     const goro_case *cases = g->waitobj;
     for (size_t k = 0; k < b->nch; k++) {

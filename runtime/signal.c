@@ -5,7 +5,7 @@
  * A goroutine that runs off its stack faults on the guard page below it;
  * the handler cannot run on that stack, so every worker has an alternate
  * signal stack (64 KiB, with a guard page of its own) and the handler is
- * installed with SA_ONSTACK. It asks stack.c whether the fault was a guard
+ * installed with SA_ONSTACK. It asks stack_fault.c whether the fault was a guard
  * hit of the goroutine running on this thread; if so the stack has grown
  * and the handler returns, so the faulting instruction runs again.
  *

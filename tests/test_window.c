@@ -1,7 +1,7 @@
 /* tests/test_window.c - a goroutine's stack moves while the runtime holds
  * pointers to it.
  *
- * The rule (runtime/stack.c): nothing outside a running goroutine's stack
+ * The rule (runtime/stack_fault.c): nothing outside a running goroutine's stack
  * may point into it, because any call may hit the guard and move the stack.
  * A blocking call that publishes a record on its stack (a channel waiter, a
  * timer, an I/O waiter, a helper job) before its goroutine has switched
@@ -492,105 +492,4 @@ Test(window, glibc_frames_larger_than_a_page, .timeout = 60)
     test_note("fprintf on an unbuffered stream at every depth: %lu growths, %d canary words hit",
               (unsigned long)r.total, canary_bad);
     cr_assert_eq(canary_bad, 0, "a C library frame wrote past the guard into another stack");
-}
-
-/* ---------------------------------------------------------------------
- * No stack covers an address whose low 32 bits a [stack garbage : int]
- * word is likely to have: glibc's FILE flags (0xfbadxxxx) and small ints
- * (runtime/stack.c, magic_windows). Enough goroutines that their stacks
- * span several 4 GiB blocks; every stack's relocation range (the guard
- * region to the top) is checked from the goroutine's own record.
- * ------------------------------------------------------------------- */
-
-#include "internal.h"
-
-#define MAGIC_GOROUTINES 150000
-#define GUARD_DEFAULT (64 * 1024)
-
-static bool magic_addr(uintptr_t a)
-{
-    uint32_t low = (uint32_t)a;
-    return low < 0x100000u || low >= 0xfff00000u || (low >> 16) == 0xfbadu;
-}
-
-static goro_wg magic_parked, magic_release, magic_done;
-static volatile AO_t magic_bad, magic_near;
-
-static void magic_g(void *arg)
-{
-    G *g = goro__self();
-    uintptr_t lo = (uintptr_t)g->stack.lo - GUARD_DEFAULT, hi = (uintptr_t)g->stack.hi;
-    for (uintptr_t a = lo & ~(uintptr_t)0xffff; a <= hi; a += 0x10000)
-        if (magic_addr(a)) {
-            AO_fetch_and_add1(&magic_bad);
-            break;
-        }
-    /* within 1 MiB of a window: carving came by one */
-    for (uintptr_t a = (lo - (1 << 20)) & ~(uintptr_t)0xffff; a <= hi + (1 << 20); a += 0x10000)
-        if (magic_addr(a)) {
-            AO_fetch_and_add1(&magic_near);
-            break;
-        }
-    goro_wg_done(&magic_parked);
-    goro_wg_wait(&magic_release);
-    goro_wg_done(&magic_done);
-}
-
-static void magic_main(void *arg)
-{
-    goro_wg_init(&magic_parked);
-    goro_wg_init(&magic_release);
-    goro_wg_init(&magic_done);
-    goro_wg_add(&magic_parked, MAGIC_GOROUTINES);
-    goro_wg_add(&magic_release, 1);
-    goro_wg_add(&magic_done, MAGIC_GOROUTINES);
-    for (int i = 0; i < MAGIC_GOROUTINES; i++)
-        cr_assert_eq(goro_go(magic_g, NULL), 0);
-    goro_wg_wait(&magic_parked);
-    goro_wg_done(&magic_release);
-    goro_wg_wait(&magic_done);
-}
-
-Test(window, no_stack_over_the_file_magic, .timeout = 120)
-{
-    unsetenv("GORO_STACK_GUARD");
-    run_on(2, magic_main, NULL);
-    test_note("%d stacks: %lu within 1 MiB of a magic window, %lu over one",
-              MAGIC_GOROUTINES, (unsigned long)magic_near, (unsigned long)magic_bad);
-    cr_assert_eq(magic_bad, 0, "%lu stacks cover a magic address",
-                 (unsigned long)magic_bad);
-    cr_expect_gt(magic_near, 0, "no stack came near a window: the test proves nothing");
-}
-
-/* Own mappings (stacks above 1 MiB, or every stack under mprotect guards)
- * are over-mapped and placed around the windows: for every class from
- * 4 KiB to 1 GiB, and mapping starts in steps across the windows below and
- * above a 4 GiB boundary, the place chosen exists, lies inside the
- * mapping, covers no window, and (huge classes) starts its usable part on
- * a 2 MiB boundary. A too-small slack failed here for 128 MiB stacks. */
-Test(window, own_mappings_are_placed_around_the_windows, .timeout = 60)
-{
-    const uintptr_t M = 1 << 20, block = (uintptr_t)0x7f05 << 32;
-    const size_t gsz = GUARD_DEFAULT;
-    long checked = 0;
-    for (int cls = 0; cls <= 18; cls++) {
-        size_t use = (size_t)4096 << cls, len = use + gsz;
-        bool huge = use >= 4 * M;
-        size_t slack = goro__stack_slack(len, huge);
-        uintptr_t step = use < 64 * M ? 0x31000 : 0x301000;
-        for (uintptr_t raw = block + 0xe0000000u; raw < block + ((uintptr_t)1 << 32) + 0x2000000;
-             raw += step) {
-            uintptr_t a = goro__stack_place(raw, len, gsz, huge), ws, we;
-            cr_assert_neq(a, 0, "class %d (%zu bytes): no place in a mapping at %#lx", cls,
-                          use, (unsigned long)raw);
-            cr_assert(a >= raw && a + len <= raw + len + slack);
-            cr_assert(!goro__stack_magic_overlap(a, a + len, &ws, &we),
-                      "class %d at %#lx covers the window at %#lx", cls, (unsigned long)a,
-                      (unsigned long)ws);
-            if (huge)
-                cr_assert_eq((a + gsz) % (2 * M), 0);
-            checked++;
-        }
-    }
-    test_note("%ld placements checked", checked);
 }

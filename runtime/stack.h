@@ -1,0 +1,118 @@
+/*
+ * stack.h - what the four stack files share, and nothing else includes:
+ *
+ *   stack_space.c  the address-space layout (the stack region, its page
+ *                  bitmap, placement at a given offset) and the pools
+ *   stack_guard.c  the guard mechanisms (madvise, uffd, mprotect)
+ *   stack_move.c   the move: copy, relocation, instruction decoding
+ *   stack_fault.c  the fault entry: deciding a growth, quarantine, set-up
+ *
+ * The layout rule every file relies on (DESIGN.md "Stacks" 11; README
+ * rule 5): every stack lies in the stack region, whose addresses all read
+ * 0x0000_1f_WW_xxxxxxxx with WW (byte 4) in 0x80-0xfe, and every move's
+ * distance is a multiple of 4 GiB. So relocation, which adds that distance
+ * to a word that lies in the old stack, changes byte 4 of the word and
+ * nothing else: bytes 0-3 of every word never change, byte 5 (0x1f, a
+ * control character no text holds) never does, and a word is taken for a
+ * stack address only if its byte 4 is 0x80-0xfe (no ASCII, no value below
+ * 128, no 0 or 0xff fill) followed by 0x1f, 0, 0.
+ */
+#ifndef GORO_STACK_H
+#define GORO_STACK_H
+
+#include "internal.h"
+
+#include <sys/ucontext.h>
+
+/* ---- the stack region ------------------------------------------------- */
+
+#define STK_B5     0x1fu            /* byte 5 of every stack address */
+#define STK_W_LO   0x80u            /* byte 4: rows from here ... */
+#define STK_W_EMRG 0xf8u            /* ... pooled rows end, emergency rows begin */
+#define STK_W_END  0xffu            /* ... and 0xff is never used */
+#define STK_ROW    (1ull << 32)     /* a row: one value of byte 4 */
+#define STK_ADDR(w) (((uintptr_t)STK_B5 << 40) | ((uintptr_t)(w) << 32))
+#define STK_OFF(a)  ((uintptr_t)(a) & (STK_ROW - 1))
+
+/* flags in struct goro__stack */
+enum {
+    SF_EMERG   = 1, /* own mapping in an emergency row: munmap to release */
+    SF_TRIMMED = 2, /* pooled with all but its top page given back */
+    SF_HUGE    = 4, /* usable part marked MADV_HUGEPAGE */
+};
+
+enum guard_kind { GUARD_MADVISE, GUARD_UFFD, GUARD_MPROTECT };
+
+/* Configuration, set by goro__stack_init and read-only while goro runs. */
+struct goro__stk {
+    size_t pg;          /* page size */
+    size_t gsz;         /* guard region below each stack (GORO_STACK_GUARD) */
+    size_t min, max;    /* usable bytes of class 0; GORO_STACK_MAX */
+    size_t env_max;     /* GORO_STACK_MAX as given (for the message) */
+    int guard;          /* enum guard_kind */
+    int uffd;           /* userfaultfd (GUARD_UFFD), else -1 */
+    int pidfd;          /* our own pidfd for process_madvise, else -1 */
+    bool stackcheck;    /* GORO_DEBUG=stackcheck */
+    bool emergency;     /* GORO_DEBUG=stackemergency: every growth takes the
+                         * lock-free path (for the tests) */
+};
+extern struct goro__stk goro__stk GORO_HIDDEN;
+
+#define NCLS      40                /* size classes (min << 39 is plenty) */
+#define REDZONE   128               /* System V x86-64 red zone below rsp */
+#define HUGE_MIN  (4ul << 20)       /* stacks this large get huge pages */
+
+static inline size_t stk_usable(const struct goro__stack *s)
+{
+    return (size_t)(s->hi - s->lo);
+}
+
+/* glo <= v <= ghi, one compare */
+static inline bool stk_in(uint64_t v, uintptr_t glo, uintptr_t ghi)
+{
+    return v - glo <= ghi - glo;
+}
+
+/* ---- stack_guard.c ---------------------------------------------------- */
+
+void goro__guard_choose(void) GORO_HIDDEN;   /* picks the mechanism (GORO_GUARD) */
+void goro__guard_fini(void) GORO_HIDDEN;
+int  goro__guard_on(char *p, size_t len) GORO_HIDDEN;  /* any access faults */
+int  goro__guard_off(char *p, size_t len) GORO_HIDDEN; /* readable, writable */
+int  goro__uffd_fill(char *p, size_t len) GORO_HIDDEN;
+int  goro__uffd_register(char *p, size_t len) GORO_HIDDEN;
+void goro__guard_maplimit_message(void) GORO_HIDDEN;
+
+/* ---- stack_space.c: the fault handler's side -------------------------- */
+
+void goro__space_init(void) GORO_HIDDEN;
+void goro__space_fini(void) GORO_HIDDEN;
+/* Take the allocator lock from the fault handler: 1 taken, -1 this thread
+ * holds it already (the fault interrupted it), 0 another thread held it
+ * all the while (a bounded wait). goro__space_lock waits as long as it
+ * takes: only for a lock another thread holds. */
+int  goro__space_trylock(void) GORO_HIDDEN;
+void goro__space_lock(void) GORO_HIDDEN;
+void goro__space_unlock(void) GORO_HIDDEN;
+/* A stack of class cls whose top is at old_hi + k * 4 GiB, k != 0: from a
+ * pool, or a free place in the pooled rows. Under the lock. 0 or -errno. */
+int  goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s) GORO_HIDDEN;
+/* The same without the lock: an own mapping in an emergency row. */
+int  goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s) GORO_HIDDEN;
+void goro__space_put_locked(struct goro__stack *s) GORO_HIDDEN;
+void goro__space_defer(struct goro__stack *s) GORO_HIDDEN; /* lock-free */
+void goro__space_reserved(const struct goro__stack *s, int sign) GORO_HIDDEN;
+void goro__space_note_max(size_t use) GORO_HIDDEN;
+/* The range of the region holding [lo, hi): true if it is inside. */
+bool goro__space_contains(uintptr_t lo, uintptr_t hi) GORO_HIDDEN;
+
+/* ---- stack_move.c ----------------------------------------------------- */
+
+void goro__move_init(void) GORO_HIDDEN;
+/* Copy the used part of old (from rsp - REDZONE up) to the same offset
+ * below ns->hi, relocate it, the registers and the FP state in uc. Returns
+ * the bytes copied. */
+size_t goro__stack_move(ucontext_t *uc, uintptr_t addr, const struct goro__stack *old,
+                        const struct goro__stack *ns) GORO_HIDDEN;
+
+#endif

@@ -1,0 +1,772 @@
+/*
+ * stack_space.c - where goroutine stacks live: the stack region, placing a
+ * stack at a given offset in it, and the pools of free stacks.
+ *
+ * What. Every stack (guard region below, usable part above) lies in the
+ * stack region of stack.h: the 4 GiB rows 0x1f80_0000_0000 to
+ * 0x1ff8_0000_0000, byte 4 of every address 0x80-0xf7 and byte 5 0x1f
+ * (rows 0xf8-0xfe are for emergency mappings, below). When a stack grows,
+ * the new one must have its top at the old top plus a multiple of 4 GiB,
+ * which is what makes the move sound (stack_move.c). So a goroutine keeps
+ * the low 32 bits of its stack top for life, its stack's "offset", and
+ * every growth needs a free place of the new size with that same offset in
+ * another row.
+ *
+ *     row 0xf7  |      [===== grown 256 KiB ====]|           |
+ *     row 0xf6  |            [= grown 32 KiB =]|  [= 32K =]|    growth: from
+ *      ...      |                              |           |    the top row down
+ *     row 0x81  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    new stacks: from
+ *     row 0x80  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    the bottom up
+ *               0            offset = top & 0xffffffff     4 GiB
+ *
+ * How.
+ *  - One bit per page of the region says whether a stack (live, pooled or
+ *    quarantined) owns it. New stacks are carved from the bottom up (a
+ *    cursor, first fit after it); a growth looks for its range from the top
+ *    row down, a few words of the bitmap per row, so grown stacks and new
+ *    ones meet only when the region is nearly full.
+ *  - The region is mapped lazily, 64 MiB chunks at their fixed address with
+ *    MAP_FIXED_NOREPLACE (adjacent chunks merge into one kernel mapping).
+ *    A chunk something else already occupies is marked owned for good and
+ *    never used.
+ *  - Pools keep free stacks hot: one list per class, linked through a node
+ *    written at the top of the free stack itself (no malloc: the fault
+ *    handler uses the pools), and a hash of (class, offset) over the same
+ *    nodes, so a growth first takes a pooled stack with its offset: a
+ *    program that spawns, grows and exits goroutines in rounds reuses the
+ *    same places round after round without a system call. A class keeps up
+ *    to POOL_KEEP bytes resident; beyond that a pooled stack is trimmed
+ *    (MADV_DONTNEED of all but its top page, which holds the node). When a
+ *    search finds no room, trimmed stacks, then all pooled ones, give their
+ *    range back to the bitmap (guard removed, pages dropped) and the search
+ *    runs again.
+ *  - New stacks of class 0 are carved up to CARVE_BATCH at a time with two
+ *    process_madvise calls (guards, then populating), as skynet spawns tens
+ *    of thousands at once; stacks of HUGE_MIN and more get MADV_HUGEPAGE.
+ *
+ * Signal safety. The fault can hit runtime code anywhere on a goroutine
+ * stack, this file's locked code included. The lock word holds its
+ * holder's thread tag: the handler never waits for a lock its own thread
+ * holds, and waits only a bounded time for another thread. Without the
+ * lock it maps an own mapping in an emergency row (0xf8-0xfe: same byte 5,
+ * same offset, kernel-arbitrated by MAP_FIXED_NOREPLACE, so two handlers
+ * never collide) and pushes the old stack on a lock-free "deferred" list
+ * that the next lock holder drains into the pools. Emergency stacks are
+ * unmapped when released; the next growth moves back into the region.
+ *
+ * Rejected. A fresh own mapping per growth at old top + k * 4 GiB (the
+ * experiment that proved the layout: one kernel mapping per grown stack,
+ * 65,530 at most, and no hot pools: stack_10k_256k 1.5x slower). Fixed
+ * "column" layouts where each class owns rows (the rows a class needs grow
+ * with its size: 31 rows for 2 MiB stacks). A region-wide reservation in
+ * one mmap (508 GiB of commit under overcommit mode 2).
+ *
+ * Invariants:
+ *  - A stack is in exactly one place: attached to a G record, in a pool
+ *    (hot or cold list and its hash bucket), on the deferred list, or in
+ *    quarantine (stack_fault.c). Its pages' bits are set in each case.
+ *  - A page whose bit is clear carries no guard and, under uffd, no page
+ *    (stack_guard.c): any range of clear bits can be laid out anew.
+ *  - A pooled or deferred stack's top page is resident and holds its node.
+ *  - stack_bytes_reserved == usable bytes + one page of every stack
+ *    attached to a G record (live or on g.c's free lists).
+ *  - sp.lock protects everything in sp but `deferred`; the handler never
+ *    waits for it unboundedly.
+ */
+#include "stack.h"
+
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux 4.17 */
+#endif
+
+#define REGION_LO   STK_ADDR(STK_W_LO)
+#define REGION_HI   STK_ADDR(STK_W_EMRG)
+#define EMRG_LO     STK_ADDR(STK_W_EMRG)
+#define EMRG_HI     STK_ADDR(STK_W_END)
+#define CHUNK_BYTES (64ul << 20)        /* the region is mapped this much at a time */
+#define NCHUNK      ((REGION_HI - REGION_LO) / CHUNK_BYTES)
+#define POOL_KEEP   (16ul << 20)        /* resident bytes a class's pool keeps */
+#define HBITS       18                  /* (class, offset) hash buckets: 2^18 */
+#define HUGE_SIZE   (2ul << 20)
+#define CARVE_BATCH 64
+#define SPIN_PAUSES 1000                /* the handler's wait: pauses, then */
+#define SPIN_YIELDS 10000               /* sched_yields, then an emergency mapping */
+
+/* A free stack, written at its own top. */
+struct node {
+    struct node *next, *prev;   /* its class's hot or cold list */
+    struct node *hnext, *hprev; /* its (class, offset) bucket */
+    struct goro__stack s;
+};
+
+static struct {
+    volatile AO_t lock;         /* 0 free, else the holder's thread tag */
+    uint64_t *bits;             /* a bit per page of [REGION_LO, REGION_HI) */
+    size_t npages, bits_len;
+    uint64_t mapped[NCHUNK / 64];  /* chunks looked at ... */
+    uint64_t foreign[NCHUNK / 64]; /* ... and those something else holds */
+    size_t cursor;              /* carving: first page to look at */
+    struct pool {
+        struct node *hot, *cold; /* resident / trimmed */
+        size_t resident;         /* bytes in hot */
+    } pools[NCLS];
+    struct node **buckets;      /* 2^HBITS heads */
+    volatile AO_t deferred;     /* struct node *: lock-free push, take-all */
+    struct iovec guards[CARVE_BATCH], pages[CARVE_BATCH]; /* carve_batch_locked */
+} sp;
+
+static __thread char lock_tag __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------------
+ * The lock: a test-and-test-and-set spinlock that knows its holder
+ * ------------------------------------------------------------------ */
+
+static AO_t self_tag(void)
+{
+    return (AO_t)(uintptr_t)&lock_tag;
+}
+
+static void lock(void)
+{
+    AO_t me = self_tag();
+    for (int i = 0;; i++) {
+        /* acquire: the pools written by the last holder are visible */
+        if (AO_load(&sp.lock) == 0 && AO_compare_and_swap_acquire(&sp.lock, 0, me))
+            return;
+        if (i > SPIN_PAUSES)
+            sched_yield();
+        else
+            __asm__ __volatile__("pause" ::: "memory");
+    }
+}
+
+static void unlock(void)
+{
+    /* release: our writes to the pools before the next holder's reads */
+    AO_store_release(&sp.lock, 0);
+}
+
+int goro__space_trylock(void)
+{
+    AO_t me = self_tag();
+    for (int i = 0; i < SPIN_PAUSES + SPIN_YIELDS; i++) {
+        AO_t v = AO_load(&sp.lock);
+        if (v == me)
+            return -1; /* the fault interrupted this thread's own holder */
+        /* acquire: as in lock() */
+        if (v == 0 && AO_compare_and_swap_acquire(&sp.lock, 0, me))
+            return 1;
+        if (i > SPIN_PAUSES)
+            sched_yield();
+        else
+            __asm__ __volatile__("pause" ::: "memory");
+    }
+    return 0;
+}
+
+void goro__space_lock(void)
+{
+    lock();
+}
+
+void goro__space_unlock(void)
+{
+    unlock();
+}
+
+/* ------------------------------------------------------------------
+ * The page bitmap
+ * ------------------------------------------------------------------ */
+
+static inline size_t page_of(uintptr_t a)
+{
+    return (a - REGION_LO) / goro__stk.pg;
+}
+
+static inline uint64_t bit_mask(size_t from, size_t k) /* k bits from bit `from` */
+{
+    return (k >= 64 ? ~0ull : (1ull << k) - 1) << from;
+}
+
+static void bits_mark(size_t p, size_t n, bool owned)
+{
+    while (n > 0) {
+        size_t b = p & 63, k = 64 - b < n ? 64 - b : n;
+        if (owned)
+            sp.bits[p >> 6] |= bit_mask(b, k);
+        else
+            sp.bits[p >> 6] &= ~bit_mask(b, k);
+        p += k;
+        n -= k;
+    }
+}
+
+/* One past the highest owned page in [p, p+n), or 0 if all are free. */
+static size_t bits_last(size_t p, size_t n)
+{
+    size_t end = p + n;
+    while (end > p) {
+        size_t last = end - 1, lo = last & ~(size_t)63;
+        if (lo < p)
+            lo = p;
+        uint64_t v = sp.bits[last >> 6] & bit_mask(lo & 63, last - lo + 1);
+        if (v)
+            return (last & ~(size_t)63) + (size_t)(63 - __builtin_clzll(v)) + 1;
+        end = lo;
+    }
+    return 0;
+}
+
+/* The first free page at or after p (limit if none before it). */
+static size_t bits_next_free(size_t p, size_t limit)
+{
+    while (p < limit) {
+        uint64_t v = ~sp.bits[p >> 6] >> (p & 63);
+        if (v) {
+            p += (size_t)__builtin_ctzll(v);
+            return p < limit ? p : limit;
+        }
+        p = (p | 63) + 1;
+    }
+    return limit;
+}
+
+/* The first p >= from with [p, p+n) free and p + n <= limit, or SIZE_MAX. */
+static size_t bits_find(size_t from, size_t n, size_t limit)
+{
+    size_t p = from;
+    for (;;) {
+        p = bits_next_free(p, limit);
+        if (p + n > limit)
+            return SIZE_MAX;
+        size_t l = bits_last(p, n);
+        if (l == 0)
+            return p;
+        p = l;
+    }
+}
+
+/* ------------------------------------------------------------------
+ * Mapping the region and laying out a stack in it
+ * ------------------------------------------------------------------ */
+
+static void *map_fixed(uintptr_t a, size_t len)
+{
+    return mmap((void *)a, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+}
+
+/* Map the chunks under [a, a+len). -EAGAIN when one turned out to be
+ * occupied by something else: it is marked owned, search again. */
+static int ensure_mapped(uintptr_t a, size_t len)
+{
+    size_t c0 = (a - REGION_LO) / CHUNK_BYTES, c1 = (a + len - 1 - REGION_LO) / CHUNK_BYTES;
+    for (size_t c = c0; c <= c1; c++) {
+        if (sp.mapped[c >> 6] >> (c & 63) & 1)
+            continue;
+        uintptr_t want = REGION_LO + c * CHUNK_BYTES;
+        void *p = map_fixed(want, CHUNK_BYTES);
+        if (p != (void *)want) {
+            if (p == MAP_FAILED && errno != EEXIST)
+                return -errno;
+            if (p != MAP_FAILED)
+                munmap(p, CHUNK_BYTES); /* an old kernel took it as a hint */
+            /* not ours: owned for good, never unmapped */
+            bits_mark(page_of(want), CHUNK_BYTES / goro__stk.pg, true);
+            sp.mapped[c >> 6] |= 1ull << (c & 63);
+            sp.foreign[c >> 6] |= 1ull << (c & 63);
+            return -EAGAIN;
+        }
+        if (goro__stk.guard == GUARD_UFFD) {
+            int rc = goro__uffd_register(p, CHUNK_BYTES);
+            if (rc < 0) {
+                munmap(p, CHUNK_BYTES);
+                return rc;
+            }
+        } else {
+            madvise(p, CHUNK_BYTES, MADV_NOHUGEPAGE); /* a huge page under 4 KiB stacks */
+        }
+        sp.mapped[c >> 6] |= 1ull << (c & 63);
+    }
+    return 0;
+}
+
+/* A stack of class cls whose guard starts at a, on pages that are free.
+ * 0, -EAGAIN (search again) or -errno. Under lock. */
+static int place_locked(uintptr_t a, int cls, struct goro__stack *s)
+{
+    size_t gsz = goro__stk.gsz, use = goro__stk.min << cls, slot = use + gsz;
+    int rc = ensure_mapped(a, slot);
+    if (rc < 0)
+        return rc;
+    char *g = (char *)a;
+    if (goro__stk.guard == GUARD_UFFD) {
+        rc = goro__uffd_fill(g + gsz, use); /* the guard stays without pages */
+        if (rc < 0)
+            madvise(g, slot, MADV_DONTNEED); /* free pages have none */
+    } else {
+        rc = goro__guard_on(g, gsz);
+        if (rc < 0 && goro__stk.guard == GUARD_MADVISE)
+            madvise(g, gsz, MADV_GUARD_REMOVE); /* a partial install */
+    }
+    if (rc < 0)
+        return rc;
+    uint32_t flags = 0;
+    if (use >= HUGE_MIN && goro__stk.guard != GUARD_UFFD &&
+        madvise(g + gsz, use, MADV_HUGEPAGE) == 0)
+        flags |= SF_HUGE;
+    bits_mark(page_of(a), slot / goro__stk.pg, true);
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+                               .cls = (uint32_t)cls, .flags = flags };
+    return 0;
+}
+
+/* Give a stack's range back to the bitmap. Under lock. */
+static void release_locked(struct goro__stack *s)
+{
+    if (s->flags & SF_EMERG) {
+        munmap(s->map, s->maplen);
+        return;
+    }
+    size_t use = stk_usable(s);
+    if (s->flags & SF_HUGE)
+        madvise(s->lo, use, MADV_NOHUGEPAGE); /* merges back into the chunk's mapping */
+    madvise(s->lo, use, MADV_DONTNEED);
+    if (goro__stk.guard != GUARD_UFFD && goro__guard_off(s->map, goro__stk.gsz) < 0)
+        return; /* the guard stays: so does its bit (leaked, harmless) */
+    bits_mark(page_of((uintptr_t)s->map), s->maplen / goro__stk.pg, false);
+}
+
+/* ------------------------------------------------------------------
+ * Pools
+ * ------------------------------------------------------------------ */
+
+static struct node *node_of(const struct goro__stack *s)
+{
+    return (struct node *)(void *)(s->hi - sizeof(struct node));
+}
+
+static struct node **bucket_of(uint32_t cls, const char *hi)
+{
+    uint64_t k = (uint64_t)(STK_OFF(hi) / goro__stk.pg) * 0x9E3779B97F4A7C15ull;
+    k ^= (uint64_t)(cls + 1) * 0xC2B2AE3D27D4EB4Full;
+    k *= 0x9E3779B97F4A7C15ull;
+    return &sp.buckets[k >> (64 - HBITS)];
+}
+
+static void pool_link(struct node *n)
+{
+    struct pool *p = &sp.pools[n->s.cls];
+    bool cold = (n->s.flags & SF_TRIMMED) != 0;
+    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    n->prev = NULL;
+    n->next = *head;
+    if (*head)
+        (*head)->prev = n;
+    *head = n;
+    n->hprev = NULL;
+    n->hnext = *b;
+    if (*b)
+        (*b)->hprev = n;
+    *b = n;
+    if (!cold)
+        p->resident += stk_usable(&n->s);
+}
+
+static void pool_unlink(struct node *n)
+{
+    struct pool *p = &sp.pools[n->s.cls];
+    bool cold = (n->s.flags & SF_TRIMMED) != 0;
+    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        *head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    if (n->hprev)
+        n->hprev->hnext = n->hnext;
+    else
+        *b = n->hnext;
+    if (n->hnext)
+        n->hnext->hprev = n->hprev;
+    if (!cold)
+        p->resident -= stk_usable(&n->s);
+}
+
+/* Take n out of its pool into *s, ready to run on. Under lock. */
+static int take_locked(struct node *n, struct goro__stack *s)
+{
+    struct goro__stack t = n->s;
+    if ((t.flags & SF_TRIMMED) && goro__stk.guard == GUARD_UFFD &&
+        goro__uffd_fill(t.lo, stk_usable(&t) - goro__stk.pg) < 0)
+        return -ENOMEM;
+    pool_unlink(n);
+    t.flags &= ~(uint32_t)SF_TRIMMED;
+    *s = t;
+    return 0;
+}
+
+void goro__space_put_locked(struct goro__stack *s)
+{
+    if (s->flags & SF_EMERG) {
+        munmap(s->map, s->maplen);
+        return;
+    }
+    struct pool *p = &sp.pools[s->cls];
+    size_t use = stk_usable(s), pg = goro__stk.pg;
+    struct node *n = node_of(s);
+    n->s = *s;
+    n->s.flags &= ~(uint32_t)SF_TRIMMED;
+    if (p->resident + use > POOL_KEEP && p->hot != NULL && use > pg &&
+        madvise(s->lo, use - pg, MADV_DONTNEED) == 0)
+        n->s.flags |= SF_TRIMMED;
+    pool_link(n);
+}
+
+/* Give pooled stacks' ranges back: the cold ones (what == 0) or all. True
+ * if any was. Under lock. */
+static bool relieve_locked(int what)
+{
+    bool any = false;
+    for (int c = 0; c < NCLS; c++) {
+        for (int k = what == 0 ? 1 : 0; k < 2; k++) {
+            struct node *n;
+            while ((n = k == 0 ? sp.pools[c].hot : sp.pools[c].cold) != NULL) {
+                struct goro__stack t = n->s;
+                pool_unlink(n);
+                release_locked(&t);
+                any = true;
+            }
+        }
+    }
+    return any;
+}
+
+void goro__space_defer(struct goro__stack *s)
+{
+    struct node *n = node_of(s);
+    n->s = *s;
+    AO_t h;
+    do {
+        h = AO_load(&sp.deferred);
+        n->next = (struct node *)h;
+        /* release: the node's contents before it is reachable */
+    } while (!AO_compare_and_swap_release(&sp.deferred, h, (AO_t)n));
+}
+
+static void drain_locked(void)
+{
+    AO_t h;
+    do {
+        /* acquire: pairs with goro__space_defer's release */
+        h = AO_load_acquire(&sp.deferred);
+    } while (h != 0 && !AO_compare_and_swap_full(&sp.deferred, h, 0));
+    for (struct node *n = (struct node *)h; n;) {
+        struct node *next = n->next;
+        struct goro__stack s = n->s;
+        goro__space_put_locked(&s);
+        n = next;
+    }
+}
+
+/* ------------------------------------------------------------------
+ * New stacks: from the pool, else carved from the bottom up
+ * ------------------------------------------------------------------ */
+
+/* Up to CARVE_BATCH class-0 stacks from page p on (madvise guards only):
+ * their guards installed and their pages populated by two process_madvise
+ * calls over iovecs, instead of a madvise and a page fault per stack. On
+ * this VM a first touch of a page costs 12-13 us and a madvise 1.5 us;
+ * batched, 0.4 us per guard and 0.7 us per populated page (measured), and
+ * spawning many goroutines at once (skynet: 83,000 alive at the peak) is
+ * mostly that. The first is returned, the rest pooled. -EAGAIN: carve one. */
+static int carve_batch_locked(size_t p, struct goro__stack *s)
+{
+    size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min, slot = use + gsz;
+    size_t np = slot / pg, k = 1;
+    if (goro__stk.pidfd < 0 || goro__stk.guard != GUARD_MADVISE || goro__stk.stackcheck)
+        return -EAGAIN;
+    while (k < CARVE_BATCH && p + (k + 1) * np <= sp.npages && bits_last(p + k * np, np) == 0)
+        k++;
+    uintptr_t a = REGION_LO + p * pg;
+    if (k < 2 || ensure_mapped(a, k * slot) < 0)
+        return -EAGAIN;
+    for (size_t i = 0; i < k; i++) {
+        char *g = (char *)a + i * slot;
+        sp.guards[i] = (struct iovec){ .iov_base = g, .iov_len = gsz };
+        sp.pages[i] = (struct iovec){ .iov_base = g + gsz, .iov_len = use };
+    }
+    long r = syscall(SYS_process_madvise, goro__stk.pidfd, sp.guards, k, MADV_GUARD_INSTALL, 0);
+    if (r != (long)(k * gsz)) {
+        madvise((void *)a, k * slot, MADV_GUARD_REMOVE); /* free pages carry none */
+        return -EAGAIN;
+    }
+    /* best effort: a page not populated now faults in later */
+    syscall(SYS_process_madvise, goro__stk.pidfd, sp.pages, k, MADV_POPULATE_WRITE, 0);
+    bits_mark(p, k * np, true);
+    sp.cursor = p + k * np;
+    for (size_t i = 1; i < k; i++) {
+        char *g = (char *)a + i * slot;
+        struct goro__stack t = { .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+        goro__space_put_locked(&t);
+    }
+    char *g = (char *)a;
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+    return 0;
+}
+
+/* Carve a stack of class cls at the first free place from the cursor on
+ * (then from the bottom). Stacks with huge pages get their usable part
+ * on a 2 MiB boundary. Under lock. */
+static int carve_locked(int cls, struct goro__stack *s)
+{
+    size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min << cls;
+    size_t np = (use + gsz) / pg;
+    bool huge = use >= HUGE_MIN && goro__stk.guard != GUARD_UFFD;
+    size_t want = np + (huge ? HUGE_SIZE / pg : 0);
+    if (want > sp.npages)
+        return -ENOSPC;
+    size_t p = bits_find(sp.cursor, want, sp.npages);
+    if (p == SIZE_MAX)
+        p = bits_find(0, want, sp.npages);
+    if (p == SIZE_MAX)
+        return -ENOSPC;
+    if (huge) {
+        uintptr_t lo = REGION_LO + p * pg + gsz;
+        lo = (lo + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
+        p = page_of(lo - gsz);
+    }
+    if (cls == 0 && carve_batch_locked(p, s) == 0)
+        return 0;
+    int rc = place_locked(REGION_LO + p * pg, cls, s);
+    if (rc == 0)
+        sp.cursor = p + np;
+    return rc;
+}
+
+/* A stack of class cls, any offset. Under lock. */
+static int get_any_locked(int cls, struct goro__stack *s)
+{
+    struct pool *p = &sp.pools[cls];
+    if (p->hot && take_locked(p->hot, s) == 0)
+        return 0;
+    if (p->cold && take_locked(p->cold, s) == 0)
+        return 0;
+    for (int relieved = 0;;) {
+        int rc = carve_locked(cls, s);
+        if (rc == -EAGAIN)
+            continue; /* a chunk was someone else's: marked, search again */
+        if (rc != -ENOSPC || relieved == 2 || !relieve_locked(relieved++))
+            return rc == -ENOSPC ? -ENOMEM : rc;
+    }
+}
+
+/* ------------------------------------------------------------------
+ * Growth: a place at the same offset, another row
+ * ------------------------------------------------------------------ */
+
+/* The highest top <= limit that lies a multiple of 4 GiB from old_hi. */
+static uintptr_t top_row_hi(uintptr_t old_hi, uintptr_t limit)
+{
+    uintptr_t hi = (limit - STK_ROW) + STK_OFF(old_hi);
+    return STK_OFF(old_hi) == 0 ? limit : hi;
+}
+
+static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+{
+    size_t pg = goro__stk.pg, slot = (goro__stk.min << cls) + goro__stk.gsz;
+    if (slot > REGION_HI - REGION_LO)
+        return -ENOMEM;
+    for (uintptr_t hi = top_row_hi(old_hi, REGION_HI); hi >= REGION_LO + slot; hi -= STK_ROW) {
+        if (bits_last(page_of(hi - slot), slot / pg) != 0)
+            continue;
+        int rc = place_locked(hi - slot, cls, s);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    return -ENOSPC;
+}
+
+int goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+{
+    drain_locked();
+    struct node *cold = NULL;
+    for (struct node *n = *bucket_of((uint32_t)cls, (const char *)old_hi); n; n = n->hnext) {
+        if (n->s.cls != (uint32_t)cls || STK_OFF(n->s.hi) != STK_OFF(old_hi))
+            continue;
+        if (!(n->s.flags & SF_TRIMMED) && take_locked(n, s) == 0)
+            return 0;
+        if (cold == NULL)
+            cold = n;
+    }
+    if (cold && take_locked(cold, s) == 0)
+        return 0;
+    for (int relieved = 0;;) {
+        int rc = place_at_locked(cls, old_hi, s);
+        if (rc != -ENOSPC || relieved == 2 || !relieve_locked(relieved++))
+            return rc == -ENOSPC ? -ENOMEM : rc;
+    }
+}
+
+int goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s)
+{
+    size_t gsz = goro__stk.gsz, use = goro__stk.min << cls, slot = use + gsz;
+    for (uintptr_t hi = top_row_hi(old_hi, EMRG_HI); hi >= EMRG_LO + slot; hi -= STK_ROW) {
+        if (hi == old_hi)
+            continue;
+        void *p = map_fixed(hi - slot, slot);
+        if (p == MAP_FAILED && errno == EEXIST)
+            continue; /* another stack's, or another handler's */
+        if (p == MAP_FAILED)
+            return -errno;
+        if (p != (void *)(hi - slot)) {
+            munmap(p, slot);
+            return -ENOMEM;
+        }
+        char *g = p;
+        int rc = goro__stk.guard == GUARD_UFFD ? goro__uffd_register(g, slot) : goro__guard_on(g, gsz);
+        if (rc == 0 && goro__stk.guard == GUARD_UFFD)
+            rc = goro__uffd_fill(g + gsz, use);
+        if (rc < 0) {
+            munmap(g, slot);
+            return rc;
+        }
+        *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+                                   .cls = (uint32_t)cls, .flags = SF_EMERG };
+        return 0;
+    }
+    return -ENOMEM;
+}
+
+/* ------------------------------------------------------------------
+ * The runtime's side: stacks for G records
+ * ------------------------------------------------------------------ */
+
+void goro__space_reserved(const struct goro__stack *s, int sign)
+{
+    /* usable bytes and one page: the rest of the guard region is address
+     * space and page-table markers, no memory */
+    AO_t sz = (AO_t)(stk_usable(s) + goro__stk.pg);
+    /* relaxed (fetch_and_add without a barrier): a statistic */
+    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, sign > 0 ? sz : (AO_t)0 - sz);
+}
+
+void goro__space_note_max(size_t use)
+{
+    AO_t cur;
+    do {
+        cur = AO_load(&goro__ctr.stack_max);
+        if (cur >= use)
+            return;
+        /* relaxed is enough for a statistic; CAS so no larger value is lost */
+    } while (!AO_compare_and_swap(&goro__ctr.stack_max, cur, (AO_t)use));
+}
+
+int goro__stack_alloc(struct goro__stack *s)
+{
+    lock();
+    drain_locked();
+    int rc = get_any_locked(0, s);
+    unlock();
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            goro__guard_maplimit_message();
+        return -ENOMEM;
+    }
+    goro__space_reserved(s, 1);
+    goro__space_note_max(stk_usable(s));
+    return 0;
+}
+
+void goro__stack_free(struct goro__stack *s)
+{
+    if (s->lo == NULL)
+        return;
+    goro__space_reserved(s, -1);
+    lock();
+    drain_locked();
+    goro__space_put_locked(s);
+    unlock();
+    memset(s, 0, sizeof *s);
+}
+
+int goro__stack_resize(struct goro__stack *s, int cls)
+{
+    if (s->lo == NULL || (int)s->cls == cls)
+        return 0;
+    if (cls < 0 || cls >= NCLS)
+        return -EINVAL;
+    struct goro__stack t;
+    lock();
+    drain_locked();
+    int rc = get_any_locked(cls, &t);
+    if (rc == 0)
+        goro__space_put_locked(s);
+    unlock();
+    if (rc < 0)
+        return -ENOMEM; /* keep the old one: still a valid stack */
+    goro__space_reserved(s, -1);
+    goro__space_reserved(&t, 1);
+    goro__space_note_max(stk_usable(&t));
+    *s = t;
+    return 0;
+}
+
+/* ------------------------------------------------------------------
+ * Set-up and tear-down
+ * ------------------------------------------------------------------ */
+
+void goro__space_init(void)
+{
+    size_t pg = goro__stk.pg;
+    sp.npages = (REGION_HI - REGION_LO) / pg;
+    sp.bits_len = sp.npages / 8;
+    /* untouched parts of the bitmap and the buckets cost nothing */
+    void *b = mmap(NULL, sp.bits_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *h = mmap(NULL, sizeof(struct node *) << HBITS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED || h == MAP_FAILED)
+        goro__fatal("cannot map the stack allocator's tables: %s", strerror(errno));
+    sp.bits = b;
+    sp.buckets = h;
+    memset(sp.mapped, 0, sizeof sp.mapped);
+    memset(sp.foreign, 0, sizeof sp.foreign);
+    memset(sp.pools, 0, sizeof sp.pools);
+    sp.cursor = 0;
+    sp.deferred = 0;
+    sp.lock = 0;
+}
+
+void goro__space_fini(void)
+{
+    lock();
+    drain_locked(); /* emergency stacks are unmapped there */
+    for (size_t c = 0; c < NCHUNK; c++) {
+        if ((sp.mapped[c >> 6] & ~sp.foreign[c >> 6]) >> (c & 63) & 1)
+            munmap((void *)(REGION_LO + c * CHUNK_BYTES), CHUNK_BYTES);
+    }
+    munmap(sp.bits, sp.bits_len);
+    munmap(sp.buckets, sizeof(struct node *) << HBITS);
+    sp.bits = NULL;
+    sp.buckets = NULL;
+    memset(sp.pools, 0, sizeof sp.pools);
+    unlock();
+}
