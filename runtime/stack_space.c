@@ -561,6 +561,8 @@ static int carve_locked(int cls, struct goro__stack *s)
     return rc;
 }
 
+static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s);
+
 /* A stack of class cls, any offset. Under lock. */
 static int get_any_locked(int cls, struct goro__stack *s)
 {
@@ -569,6 +571,18 @@ static int get_any_locked(int cls, struct goro__stack *s)
         return 0;
     if (p->cold && take_locked(p->cold, s) == 0)
         return 0;
+    /* A stack that starts big (a start-size hint) and may grow on: placed
+     * at the offset of a bigger pooled stack, so that its growths find
+     * their places pooled, as the last goroutine of its kind left them.
+     * (stack_64m: 1,400 page faults a repetition without this, 2 with.) */
+    for (int c = cls + 1; cls > 0 && c < NCLS; c++) {
+        struct node *n = sp.pools[c].hot ? sp.pools[c].hot : sp.pools[c].cold;
+        if (n == NULL)
+            continue;
+        if (place_at_locked(cls, (uintptr_t)n->s.hi, s) == 0)
+            return 0;
+        break;
+    }
     for (int relieved = 0;;) {
         int rc = carve_locked(cls, s);
         if (rc == -EAGAIN)
