@@ -736,3 +736,169 @@ Test(stack, exited_goroutines_give_back_hinted_stacks, .timeout = 60)
     cr_assert_lt(st.stack_growths, 1000, "%llu growths: the hint did not take",
                  (unsigned long long)st.stack_growths);
 }
+
+/* ---- the layout that makes moves sound (runtime/stack.h) ----------------- */
+
+/* Every stack lies in the stack region: addresses 0x00001fWW_xxxxxxxx with
+ * WW (byte 4) 0x80-0xfe; and every move's distance is a nonzero multiple of
+ * 4 GiB, so relocation never changes bytes 0-3 of a word (tests/test_stale.c
+ * checks what that buys). Enough goroutines that carving spans several rows,
+ * and each grows through 32 KiB and 256 KiB (and some to 2 MiB). */
+#define LAYOUT_GOROUTINES 100000
+#define GUARD_BYTES (64 * 1024ul)
+
+static volatile AO_t layout_outside, layout_bad_move, layout_moves, layout_bad_data, layout_emrg;
+static goro_wg layout_wg;
+
+static bool in_region(uintptr_t lo, uintptr_t hi)
+{
+    return (lo >> 40) == 0x1f && (hi >> 40) == 0x1f && ((lo >> 32) & 0xff) >= 0x80 &&
+           ((hi - 1) >> 32 & 0xff) <= 0xfe;
+}
+
+static void layout_check(const struct goro__stack *s)
+{
+    if (!in_region((uintptr_t)s->lo - GUARD_BYTES, (uintptr_t)s->hi))
+        AO_fetch_and_add1(&layout_outside);
+}
+
+__attribute__((noinline)) static uint64_t layout_dive(int n, uint64_t tag)
+{
+    volatile uint64_t pad[60]; /* ~512 bytes a frame */
+    for (int i = 0; i < 60; i++)
+        pad[i] = tag ^ (uint64_t)i;
+    uint64_t r = n > 0 ? layout_dive(n - 1, tag) : 0;
+    for (int i = 0; i < 60; i++)
+        if (pad[i] != (tag ^ (uint64_t)i))
+            AO_fetch_and_add1(&layout_bad_data);
+    return r + pad[n % 60];
+}
+
+static void layout_g(void *arg)
+{
+    long i = (long)arg;
+    G *g = goro__self();
+    layout_check(&g->stack);
+    /* kept off the stack: a copy of the top on it would be relocated */
+    static uintptr_t first_his[LAYOUT_GOROUTINES];
+    first_his[i] = (uintptr_t)g->stack.hi;
+    int depth = i % 50 == 0 ? 3000 : i % 5 == 0 ? 400 : 40; /* 1.5 MiB, 200 KiB, 20 KiB */
+    layout_dive(depth, 0xA5A5000000000000ull | (uint64_t)i);
+    __asm__ volatile("" ::: "memory"); /* the dive changed g->stack */
+    layout_check(&g->stack);
+    uintptr_t now_hi = (uintptr_t)g->stack.hi;
+    if (now_hi != first_his[i]) {
+        AO_fetch_and_add1(&layout_moves);
+        if (((now_hi - 1) >> 32 & 0xff) >= 0xf8) /* an emergency row */
+            AO_fetch_and_add1(&layout_emrg);
+        if (((now_hi - first_his[i]) & 0xffffffffu) != 0)
+            AO_fetch_and_add1(&layout_bad_move);
+    }
+    goro_wg_done(&layout_wg);
+}
+
+static void layout_main(void *arg)
+{
+    goro_wg_init(&layout_wg);
+    goro_wg_add(&layout_wg, LAYOUT_GOROUTINES);
+    for (long i = 0; i < LAYOUT_GOROUTINES; i++)
+        cr_assert_eq(goro_go(layout_g, (void *)i), 0);
+    goro_wg_wait(&layout_wg);
+}
+
+static void layout_run(int procs, bool emergency)
+{
+    layout_outside = layout_bad_move = layout_moves = layout_bad_data = layout_emrg = 0;
+    run_on(procs, layout_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    test_note("%s: %d goroutines, %lu moved (%llu growths, %lu into emergency rows): %lu "
+              "outside the region, %lu moves not a multiple of 4 GiB", getenv("GORO_DEBUG"),
+              LAYOUT_GOROUTINES, (unsigned long)layout_moves,
+              (unsigned long long)st.stack_growths, (unsigned long)layout_emrg,
+              (unsigned long)layout_outside, (unsigned long)layout_bad_move);
+    cr_assert_geq(layout_moves, LAYOUT_GOROUTINES / 5, "the stacks did not move");
+    cr_assert_eq(layout_outside, 0, "stacks outside the stack region");
+    cr_assert_eq(layout_bad_move, 0, "moves by a distance not a multiple of 4 GiB");
+    cr_assert_eq(layout_bad_data, 0, "frames changed by a move");
+    cr_assert_eq(st.stack_bytes_reserved, 0);
+    if (emergency)
+        cr_assert_gt(layout_emrg, 0, "no stack went to an emergency row");
+    else /* only when the fault interrupts the allocator, or its lock is held long */
+        cr_assert_lt(layout_emrg, layout_moves / 100, "%lu stacks in emergency rows",
+                     (unsigned long)layout_emrg);
+}
+
+Test(stack, layout_region_and_4gib_moves, .timeout = 120)
+{
+    layout_run(2, false);
+}
+
+/* The lock-free path: every growth takes an own mapping in an emergency
+ * row (0xf8-0xfe), as when the fault interrupts its own thread inside the
+ * stack allocator; when those rows are full at an offset, the wait for the
+ * lock. Same layout, same soundness. */
+Test(stack, layout_emergency_path, .timeout = 120)
+{
+    setenv("GORO_DEBUG", "nostackhint,stackemergency", 1);
+    layout_run(2, true);
+}
+
+Test(stack, layout_under_each_guard, .timeout = 120)
+{
+    const char *guards[] = { "uffd", "mprotect" };
+    for (int k = 0; k < 2; k++) {
+        use_guard(guards[k]);
+        layout_outside = layout_bad_move = layout_moves = layout_bad_data = 0;
+        goro_wg_init(&layout_wg);
+        run_on(1, layout_main, NULL); /* 100,000 one-page stacks: within mprotect's limit */
+        cr_assert_eq(layout_outside, 0, "%s: stacks outside the region", guards[k]);
+        cr_assert_eq(layout_bad_move, 0, "%s: moves not a multiple of 4 GiB", guards[k]);
+        cr_assert_eq(layout_bad_data, 0, "%s: frames changed", guards[k]);
+        cr_assert_geq(layout_moves, LAYOUT_GOROUTINES / 5);
+    }
+}
+
+/* A full region: 4 GiB stacks until no place is left, then all freed
+ * (pooled) and stacks of another class asked for: the allocator gives the
+ * pooled ranges back and finds room. Nothing is touched, so it costs
+ * address space and page-table markers only. */
+#define FULL_MAX 200
+
+static void region_full_main(void *arg)
+{
+    static struct goro__stack s[FULL_MAX], t[2 * FULL_MAX];
+    int n = 0;
+    /* grow now: a growth while the region is full is fatal */
+    layout_dive(1000, 1);
+    for (; n < FULL_MAX; n++) {
+        cr_assert_eq(goro__stack_alloc(&s[n]), 0);
+        if (goro__stack_resize(&s[n], 20) < 0) { /* 4 GiB with 4 KiB pages */
+            goro__stack_free(&s[n]);
+            break;
+        }
+        cr_assert(in_region((uintptr_t)s[n].lo - GUARD_BYTES, (uintptr_t)s[n].hi));
+    }
+    test_note("%d stacks of 4 GiB fit in the region", n);
+    cr_assert(n >= 100 && n < FULL_MAX, "%d stacks of 4 GiB", n);
+    for (int i = 0; i < n; i++)
+        goro__stack_free(&s[i]);
+    /* half as many of 8 GiB: only if the pooled 4 GiB ranges come back */
+    int m = 0;
+    for (; m < n / 2 - 4; m++) {
+        cr_assert_eq(goro__stack_alloc(&t[m]), 0);
+        cr_assert_eq(goro__stack_resize(&t[m], 21), 0, "8 GiB stack %d of %d: no room", m,
+                     n / 2 - 4);
+        cr_assert(in_region((uintptr_t)t[m].lo - GUARD_BYTES, (uintptr_t)t[m].hi));
+        t[m].lo[0] = 1; /* usable */
+        t[m].hi[-1] = 1;
+    }
+    for (int i = 0; i < m; i++)
+        goro__stack_free(&t[i]);
+}
+
+Test(stack, full_region_gives_pooled_ranges_back, .timeout = 120)
+{
+    unsetenv("GORO_GUARD");
+    run_on(1, region_full_main, NULL);
+}
