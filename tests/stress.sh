@@ -13,7 +13,10 @@
 #  6. the spawn suite (spawn stacks, stolen from and aged) 10 times, and 5
 #     more with two copies at once (oversubscribed);
 #  7. the switch suite (errno and pending actions carried by every switch,
-#     goro_yield's fast path) 10 times, and 5 more two at once.
+#     goro_yield's fast path) 10 times, and 5 more two at once;
+#  8. the stale suite (bytes written over stale stack pointers survive the
+#     stack's moves) 10 times, each with other random values and other stack
+#     addresses, and 3 more two at once.
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
@@ -97,5 +100,7 @@ suite_runs "spawn suite" 10 build/tests/test_spawn
 suite_pairs "spawn suite" 5 build/tests/test_spawn
 suite_runs "switch suite" 10 build/tests/test_switch
 suite_pairs "switch suite" 5 build/tests/test_switch
+suite_runs "stale suite" 10 build/tests/test_stale
+suite_pairs "stale suite" 3 build/tests/test_stale
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
