@@ -67,6 +67,10 @@
  *    quarantine (stack_fault.c). Its pages' bits are set in each case.
  *  - A page whose bit is clear carries no guard and, under uffd, no page
  *    (stack_guard.c): any range of clear bits can be laid out anew.
+ *  - No stack's top lies on a row boundary (the last page of a row that
+ *    carving reaches is marked owned for good), so a stack's top, which
+ *    relocation counts as in the stack, has its row's byte 4 too; a
+ *    growth keeps the top's offset, so it holds for every stack.
  *  - A pooled or deferred stack's top page is resident and holds its node.
  *  - stack_bytes_reserved == usable bytes + one page of every stack
  *    attached to a G record (live or on g.c's free lists).
@@ -503,9 +507,10 @@ static int carve_batch_locked(size_t p, struct goro__stack *s)
     size_t np = slot / pg, k = 1;
     if (goro__stk.pidfd < 0 || goro__stk.guard != GUARD_MADVISE || goro__stk.stackcheck)
         return -EAGAIN;
-    while (k < CARVE_BATCH && p + (k + 1) * np <= sp.npages && bits_last(p + k * np, np) == 0)
-        k++;
     uintptr_t a = REGION_LO + p * pg;
+    while (k < CARVE_BATCH && p + (k + 1) * np <= sp.npages &&
+           STK_OFF(a + (k + 1) * slot) != 0 && bits_last(p + k * np, np) == 0)
+        k++;
     if (k < 2 || ensure_mapped(a, k * slot) < 0)
         return -EAGAIN;
     for (size_t i = 0; i < k; i++) {
@@ -552,6 +557,14 @@ static int carve_locked(int cls, struct goro__stack *s)
         uintptr_t lo = REGION_LO + p * pg + gsz;
         lo = (lo + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1);
         p = page_of(lo - gsz);
+    }
+    /* No stack's top on a row boundary: one past it would read 0x1fWW+1
+     * with bytes 0-3 zero, a word relocation would take (and in the last
+     * emergency row, byte 4 0xff). That page is never used. */
+    uintptr_t hi = REGION_LO + (p + np) * pg;
+    if (STK_OFF(hi) == 0) {
+        bits_mark(page_of(hi) - 1, 1, true);
+        return -EAGAIN;
     }
     if (cls == 0 && carve_batch_locked(p, s) == 0)
         return 0;
