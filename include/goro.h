@@ -195,6 +195,79 @@ GORO_API int  goro_mutex_lock(goro_mutex *mu);
 GORO_API int  goro_mutex_trylock(goro_mutex *mu);
 GORO_API void goro_mutex_unlock(goro_mutex *mu);
 
+/* ----------------------------------------------------------------------
+ * Go's wider vocabulary (0.2): Once, RWMutex, Cond, weighted semaphores.
+ * Complete types like goro_mutex (private fields); they must not move
+ * while in use. Blocking calls park the goroutine and return -EPERM
+ * outside one.
+ * -------------------------------------------------------------------- */
+
+/* sync.Once. A zero-filled goro_once (static storage, or memset) is ready
+ * to use; there is no init call. */
+typedef struct goro_once { uintptr_t goro_private_[4]; } goro_once;
+/* Run fn(arg) once for all callers of o: the first caller runs it; a caller
+ * that comes while it runs parks until it has returned; later callers
+ * return at once. Everything fn did is visible to every caller when it
+ * returns. 0; -EINVAL if fn is NULL; -EPERM when called outside a
+ * goroutine while another caller is running fn (outside a goroutine it
+ * cannot wait). fn calling goro_once_do on the same o waits for itself
+ * forever (deadlock), as in Go. */
+GORO_API int goro_once_do(goro_once *o, goro_fn fn, void *arg);
+
+/* sync.RWMutex with Go's algorithm and fairness: many readers or one
+ * writer. A writer that waits holds off readers that come after it (no
+ * writer starvation); when a writer unlocks, every reader that waited for
+ * it gets in before the next writer (no reader starvation). Writers among
+ * themselves are ordered as by goro_mutex. Not tied to a goroutine: any
+ * goroutine (or thread) may unlock. A runlock or unlock of a mutex not so
+ * locked is fatal, as in Go. Zero-filled is the same as init. */
+typedef struct goro_rwmutex { uintptr_t goro_private_[16]; } goro_rwmutex;
+GORO_API void goro_rwmutex_init(goro_rwmutex *rw);
+/* Read lock: 0; -EPERM outside a goroutine. */
+GORO_API int  goro_rwmutex_rlock(goro_rwmutex *rw);
+/* 0, or -EBUSY when a writer holds or waits for it; any thread. */
+GORO_API int  goro_rwmutex_tryrlock(goro_rwmutex *rw);
+GORO_API void goro_rwmutex_runlock(goro_rwmutex *rw);
+/* Write lock: 0; -EPERM outside a goroutine. */
+GORO_API int  goro_rwmutex_lock(goro_rwmutex *rw);
+/* 0, or -EBUSY when anyone holds it (or a writer is owed it); any thread. */
+GORO_API int  goro_rwmutex_trylock(goro_rwmutex *rw);
+GORO_API void goro_rwmutex_unlock(goro_rwmutex *rw);
+
+/* sync.Cond over a goro_mutex. Zero-filled is the same as init. */
+typedef struct goro_cond { uintptr_t goro_private_[4]; } goro_cond;
+GORO_API void goro_cond_init(goro_cond *c);
+/* mu must be held. Atomically unlocks mu and parks until signalled,
+ * broadcast or timeout_ns passes; locks mu again before returning (also on
+ * timeout). 0 woken (which, as in Go, does not mean the condition holds:
+ * check it in a loop), -ETIMEDOUT; timeout_ns 0 returns -ETIMEDOUT at once
+ * without unlocking mu. -EPERM outside a goroutine. A signal is given to a
+ * waiter only once: a waiter whose timeout has fired no longer counts. */
+GORO_API int  goro_cond_wait(goro_cond *c, goro_mutex *mu, int64_t timeout_ns);
+/* Wake the longest waiting goroutine, if any (mu need not be held); any
+ * thread. */
+GORO_API void goro_cond_signal(goro_cond *c);
+/* Wake every waiting goroutine; any thread. */
+GORO_API void goro_cond_broadcast(goro_cond *c);
+
+/* Weighted semaphore, as golang.org/x/sync/semaphore: size units; waiters
+ * are served strictly first-come first-served, and a newcomer never takes
+ * units ahead of a waiter (no barging), so a big request is not starved by
+ * a stream of small ones. */
+typedef struct goro_sem { uintptr_t goro_private_[8]; } goro_sem;
+GORO_API void goro_sem_init(goro_sem *s, int64_t size);
+/* Take n units, waiting up to timeout_ns for them. 0; -ETIMEDOUT (nothing
+ * taken; a waiter that gives up may let the ones behind it through);
+ * -EINVAL when n < 0 or n > size; -EPERM outside a goroutine when it would
+ * have to wait. As in x/sync, n == 0 too queues behind earlier waiters. */
+GORO_API int  goro_sem_acquire(goro_sem *s, int64_t n, int64_t timeout_ns);
+/* Take n units only if that needs no wait: 0, -EAGAIN (not enough, or
+ * others are waiting), -EINVAL (n < 0 or n > size); any thread. */
+GORO_API int  goro_sem_tryacquire(goro_sem *s, int64_t n);
+/* Give back n units and wake the waiters they satisfy, in order; releasing
+ * more than is held is fatal, as in x/sync. Any thread. */
+GORO_API void goro_sem_release(goro_sem *s, int64_t n);
+
 /* ======================================================================
  * I/O through the netpoller
  * ==================================================================== */

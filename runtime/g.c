@@ -43,7 +43,9 @@ const char *const goro__wait_names[W_NREASONS] = {
     [W_CHAN_SEND] = "chan send", [W_SELECT] = "select",
     [W_SLEEP] = "sleep",        [W_MUTEX] = "mutex",
     [W_WAITGROUP] = "WaitGroup", [W_IO] = "IO wait",
-    [W_BLOCKING] = "blocking call",
+    [W_BLOCKING] = "blocking call", [W_RWMUTEX] = "rwmutex",
+    [W_COND] = "cond",          [W_SEM] = "sem",
+    [W_ONCE] = "once",          [W_TIMER] = "timer",
 };
 
 /* The global free list has a lock of its own: under sched.lock, the

@@ -94,6 +94,11 @@ enum goro__wait {
     W_WAITGROUP,
     W_IO,
     W_BLOCKING,  /* in goro_blocking: not asleep for deadlock detection */
+    W_RWMUTEX,   /* goro_rwmutex_rlock/lock */
+    W_COND,      /* goro_cond_wait */
+    W_SEM,       /* goro_sem_acquire */
+    W_ONCE,      /* goro_once_do while another caller runs fn */
+    W_TIMER,     /* a receive from a goro_timer's or goro_after's channel */
     W_NREASONS
 };
 extern const char *const goro__wait_names[W_NREASONS] GORO_HIDDEN;

@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 #include "spin.h"
+#include "sync.h"
 
 struct wg {
     volatile AO_t count;   /* the counter (as int64) */
@@ -213,7 +214,8 @@ static bool mutex_park_commit(G *g, void *arg)
 
 /* Out of line (as mutex_unlock_slow): inlined, its registers and frame
  * were saved and restored on every uncontended lock and unlock too. */
-static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, goro_mutex *mu)
+static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, int reason,
+                                                     void *waitobj)
 {
     int64_t wait_start = 0;
     bool woken = false;
@@ -256,7 +258,7 @@ static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, g
         if (!wait_start)
             wait_start = goro_now();
         struct mwaiter w = { .g = self, .m = m, .front = woken };
-        goro__park(mutex_park_commit, &w, W_MUTEX, mu);
+        goro__park(mutex_park_commit, &w, reason, waitobj);
         if (w.handoff) {
             /* We hold it (LOCKED never dropped). Leave starving mode if we
              * did not wait long (Go does the same): the queue is moving. */
@@ -283,7 +285,19 @@ int goro_mutex_lock(goro_mutex *mu)
     /* acquire: see mutex_try */
     if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
         return 0;
-    return mutex_lock_slow(m, self, mu);
+    return mutex_lock_slow(m, self, W_MUTEX, mu);
+}
+
+int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj)
+{
+    struct mutex *m = mutex_of(mu);
+    G *self = goro__self();
+    if (unlikely(self == NULL))
+        return -EPERM;
+    /* acquire: see mutex_try */
+    if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
+        return 0;
+    return mutex_lock_slow(m, self, reason, waitobj);
 }
 
 static __attribute__((noinline)) void mutex_unlock_slow(struct mutex *m)

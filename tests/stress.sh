@@ -17,6 +17,8 @@
 #  8. the stale suite (bytes written over stale stack pointers survive the
 #     stack's moves) 10 times, each with other random values and other stack
 #     addresses, and 3 more two at once.
+#  9. the suites of Go's wider vocabulary (Once, RWMutex, Cond, semaphores,
+#     ...) 10 times each, and 3 more two at once.
 set -u
 cd "$(dirname "$0")/.."
 runs=${STRESS_RUNS:-20}
@@ -102,5 +104,9 @@ suite_runs "switch suite" 10 build/tests/test_switch
 suite_pairs "switch suite" 5 build/tests/test_switch
 suite_runs "stale suite" 10 build/tests/test_stale
 suite_pairs "stale suite" 3 build/tests/test_stale
+for v in once rwmutex cond sem; do
+    suite_runs "$v suite" 10 build/tests/test_$v
+    suite_pairs "$v suite" 3 build/tests/test_$v
+done
 echo "stress: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -493,3 +493,122 @@ Test(window, glibc_frames_larger_than_a_page, .timeout = 60)
               (unsigned long)r.total, canary_bad);
     cr_assert_eq(canary_bad, 0, "a C library frame wrote past the guard into another stack");
 }
+
+/* ---------------------------------------------------------------------
+ * goro_cond_wait, goro_sem_acquire (with and without a timeout) and
+ * goro_rwmutex_rlock: the waiter record and its timer live on the
+ * waiting goroutine's stack; they are published in the park commit, and
+ * the waker unlinks the record and deletes the timer before it readies
+ * the goroutine. goro_rwmutex queues G records, never the stack, but its
+ * writer hand-off is swept too.
+ * ------------------------------------------------------------------- */
+
+enum { VW_COND, VW_SEM, VW_RWMUTEX };
+
+static goro_mutex vw_mu;
+static goro_cond vw_cond;
+static goro_sem vw_sem;
+static goro_rwmutex vw_rw;
+
+struct vw_arg {
+    struct sweep *s;
+    int kind;
+    int64_t timeout;
+    int rc;
+};
+
+static __attribute__((noinline)) void do_vocab_wait(void *p)
+{
+    struct vw_arg *a = p;
+    uint64_t g0 = 0;
+    switch (a->kind) {
+    case VW_COND:
+        goro_mutex_lock(&vw_mu);
+        a->s->parked = 1;
+        g0 = growths();
+        a->rc = goro_cond_wait(&vw_cond, &vw_mu, a->timeout);
+        a->s->grew = growths() - g0;
+        goro_mutex_unlock(&vw_mu);
+        break;
+    case VW_SEM:
+        a->s->parked = 1;
+        g0 = growths();
+        a->rc = goro_sem_acquire(&vw_sem, 1, a->timeout);
+        a->s->grew = growths() - g0;
+        if (a->rc == 0)
+            goro_sem_release(&vw_sem, 1);
+        break;
+    case VW_RWMUTEX:
+        a->s->parked = 1;
+        g0 = growths();
+        a->rc = goro_rwmutex_rlock(&vw_rw);
+        a->s->grew = growths() - g0;
+        goro_rwmutex_runlock(&vw_rw);
+        break;
+    }
+}
+
+static long vocab_sweep(int kind, int64_t timeout)
+{
+    long in_window = 0;
+    for (int off = 0; off < SWEEP_BYTES; off += SWEEP_STEP) {
+        static struct vw_arg a; /* not on our stack: the goroutine holds it */
+        a = (struct vw_arg){ .kind = kind, .timeout = timeout, .rc = 1 };
+        static struct sweep s;
+        s = (struct sweep){ .off = off, .fn = do_vocab_wait, .arg = &a };
+        a.s = &s;
+        if (kind == VW_SEM)
+            cr_assert_eq(goro_sem_acquire(&vw_sem, 1, -1), 0);
+        if (kind == VW_RWMUTEX)
+            cr_assert_eq(goro_rwmutex_lock(&vw_rw), 0);
+        cr_assert_eq(goro_go(sweep_g, &s), 0);
+        wait_parked(&s);
+        switch (kind) {
+        case VW_COND:
+            goro_mutex_lock(&vw_mu);
+            if (off % 16)
+                goro_cond_signal(&vw_cond);
+            else
+                goro_cond_broadcast(&vw_cond);
+            goro_mutex_unlock(&vw_mu);
+            break;
+        case VW_SEM:
+            goro_sem_release(&vw_sem, 1);
+            break;
+        case VW_RWMUTEX:
+            goro_rwmutex_unlock(&vw_rw);
+            break;
+        }
+        wait_done(&s);
+        in_window += s.grew > 0;
+        cr_assert_eq(a.rc, 0, "kind %d depth %d: returned %d", kind, off, a.rc);
+    }
+    /* a timer left in the heap pointing into an old stack would fire here */
+    if (timeout > 0)
+        goro_sleep(50000);
+    return in_window;
+}
+
+static void vocab_main(void *p)
+{
+    struct sweep_result *r = p;
+    uint64_t g0 = growths();
+    goro_mutex_init(&vw_mu);
+    goro_cond_init(&vw_cond);
+    goro_sem_init(&vw_sem, 1);
+    goro_rwmutex_init(&vw_rw);
+    r->in_window = vocab_sweep(VW_COND, -1) + vocab_sweep(VW_COND, 10 * 1000000000LL) +
+                   vocab_sweep(VW_SEM, -1) + vocab_sweep(VW_SEM, 10 * 1000000000LL) +
+                   vocab_sweep(VW_RWMUTEX, -1);
+    r->total = growths() - g0;
+}
+
+Test(window, cond_sem_rwmutex_waiters_stack_moves, .timeout = 240)
+{
+    run_sweep(1, false, vocab_main, "cond, sem, rwmutex");
+}
+
+Test(window, cond_sem_rwmutex_waiters_stack_moves_stackcheck, .timeout = 240)
+{
+    run_sweep(2, true, vocab_main, "cond, sem, rwmutex (stackcheck, 2 workers)");
+}

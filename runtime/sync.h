@@ -1,0 +1,21 @@
+/*
+ * sync.h - what the sync objects share among themselves (sync.c, once.c,
+ * rwmutex.c, cond.c, sem.c).
+ */
+#ifndef GORO_SYNC_H
+#define GORO_SYNC_H
+
+#include "internal.h"
+
+/* goro_mutex_lock, parked with another wait reason and object for the dump
+ * (goro_rwmutex's writers wait on its inner mutex as "rwmutex"). */
+int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj) GORO_HIDDEN;
+
+/* An absolute goro_now() deadline timeout_ns (> 0) from now, saturated. */
+static inline int64_t goro__deadline_after(int64_t timeout_ns)
+{
+    int64_t now = goro_now();
+    return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
+#endif /* GORO_SYNC_H */
