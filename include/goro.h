@@ -268,6 +268,30 @@ GORO_API int  goro_sem_tryacquire(goro_sem *s, int64_t n);
  * more than is held is fatal, as in x/sync. Any thread. */
 GORO_API void goro_sem_release(goro_sem *s, int64_t n);
 
+/* Goroutine-local storage. A worker thread's TLS (__thread) is shared by
+ * every goroutine that runs on it, and a goroutine may resume on another
+ * worker after any blocking call; these values belong to the goroutine and
+ * follow it. Keys are process-wide (they outlive goro_run); values are per
+ * goroutine and start NULL. */
+typedef unsigned goro_key;
+/* A new key (at least 128 exist at once; 0 is never a key). destructor
+ * (may be NULL) runs when a goroutine that set a non-NULL value under the
+ * key returns from its function: destructor(value), on that goroutine,
+ * with the value already cleared. A destructor may set values again; up to
+ * 4 passes are made, as for pthread keys. Goroutines discarded when
+ * goro_run returns run none. 0; -EAGAIN when every key is in use; -EINVAL
+ * if key is NULL. Any thread. */
+GORO_API int   goro_key_create(goro_key *key, void (*destructor)(void *value));
+/* Delete a key: values set under it are dropped without a destructor call
+ * (as pthread_key_delete) and read as NULL. 0; -EINVAL unknown key. */
+GORO_API int   goro_key_delete(goro_key key);
+/* This goroutine's value under key; NULL if unset, for an unknown or
+ * deleted key, or outside a goroutine. A few nanoseconds. */
+GORO_API void *goro_local_get(goro_key key);
+/* Set this goroutine's value under key. 0; -EPERM outside a goroutine;
+ * -EINVAL unknown key; -ENOMEM. */
+GORO_API int   goro_local_set(goro_key key, void *value);
+
 /* ======================================================================
  * I/O through the netpoller
  * ==================================================================== */

@@ -276,6 +276,7 @@ void goro__g_free_all(void)
     while (g) {
         G *next = g->allnext;
         goro__stack_free(&g->stack);
+        goro__local_free(g);
         free(g);
         g = next;
     }

@@ -143,6 +143,9 @@ struct goro__g {
     void *waitobj;             /* the object waited on (for the dump) */
     uintptr_t param;           /* set by the waker before goro__ready */
     volatile AO_t selectdone;  /* select: first case to win sets it */
+
+    void *locals;              /* goroutine-local values (local.c), or NULL;
+                                  only this goroutine touches them */
 };
 
 /* ---------------------------------------------------------------------
@@ -296,6 +299,12 @@ void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));
 void goro__diag_init(void) GORO_HIDDEN;      /* SIGQUIT dump, at goro_run */
 void goro__diag_fini(void) GORO_HIDDEN;
 void goro__stats_snapshot(void) GORO_HIDDEN;
+
+/* local.c: goroutine-local storage. goro__local_exit runs g's destructors,
+ * on g, when its function has returned; goro__local_free drops its values
+ * (goro__g_free_all). */
+void goro__local_exit(G *g) GORO_HIDDEN;
+void goro__local_free(G *g) GORO_HIDDEN;
 
 /* signal.c: per-worker alternate signal stacks and the fault handlers */
 void goro__signal_init(void) GORO_HIDDEN;

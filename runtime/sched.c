@@ -1322,6 +1322,8 @@ void goro__g_main(G *g)
     after_switch(g->w);
     *g->w->errno_ptr = 0;
     g->fn(g->arg);
+    if (g->locals)
+        goro__local_exit(g);   /* goroutine-local destructors, on g */
     /* g->w: the worker we run on now, which may not be the one we started on */
     if (g->is_main)
         goro__main_returned();
