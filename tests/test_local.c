@@ -62,7 +62,7 @@ static void migrant(void *arg)
             break;
         case 2: {
             uint64_t v = m.id;
-            if (m.id % 2)
+            if ((uintptr_t)arg % 2)   /* 500 senders, 500 receivers */
                 goro_chan_send(mig_ch, &v);
             else
                 goro_chan_recv(mig_ch, &v);
@@ -92,7 +92,7 @@ static void mig_main(void *arg)
     goro_wg_init(&wg);
     goro_wg_add(&wg, MIG_G);
     for (int i = 0; i < MIG_G; i++)
-        goro_go(migrant, NULL);
+        goro_go(migrant, (void *)(uintptr_t)i);
     goro_wg_wait(&wg);
     test_note("%lu checks after switches; %lu of %d goroutines changed workers",
               (unsigned long)switches, (unsigned long)migrated, MIG_G);
