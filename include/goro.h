@@ -292,6 +292,46 @@ GORO_API void *goro_local_get(goro_key key);
  * -EINVAL unknown key; -ENOMEM. */
 GORO_API int   goro_local_set(goro_key key, void *value);
 
+/* time.Timer, time.Ticker, time.AfterFunc and time.After. A timer's
+ * channel has elem int64_t: the goro_now() of the firing. Go 1.23's
+ * semantics: once goro_timer_stop or goro_timer_reset has returned, no
+ * receive gets a value from before it. The calls on one timer may come
+ * from any goroutine or thread, concurrently, and while it fires. */
+typedef struct goro_timer goro_timer;
+/* A timer that fires once after delay_ns (0: at once), then every
+ * period_ns when period_ns > 0 (a ticker). A ticker whose previous tick
+ * is still unreceived drops the new one: a slow receiver gets the latest
+ * tick, never a backlog, and missed ticks are skipped, not made up.
+ * NULL and errno EINVAL when delay_ns < 0 or period_ns < 0, EPERM when no
+ * runtime runs, ENOMEM. */
+GORO_API goro_timer *goro_timer_new(int64_t delay_ns, int64_t period_ns);
+/* time.AfterFunc: when it fires (once), fn(arg) runs in a new goroutine.
+ * NULL and errno EINVAL (delay_ns < 0, fn NULL), EPERM, ENOMEM. */
+GORO_API goro_timer *goro_timer_func(int64_t delay_ns, goro_fn fn, void *arg);
+/* The timer's channel (do not free it: goro_timer_free does); NULL for a
+ * goro_timer_func timer. */
+GORO_API goro_chan  *goro_timer_chan(goro_timer *t);
+/* Stop it: 1 if this stopped a firing that was still to come (the timer
+ * was armed, or its value was sent but not yet received: that value is
+ * dropped), 0 otherwise (it had fired and its value was received, or it
+ * was stopped already). For a goro_timer_func timer, 1 means fn will not
+ * run; 0 that it was started. -EINVAL if t is NULL. */
+GORO_API int  goro_timer_stop(goro_timer *t);
+/* Stop (same return) and arm it again: first firing after delay_ns, then
+ * every period_ns if > 0 (a goro_timer_func timer too). -EINVAL for t
+ * NULL or negative times, -EPERM when no runtime runs. */
+GORO_API int  goro_timer_reset(goro_timer *t, int64_t delay_ns, int64_t period_ns);
+/* Stop it and free it; no goroutine may still use its channel. Timers
+ * outlive goro_run (they are stopped when it returns) and may be reset in
+ * the next run. */
+GORO_API void goro_timer_free(goro_timer *t);
+/* time.After: a channel that receives one int64_t after delay_ns. The
+ * runtime reclaims it after its value is received (do not use it after
+ * that) or when goro_run returns; never pass it to goro_chan_free. An
+ * unreceived one is kept until goro_run returns: in a loop, prefer one
+ * goro_timer and goro_timer_reset. NULL and errno EINVAL, EPERM, ENOMEM. */
+GORO_API goro_chan  *goro_after(int64_t delay_ns);
+
 /* ======================================================================
  * I/O through the netpoller
  * ==================================================================== */

@@ -255,7 +255,7 @@ static int chan_recv(goro_chan *ch, void *elem, bool block)
         return -EAGAIN;
     }
     struct goro__sudog sg = { .g = goro__self(), .elem = elem, .ch = ch };
-    goro__park(chan_park_commit, &sg, W_CHAN_RECV, ch);
+    goro__park(chan_park_commit, &sg, ch->is_timer ? W_TIMER : W_CHAN_RECV, ch);
     if (sg.success)
         return 1;
     zero_elem(elem, ch->elem_size);  /* woken by close */

@@ -47,6 +47,8 @@ struct goro_chan {
     struct goro__waitq recvq;  /* blocked receivers */
     struct goro__waitq sendq;  /* blocked senders */
     bool closed;
+    bool is_timer;             /* immutable once shared: a goro_timer's or
+                                  goro_after's channel (the dump's "timer") */
 };
 
 static inline void goro__chan_lock(goro_chan *ch) { goro__spin_lock(&ch->lock); }

@@ -416,6 +416,9 @@ bool goro__timer_del(struct goro__timer *t) GORO_HIDDEN; /* true: removed before
  * -1 when the heap is empty. */
 int64_t goro__timers_run(int64_t now) GORO_HIDDEN;
 void goro__timers_reset(void) GORO_HIDDEN;
+/* timerchan.c: goro_run returned; disarm the goro_timer records (the heap
+ * forgot them) and free goro_after's. Called by goro__timers_reset. */
+void goro__timerchan_reset(void) GORO_HIDDEN;
 
 /* ---------------------------------------------------------------------
  * Poller (netpoll/): netpoll.c runs the poller thread, the descriptor table

@@ -199,6 +199,7 @@ void goro__timers_reset(void)
     AO_store(&firing, 0);
     AO_store(&goro__ctr.timers_pending, 0);
     pthread_mutex_unlock(&heap_lock);
+    goro__timerchan_reset();   /* goro_timer records outlive the run */
 }
 
 /* ---------------------------------------------------------------------
