@@ -268,6 +268,35 @@ GORO_API int  goro_sem_tryacquire(goro_sem *s, int64_t n);
  * more than is held is fatal, as in x/sync. Any thread. */
 GORO_API void goro_sem_release(goro_sem *s, int64_t n);
 
+/* context.Context: cancellation and deadlines, as a tree. Every call works
+ * from any thread. */
+typedef struct goro_ctx goro_ctx;
+/* A new context, a child of parent (NULL: a root). deadline_ns is an
+ * absolute goro_now() time, 0 for none; the effective deadline is the
+ * earlier of it and the parent's (a child never outlives its parent's
+ * deadline). A child of a cancelled parent starts cancelled with the
+ * parent's error; a deadline already past cancels it at once (-ETIMEDOUT).
+ * Deadlines fire only while a runtime runs. NULL and errno EINVAL
+ * (deadline_ns < 0) or ENOMEM. */
+GORO_API goro_ctx  *goro_ctx_new(goro_ctx *parent, int64_t deadline_ns);
+/* Cancel c and every descendant (their error: -ECANCELED, or the error c
+ * was cancelled with); closes their done channels, waking every goroutine
+ * receiving from one or selecting on one. Idempotent; any thread. */
+GORO_API void       goro_ctx_cancel(goro_ctx *c);
+/* A signal channel (elem_size 0) closed when c is cancelled or its
+ * deadline passes: receive from it or put it in a goro_select. Owned by c:
+ * never goro_chan_free it. */
+GORO_API goro_chan *goro_ctx_done(goro_ctx *c);
+/* 0 while live, -ECANCELED after a cancel, -ETIMEDOUT after the deadline
+ * (of c or of the ancestor whose cancellation reached it). */
+GORO_API int        goro_ctx_err(goro_ctx *c);
+/* The effective deadline, 0 for none. */
+GORO_API int64_t    goro_ctx_deadline(goro_ctx *c);
+/* Cancel c and drop the caller's reference: its memory goes once every
+ * descendant has been freed too; parents and children may be freed in any
+ * order. No goroutine may use c (or its done channel) afterwards. */
+GORO_API void       goro_ctx_free(goro_ctx *c);
+
 /* Goroutine-local storage. A worker thread's TLS (__thread) is shared by
  * every goroutine that runs on it, and a goroutine may resume on another
  * worker after any blocking call; these values belong to the goroutine and

@@ -141,7 +141,10 @@ void goro__timer_add(struct goro__timer *t)
 bool goro__timer_del(struct goro__timer *t)
 {
     pthread_mutex_lock(&heap_lock);
-    if (t->idx != 0) {
+    /* idx alone is not proof: a record that outlived a goro_run (a
+     * context's deadline) keeps the idx of a heap that was forgotten.
+     * Compared by seq, not address (see goro__timer_add). */
+    if (t->idx != 0 && t->idx <= heap_len && heap[t->idx - 1]->seq == t->seq) {
         heap_remove(t->idx - 1);
         AO_fetch_and_sub1(&goro__ctr.timers_pending);
         pthread_mutex_unlock(&heap_lock);
