@@ -104,7 +104,7 @@ suite_runs "switch suite" 10 build/tests/test_switch
 suite_pairs "switch suite" 5 build/tests/test_switch
 suite_runs "stale suite" 10 build/tests/test_stale
 suite_pairs "stale suite" 3 build/tests/test_stale
-for v in once rwmutex cond sem local timerchan ctx; do
+for v in once rwmutex cond sem local timerchan ctx waits; do
     suite_runs "$v suite" 10 build/tests/test_$v
     suite_pairs "$v suite" 3 build/tests/test_$v
 done
