@@ -69,6 +69,9 @@ BENCHES=(
 "stack_64m|stackgrow|P|goroutines=1 target=67108864 reps=5|1"
 "stack_10k_256k|stackgrow|P|goroutines=10000 target=262144 reps=3|1"
 "tcp_echo_64|tcpecho|P|conns=64 rts=2000 msg=64 secs=10|1"
+"rwmutex_read_heavy|rwmutex|2|n=4000000 goroutines=8 write_pct=10|-"
+"ticker_10k_1ms|ticker|2|tickers=10000 period_ms=1 ticks=20|-"
+"local_get|local|1|n=100000000|-"
 )
 
 selected=()
@@ -465,6 +468,9 @@ mv "$CSV" "$OUT/results.csv"
 | stack_64m | 1 goroutine recursing through 1 KiB frames to 52 MiB of stack (its stack grows to 64 MiB), 5 times | ms per recursion | checksum of every frame |
 | stack_10k_256k | 10,000 goroutines, each recursing to 208 KiB (stack grows to 256 KiB), 3 times | ms per 10,000 | checksum of every recursion |
 | tcp_echo_64 | echo server and 64 clients in one process on 127.0.0.1, 2,000 round trips of 64 bytes each (10 s cap) | round trips per second | every echo equals what was sent; server bytes = client bytes |
+| rwmutex_read_heavy | 8 goroutines on 2 workers, 4,000,000 operations on one RWMutex, 10% writes (the same xorshift choice on both sides) | ns per operation | counter = number of writes |
+| ticker_10k_1ms | 10,000 goroutines, each with a 1 ms ticker, each receiving 20 ticks (10 million ticks a second asked: slow receivers' ticks are dropped) | process CPU ns per tick received | no ticker got its ticks faster than the period (none queued) |
+| local_get | goroutine-local get (`goro_local_get`) n times; Go, which has none, reads a `context.Context` value instead | ns per get | sum of the values read |
 EOF
     echo
     echo "## Parameters of this run (both sides get the same key=value arguments)"
