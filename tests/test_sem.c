@@ -57,12 +57,15 @@ static void fifo_main(void *arg)
     goro_sem_release(&sem, 10);
     goro_sleep(10000000);
     /* a (7) and b (1) fit; c (3) does not, so d (2), which would, waits too */
-    CHECK(strcmp(order, "ab") == 0, "after release: %s, want ab", order);
+    /* a and b are granted by one release: they may log in either order */
+    CHECK(strlen(order) == 2 && strchr(order, 'a') && strchr(order, 'b'),
+          "after release: %s, want a and b", order);
     CHECK(goro_sem_tryacquire(&sem, 1) == -EAGAIN, "barged past c");
     CHECK(goro_sem_acquire(&sem, 1, 5000000) == -ETIMEDOUT, "acquire barged past c");
     AO_store(&release_all, 1);
     goro_wg_wait(&wg);
-    CHECK(strcmp(order, "abcd") == 0, "order %s, want abcd", order);
+    CHECK(strlen(order) == 4 && strchr(order + 2, 'c') && strchr(order + 2, 'd'),
+          "order %s, want a and b, then c and d", order);
     CHECK(goro_sem_tryacquire(&sem, 10) == 0, "all units back");
     goro_sem_release(&sem, 10);
     check_no_leaks();
@@ -97,7 +100,9 @@ static void cancel_main(void *arg)
     CHECK(norder == 0, "someone got in: %s", order);
     goro_sleep(60000000);
     CHECK(rs[0].rc == -ETIMEDOUT, "big: %d", rs[0].rc);
-    CHECK(strcmp(order, "st") == 0, "after the timeout: %s, want st", order);
+    /* both granted by the timeout at once: they may log in either order */
+    CHECK(strlen(order) == 2 && strchr(order, 's') && strchr(order, 't'),
+          "after the timeout: %s, want s and t", order);
     AO_store(&release_all, 1);
     goro_wg_wait(&wg);
     goro_sem_release(&sem, 8);
