@@ -76,6 +76,7 @@ static void cancel_subtree(struct goro_ctx *root, int err)
 {
     struct goro_ctx *n = root;
     for (;;) {
+        /* relaxed: err is written only under tree_lock, which we hold */
         bool fresh = AO_load(&n->err) == 0;
         if (fresh) {
             /* release: a goroutine that sees err sees what the canceller
@@ -102,7 +103,7 @@ static void ctx_deadline(struct goro__timer *t)
 {
     struct goro_ctx *c = t->arg;
     pthread_mutex_lock(&tree_lock);
-    if (AO_load(&c->err) == 0)
+    if (AO_load(&c->err) == 0)   /* relaxed: under tree_lock, its writers' lock */
         cancel_subtree(c, -ETIMEDOUT);
     pthread_mutex_unlock(&tree_lock);
 }
@@ -139,7 +140,7 @@ goro_ctx *goro_ctx_new(goro_ctx *parent, int64_t deadline_ns)
             parent->child->prev = c;
         parent->child = c;
     }
-    long perr = parent ? (long)AO_load(&parent->err) : 0;
+    long perr = parent ? (long)AO_load(&parent->err) : 0;   /* relaxed: under tree_lock */
     if (perr != 0) {
         cancel_subtree(c, (int)perr);
     } else if (d != 0 && d <= goro_now()) {
@@ -162,7 +163,7 @@ void goro_ctx_cancel(goro_ctx *c)
     if (c == NULL)
         return;
     pthread_mutex_lock(&tree_lock);
-    if (AO_load(&c->err) == 0)
+    if (AO_load(&c->err) == 0)   /* relaxed: under tree_lock */
         cancel_subtree(c, -ECANCELED);
     pthread_mutex_unlock(&tree_lock);
 }
@@ -198,7 +199,7 @@ static void reclaim(struct goro_ctx *c)
                 c->next->prev = c->prev;
         }
         free(c);   /* its done channel with it: closed, nobody queued */
-        AO_fetch_and_sub1(&goro__ctx_live);
+        AO_fetch_and_sub1(&goro__ctx_live);   /* a counter: no ordering */
         c = p;
     }
 }
@@ -208,7 +209,7 @@ void goro_ctx_free(goro_ctx *c)
     if (c == NULL)
         return;
     pthread_mutex_lock(&tree_lock);
-    if (AO_load(&c->err) == 0)
+    if (AO_load(&c->err) == 0)   /* relaxed: under tree_lock */
         cancel_subtree(c, -ECANCELED);
     c->freed = true;
     bool timer = c->has_timer;

@@ -8,7 +8,12 @@
  *
  * Lock order (take them in this order, never the reverse):
  *   channel locks (in address order, select)  >  sync-object locks
- *   >  timer heap lock  >  sched.lock (global queue, idle workers, allg)
+ *   >  timer heap lock  >  sched.lock
+ * Go's wider vocabulary (0.2) adds, above channel locks: a goro_timer's
+ * oplock > its lock (timerchan.c) and the context tree lock (ctx.c), which
+ * close and send on channels; a cond's or sem's lock is a sync-object lock
+ * (it arms timers); local.c's key lock and timerchan.c's registry and
+ * after-list locks are leaves. (global queue, idle workers, allg)
  * No runtime lock is held across a context switch except through park's
  * unlock function, which runs after the switch.
  */

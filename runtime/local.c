@@ -83,7 +83,7 @@ int goro_key_create(goro_key *key, void (*destructor)(void *value))
         return -EINVAL;
     pthread_mutex_lock(&key_lock);
     for (unsigned s = 0; s < GORO_KEYS; s++) {
-        if (AO_load(&slots[s].key) != 0)
+        if (AO_load(&slots[s].key) != 0)   /* relaxed: written under key_lock, held */
             continue;
         unsigned gen = ++slot_gen[s];
         if (gen > (~0u >> 7))
