@@ -350,8 +350,9 @@ GORO_API int  goro_timer_stop(goro_timer *t);
  * every period_ns if > 0 (a goro_timer_func timer too). -EINVAL for t
  * NULL or negative times, -EPERM when no runtime runs. */
 GORO_API int  goro_timer_reset(goro_timer *t, int64_t delay_ns, int64_t period_ns);
-/* Stop it and free it; no goroutine may still use its channel. Timers
- * outlive goro_run (they are stopped when it returns) and may be reset in
+/* Stop it and free it; no goroutine may still use its channel (one still
+ * blocked on it: a warning on stderr, and the timer is stopped but not
+ * freed, as goro_chan_free does). Timers outlive goro_run (they are stopped when it returns) and may be reset in
  * the next run. */
 GORO_API void goro_timer_free(goro_timer *t);
 /* time.After: a channel that receives one int64_t after delay_ns. The

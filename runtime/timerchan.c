@@ -60,6 +60,7 @@
 #include "spin.h"
 #include "sync.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,14 +287,18 @@ void goro_timer_free(goro_timer *t)
     goro__spin_lock(&t->oplock);
     timer_stop_locked(t);
     goro__spin_unlock(&t->oplock);
-    reg_del(t);
     if (t->ch) {
         goro__chan_lock(t->ch);
         bool busy = t->ch->recvq.first || t->ch->sendq.first;
         goro__chan_unlock(t->ch);
-        if (busy)
-            goro__fatal("goro_timer_free: goroutines are still blocked on the timer's channel");
+        if (busy) {
+            /* as goro_chan_free: they would wake on freed memory */
+            fprintf(stderr, "goro: goro_timer_free(%p): goroutines are still blocked on "
+                            "its channel; stopped, not freed\n", (void *)t);
+            return;
+        }
     }
+    reg_del(t);
     free(t);
 }
 
