@@ -51,7 +51,6 @@
 #include "sync.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 struct goro_ctx {
     struct goro_ctx *parent;                 /* under tree_lock */

@@ -62,7 +62,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct goro_timer {
     struct goro__timer ht;       /* the heap entry; ht.arg is this record */
