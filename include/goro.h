@@ -318,7 +318,9 @@ GORO_API int   goro_key_delete(goro_key key);
  * deleted key, or outside a goroutine. A few nanoseconds. */
 GORO_API void *goro_local_get(goro_key key);
 /* Set this goroutine's value under key. 0; -EPERM outside a goroutine;
- * -EINVAL unknown key; -ENOMEM. */
+ * -EINVAL unknown key; -ENOMEM. The value is kept outside the stack: a
+ * pointer into the goroutine's own stack (&local) goes stale when the
+ * stack moves (README, rule 5): store heap or static pointers. */
 GORO_API int   goro_local_set(goro_key key, void *value);
 
 /* time.Timer, time.Ticker, time.AfterFunc and time.After. A timer's

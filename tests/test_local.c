@@ -40,45 +40,50 @@ static void check_mine(struct mine *m, const char *after)
 
 static void migrant(void *arg)
 {
-    struct mine m = { .id = goro_id() };
+    /* on the heap: a value pointing into the goroutine's own stack would
+     * go stale when the stack moves (README rule 5), as any pointer into
+     * a stack kept outside it */
+    struct mine *mp = malloc(sizeof *mp);
+    *mp = (struct mine){ .id = goro_id() };
     CHECK(goro_local_get(k1) == NULL, "fresh goroutine has a value");
-    CHECK(goro_local_set(k1, &m) == 0, "set");
-    CHECK(goro_local_set(k2, (void *)(uintptr_t)(m.id * 3 + 1)) == 0, "set 2");
+    CHECK(goro_local_set(k1, mp) == 0, "set");
+    CHECK(goro_local_set(k2, (void *)(uintptr_t)(mp->id * 3 + 1)) == 0, "set 2");
     pthread_t self = self_fn();
     bool moved = false;
-    for (m.round = 0; m.round < MIG_ROUNDS; m.round++) {
+    for (mp->round = 0; mp->round < MIG_ROUNDS; mp->round++) {
         goro_yield();
-        check_mine(&m, "yield");
-        switch (m.round % 4) {
+        check_mine(mp, "yield");
+        switch (mp->round % 4) {
         case 0:
             goro_sleep(10000);
-            check_mine(&m, "sleep");
+            check_mine(mp, "sleep");
             break;
         case 1:
             goro_mutex_lock(&mig_mu);
             goro_yield();
             goro_mutex_unlock(&mig_mu);
-            check_mine(&m, "mutex");
+            check_mine(mp, "mutex");
             break;
         case 2: {
-            uint64_t v = m.id;
+            uint64_t v = mp->id;
             if ((uintptr_t)arg % 2)   /* 500 senders, 500 receivers */
                 goro_chan_send(mig_ch, &v);
             else
                 goro_chan_recv(mig_ch, &v);
-            check_mine(&m, "channel");
+            check_mine(mp, "channel");
             break;
         }
         default:
             goro_go((goro_fn)goro_yield, NULL);   /* a child: runs next here */
             goro_yield();
-            check_mine(&m, "spawn");
+            check_mine(mp, "spawn");
         }
         if (!pthread_equal(self, self_fn()))
             moved = true;
     }
     if (moved)
         AO_fetch_and_add1(&migrated);
+    free(mp);
     goro_wg_done(&wg);
 }
 
