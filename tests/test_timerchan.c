@@ -263,7 +263,7 @@ Test(timerchan, stop_and_reset_while_firing_goroutines_and_threads, .timeout = 6
 
 /* ---- a million arm/stop cycles leave the heap empty ----------------------- */
 
-#define LIVE 100000
+#define LIVE 1000000
 #define CYCLES 1000000
 
 static void raw_fire(struct goro__timer *t) { (void)t; }
