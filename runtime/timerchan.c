@@ -139,9 +139,6 @@ static void timer_fire(struct goro__timer *ht)
     if (t->ch) {
         /* a full buffer (a ticker's unreceived tick) drops this one */
         (void)goro_chan_trysend(t->ch, &now);
-    } else {
-        /* ENOMEM: the firing is lost, as a failed goro_go would be */
-        (void)goro_go(t->fn, t->arg);
     }
     bool after = false;
     if (t->period > 0) {
@@ -159,6 +156,13 @@ static void timer_fire(struct goro__timer *ht)
         }
     }
     goro__spin_unlock(&t->lock);
+    if (t->ch == NULL) {
+        /* goro_timer_func: spawn outside the spinlock (a spawn may map a
+         * stack). t stays valid: stop and free wait for this callback in
+         * goro__timer_del; fn and arg never change. ENOMEM loses the
+         * firing, as a failed goro_go would. */
+        (void)goro_go(t->fn, t->arg);
+    }
     if (after)
         after_fired(t);                /* the record may be reused from now on */
 }
