@@ -195,12 +195,13 @@ GORO_API int  goro_mutex_lock(goro_mutex *mu);
 GORO_API int  goro_mutex_trylock(goro_mutex *mu);
 GORO_API void goro_mutex_unlock(goro_mutex *mu);
 
-/* ----------------------------------------------------------------------
- * Go's wider vocabulary (0.2): Once, RWMutex, Cond, weighted semaphores.
- * Complete types like goro_mutex (private fields); they must not move
- * while in use. Blocking calls park the goroutine and return -EPERM
- * outside one.
- * -------------------------------------------------------------------- */
+/* ======================================================================
+ * Go's wider vocabulary (added in 0.2): Once, RWMutex, Cond, weighted
+ * semaphores, timers and tickers, contexts, goroutine-local storage.
+ * The sync types are complete, like goro_mutex (private fields), and must
+ * not move while in use. Blocking calls park the goroutine and return
+ * -EPERM outside one.
+ * ==================================================================== */
 
 /* sync.Once. A zero-filled goro_once (static storage, or memset) is ready
  * to use; there is no init call. */
