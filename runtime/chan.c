@@ -94,6 +94,11 @@ int goro__chan_free(goro_chan *ch)
 
 void goro_chan_free(goro_chan *ch)
 {
+    if (ch && ch->embedded) {
+        fprintf(stderr, "goro: goro_chan_free(%p): a timer's or a context's channel; "
+                        "free the timer or the context instead\n", (void *)ch);
+        return;
+    }
     if (goro__chan_free(ch) == -EBUSY)
         fprintf(stderr, "goro: goro_chan_free(%p): goroutines are still blocked on "
                         "this channel; not freed\n", (void *)ch);

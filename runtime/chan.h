@@ -49,6 +49,9 @@ struct goro_chan {
     bool closed;
     bool is_timer;             /* immutable once shared: a goro_timer's or
                                   goro_after's channel (the dump's "timer") */
+    bool embedded;             /* immutable: built inside a goro_timer or
+                                  goro_ctx record, freed with it; never by
+                                  goro_chan_free */
 };
 
 static inline void goro__chan_lock(goro_chan *ch) { goro__spin_lock(&ch->lock); }

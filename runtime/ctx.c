@@ -121,6 +121,7 @@ goro_ctx *goro_ctx_new(goro_ctx *parent, int64_t deadline_ns)
     c->done.elem_size = 0;   /* a signal channel: what goro_chan_make(0, 0) sets up */
     c->done.cap = 0;
     c->done.buf = NULL;
+    c->done.embedded = true;   /* goro_chan_free refuses it */
     c->timer.fn = ctx_deadline;
     c->timer.arg = c;
     c->timer_gone = true;

@@ -208,6 +208,7 @@ static struct goro_timer *timer_make(bool with_chan)
         t->chan.cap = 1;
         t->chan.buf = (char *)&t->chanbuf;
         t->chan.is_timer = true;       /* the dump's "timer" */
+        t->chan.embedded = true;       /* goro_chan_free refuses it */
     }
     t->ht.fn = timer_fire;
     t->ht.arg = t;

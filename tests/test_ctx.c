@@ -88,6 +88,8 @@ static void tree_main(void *arg)
     CHECK(woke == 2 && woke_bad == 0, "root: %lu woke", (unsigned long)woke);
     for (int i = 0; i < 7; i++)
         CHECK(goro_ctx_err(all[i]) == -ECANCELED, "node %d: %d", i, goro_ctx_err(all[i]));
+    goro_chan_free(goro_ctx_done(late));   /* refused (a warning): the context's */
+    CHECK(goro_chan_tryrecv(goro_ctx_done(late), NULL) == 0, "done still there");
     goro_ctx_free(late);
     for (int i = 0; i < 7; i++)
         goro_ctx_free(all[i]);
