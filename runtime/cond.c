@@ -161,9 +161,12 @@ static void cond_wake(struct cwaiter *w)
 void goro_cond_signal(goro_cond *pub)
 {
     struct cond *c = cond_of(pub);
-    /* no ordering needed for the peek: a waiter queued after it was
-     * queued after our caller's changes under mu, and those it sees */
-    if (AO_load((volatile AO_t *)&c->head) == 0)
+    /* Relaxed peek, without the lock: a waiter that unlocked mu before
+     * our caller locked it was queued before that unlock (its commit), so
+     * the mutex's release/acquire makes the queued record visible here;
+     * one that queues later waits for a later signal, as in Go.
+     * (__atomic on the pointer itself, as sched.c reads W.curg.) */
+    if (__atomic_load_n(&c->head, __ATOMIC_RELAXED) == NULL)
         return;
     goro__spin_lock(&c->lock);
     struct cwaiter *w = c->head;
