@@ -109,13 +109,15 @@
 #define HBITS       18                  /* (class, offset) hash buckets: 2^18 */
 #define HUGE_SIZE   (2ul << 20)
 #define CARVE_BATCH 64
+#define CLUSTER     HUGE_SIZE           /* one-page stacks are carved this much at a time */
+#define CLUSTER_STEP 1265               /* odd, ~ 2048 / golden ratio: a Weyl sequence */
 #define SPIN_PAUSES 1000                /* the handler's wait: pauses, then */
 #define SPIN_YIELDS 10000               /* sched_yields, then an emergency mapping */
 
 /* A free stack, written at its own top. */
 struct node {
     struct node *next, *prev;   /* its class's hot or cold list */
-    struct node *hnext, *hprev; /* its (class, offset) bucket */
+    struct node *hnext, *hprev; /* its (class, offset) bucket (class > 0) */
     struct goro__stack s;
 };
 
@@ -126,6 +128,8 @@ static struct {
     uint64_t mapped[NCHUNK / 64];  /* chunks looked at ... */
     uint64_t foreign[NCHUNK / 64]; /* ... and those something else holds */
     size_t cursor;              /* carving: first page to look at */
+    size_t cseq;                /* clusters handed out (their order) */
+    size_t cpage, cleft;        /* the current cluster: next page, slots left */
     struct pool {
         struct node *hot, *cold; /* resident / trimmed */
         size_t resident;         /* bytes in hot */
@@ -336,7 +340,7 @@ static int place_locked(uintptr_t a, int cls, struct goro__stack *s)
         madvise(g + gsz, use, MADV_HUGEPAGE) == 0)
         flags |= SF_HUGE;
     bits_mark(page_of(a), slot / goro__stk.pg, true);
-    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot,
                                .cls = (uint32_t)cls, .flags = flags };
     return 0;
 }
@@ -345,16 +349,16 @@ static int place_locked(uintptr_t a, int cls, struct goro__stack *s)
 static void release_locked(struct goro__stack *s)
 {
     if (s->flags & SF_EMERG) {
-        munmap(s->map, s->maplen);
+        munmap(stk_map(s), stk_maplen(s));
         return;
     }
     size_t use = stk_usable(s);
     if (s->flags & SF_HUGE)
         madvise(s->lo, use, MADV_NOHUGEPAGE); /* merges back into the chunk's mapping */
     madvise(s->lo, use, MADV_DONTNEED);
-    if (goro__stk.guard != GUARD_UFFD && goro__guard_off(s->map, goro__stk.gsz) < 0)
+    if (goro__stk.guard != GUARD_UFFD && goro__guard_off(stk_map(s), goro__stk.gsz) < 0)
         return; /* the guard stays: so does its bit (leaked, harmless) */
-    bits_mark(page_of((uintptr_t)s->map), s->maplen / goro__stk.pg, false);
+    bits_mark(page_of((uintptr_t)stk_map(s)), stk_maplen(s) / goro__stk.pg, false);
 }
 
 /* ------------------------------------------------------------------
@@ -378,17 +382,20 @@ static void pool_link(struct node *n)
 {
     struct pool *p = &sp.pools[n->s.cls];
     bool cold = (n->s.flags & SF_TRIMMED) != 0;
-    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    struct node **head = cold ? &p->cold : &p->hot;
     n->prev = NULL;
     n->next = *head;
     if (*head)
         (*head)->prev = n;
     *head = n;
-    n->hprev = NULL;
-    n->hnext = *b;
-    if (*b)
-        (*b)->hprev = n;
-    *b = n;
+    if (n->s.cls > 0) { /* nothing asks for one page at an offset */
+        struct node **b = bucket_of(n->s.cls, n->s.hi);
+        n->hprev = NULL;
+        n->hnext = *b;
+        if (*b)
+            (*b)->hprev = n;
+        *b = n;
+    }
     if (!cold)
         p->resident += stk_usable(&n->s);
 }
@@ -397,19 +404,22 @@ static void pool_unlink(struct node *n)
 {
     struct pool *p = &sp.pools[n->s.cls];
     bool cold = (n->s.flags & SF_TRIMMED) != 0;
-    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    struct node **head = cold ? &p->cold : &p->hot;
     if (n->prev)
         n->prev->next = n->next;
     else
         *head = n->next;
     if (n->next)
         n->next->prev = n->prev;
-    if (n->hprev)
-        n->hprev->hnext = n->hnext;
-    else
-        *b = n->hnext;
-    if (n->hnext)
-        n->hnext->hprev = n->hprev;
+    if (n->s.cls > 0) {
+        struct node **b = bucket_of(n->s.cls, n->s.hi);
+        if (n->hprev)
+            n->hprev->hnext = n->hnext;
+        else
+            *b = n->hnext;
+        if (n->hnext)
+            n->hnext->hprev = n->hprev;
+    }
     if (!cold)
         p->resident -= stk_usable(&n->s);
 }
@@ -430,7 +440,7 @@ static int take_locked(struct node *n, struct goro__stack *s)
 void goro__space_put_locked(struct goro__stack *s)
 {
     if (s->flags & SF_EMERG) {
-        munmap(s->map, s->maplen);
+        munmap(stk_map(s), stk_maplen(s));
         return;
     }
     struct pool *p = &sp.pools[s->cls];
@@ -501,14 +511,16 @@ static void drain_locked(void)
  * batched, 0.4 us per guard and 0.7 us per populated page (measured), and
  * spawning many goroutines at once (skynet: 83,000 alive at the peak) is
  * mostly that. The first is returned, the rest pooled. -EAGAIN: carve one. */
-static int carve_batch_locked(size_t p, struct goro__stack *s)
+static int carve_batch_locked(size_t p, size_t kmax, struct goro__stack *s)
 {
     size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min, slot = use + gsz;
     size_t np = slot / pg, k = 1;
+    if (kmax > CARVE_BATCH)
+        kmax = CARVE_BATCH;
     if (goro__stk.pidfd < 0 || goro__stk.guard != GUARD_MADVISE || goro__stk.stackcheck)
         return -EAGAIN;
     uintptr_t a = REGION_LO + p * pg;
-    while (k < CARVE_BATCH && p + (k + 1) * np <= sp.npages &&
+    while (k < kmax && p + (k + 1) * np <= sp.npages &&
            STK_OFF(a + (k + 1) * slot) != 0 && bits_last(p + k * np, np) == 0)
         k++;
     if (k < 2 || ensure_mapped(a, k * slot) < 0)
@@ -529,19 +541,92 @@ static int carve_batch_locked(size_t p, struct goro__stack *s)
     sp.cursor = p + k * np;
     for (size_t i = 1; i < k; i++) {
         char *g = (char *)a + i * slot;
-        struct goro__stack t = { .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+        struct goro__stack t = { .lo = g + gsz, .hi = g + slot };
         goro__space_put_locked(&t);
     }
     char *g = (char *)a;
-    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot };
     return 0;
 }
 
-/* Carve a stack of class cls at the first free place from the cursor on
- * (then from the bottom). Stacks with huge pages get their usable part
- * on a 2 MiB boundary. Under lock. */
+/* The next free cluster for one-page stacks, or SIZE_MAX: cluster
+ * positions in a row are visited in the order of a golden-ratio Weyl
+ * sequence (every prefix of it is spread evenly over the row), each taken
+ * in the lowest row where it is free. Under lock. */
+static size_t cluster_find_locked(void)
+{
+    size_t pg = goro__stk.pg, cpg = CLUSTER / pg, rowpg = STK_ROW / pg;
+    size_t npos = STK_ROW / CLUSTER, rows = sp.npages / rowpg;
+    for (size_t tries = 0; tries < npos; tries++) {
+        size_t pos = (sp.cseq++ * CLUSTER_STEP) & (npos - 1);
+        for (size_t r = 0; r < rows; r++) {
+            size_t p = r * rowpg + pos * cpg;
+            if (bits_last(p, cpg) == 0)
+                return p;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* A one-page stack from the current cluster (a new one when it is used
+ * up). -ENOSPC when no cluster is free. Under lock. */
+static int carve_cluster_locked(struct goro__stack *s)
+{
+    size_t pg = goro__stk.pg, slot = goro__stk.min + goro__stk.gsz, np = slot / pg;
+    for (int tries = 0; tries < 2; tries++) {
+        if (sp.cleft == 0) {
+            size_t p = cluster_find_locked();
+            if (p == SIZE_MAX)
+                return -ENOSPC;
+            sp.cpage = p;
+            sp.cleft = (CLUSTER - pg) / slot; /* the last page stays free: no top on its end */
+        }
+        size_t p = sp.cpage;
+        if (bits_last(p, np) != 0) { /* a growth took the rest meanwhile */
+            sp.cleft = 0;
+            continue;
+        }
+        size_t before = sp.cleft;
+        if (carve_batch_locked(p, sp.cleft, s) == 0) {
+            size_t k = (sp.cursor - p) / np; /* carve_batch_locked set the cursor */
+            sp.cpage = p + k * np;
+            sp.cleft = before - k;
+            return 0;
+        }
+        int rc = place_locked(REGION_LO + p * pg, 0, s);
+        if (rc == -EAGAIN) {
+            sp.cleft = 0;
+            continue;
+        }
+        if (rc == 0) {
+            sp.cpage = p + np;
+            sp.cleft--;
+        }
+        return rc;
+    }
+    return -EAGAIN;
+}
+
+/* Carve a stack of class cls: one-page stacks in clusters spread over the
+ * region (cluster_find_locked), others at the first free place from the
+ * cursor on (then from the bottom); stacks with huge pages get their
+ * usable part on a 2 MiB boundary. Under lock.
+ *
+ * Why spread: a goroutine keeps its home's offset for life (G.home), and
+ * stacks that overlap in offset must lie in different rows, of which there
+ * are 120. Packed from offset 0 up, 1,000 homes would lie within 68 MiB,
+ * and 120 of them within any 8 MiB: a thousand goroutines recursing to
+ * 8 MiB (8 GiB of the region's 480) would find no row. Spread, an 8 MiB
+ * window holds one cluster (30 homes) until the first row is full. A
+ * cluster is 2 MiB, one page-table page: packed, its homes cost what they
+ * did (137 bytes of page tables each). */
 static int carve_locked(int cls, struct goro__stack *s)
 {
+    if (cls == 0 && goro__stk.min + goro__stk.gsz <= CLUSTER - goro__stk.pg) {
+        int rc = carve_cluster_locked(s);
+        if (rc != -ENOSPC)
+            return rc;
+    }
     size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min << cls;
     size_t np = (use + gsz) / pg;
     bool huge = use >= HUGE_MIN && goro__stk.guard != GUARD_UFFD;
@@ -566,15 +651,13 @@ static int carve_locked(int cls, struct goro__stack *s)
         bits_mark(page_of(hi) - 1, 1, true);
         return -EAGAIN;
     }
-    if (cls == 0 && carve_batch_locked(p, s) == 0)
+    if (cls == 0 && carve_batch_locked(p, CARVE_BATCH, s) == 0)
         return 0;
     int rc = place_locked(REGION_LO + p * pg, cls, s);
     if (rc == 0)
         sp.cursor = p + np;
     return rc;
 }
-
-static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s);
 
 /* A stack of class cls, any offset. Under lock. */
 static int get_any_locked(int cls, struct goro__stack *s)
@@ -584,18 +667,6 @@ static int get_any_locked(int cls, struct goro__stack *s)
         return 0;
     if (p->cold && take_locked(p->cold, s) == 0)
         return 0;
-    /* A stack that starts big (a start-size hint) and may grow on: placed
-     * at the offset of a bigger pooled stack, so that its growths find
-     * their places pooled, as the last goroutine of its kind left them.
-     * (stack_64m: 1,400 page faults a repetition without this, 2 with.) */
-    for (int c = cls + 1; cls > 0 && c < NCLS; c++) {
-        struct node *n = sp.pools[c].hot ? sp.pools[c].hot : sp.pools[c].cold;
-        if (n == NULL)
-            continue;
-        if (place_at_locked(cls, (uintptr_t)n->s.hi, s) == 0)
-            return 0;
-        break;
-    }
     for (int relieved = 0;;) {
         int rc = carve_locked(cls, s);
         if (rc == -EAGAIN)
@@ -631,25 +702,43 @@ static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
     return -ENOSPC;
 }
 
-int goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+/* A stack of class cls with its top at hi + k * 4 GiB: pooled, else
+ * placed; when nothing is free there, pooled stacks give their ranges back
+ * first if relieve. Under lock. */
+/* A pooled stack of class cls at hi's offset: a resident one, else NULL
+ * and *cold a trimmed one (or NULL). Under lock. */
+static struct node *bucket_find(int cls, uintptr_t hi, struct node **cold)
 {
-    drain_locked();
-    struct node *cold = NULL;
-    for (struct node *n = *bucket_of((uint32_t)cls, (const char *)old_hi); n; n = n->hnext) {
-        if (n->s.cls != (uint32_t)cls || STK_OFF(n->s.hi) != STK_OFF(old_hi))
+    *cold = NULL;
+    for (struct node *n = *bucket_of((uint32_t)cls, (const char *)hi); n; n = n->hnext) {
+        if (n->s.cls != (uint32_t)cls || STK_OFF(n->s.hi) != STK_OFF(hi))
             continue;
-        if (!(n->s.flags & SF_TRIMMED) && take_locked(n, s) == 0)
-            return 0;
-        if (cold == NULL)
-            cold = n;
+        if (!(n->s.flags & SF_TRIMMED))
+            return n;
+        if (*cold == NULL)
+            *cold = n;
     }
+    return NULL;
+}
+
+static int at_offset_locked(int cls, uintptr_t hi, bool relieve, struct goro__stack *s)
+{
+    struct node *cold, *n = bucket_find(cls, hi, &cold);
+    if (n && take_locked(n, s) == 0)
+        return 0;
     if (cold && take_locked(cold, s) == 0)
         return 0;
     for (int relieved = 0;;) {
-        int rc = place_at_locked(cls, old_hi, s);
-        if (rc != -ENOSPC || relieved == 2 || !relieve_locked(relieved++))
+        int rc = place_at_locked(cls, hi, s);
+        if (rc != -ENOSPC || !relieve || relieved == 2 || !relieve_locked(relieved++))
             return rc == -ENOSPC ? -ENOMEM : rc;
     }
+}
+
+int goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+{
+    drain_locked();
+    return at_offset_locked(cls, old_hi, true, s);
 }
 
 int goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s)
@@ -675,7 +764,7 @@ int goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s)
             munmap(g, slot);
             return rc;
         }
-        *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+        *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot,
                                    .cls = (uint32_t)cls, .flags = SF_EMERG };
         return 0;
     }
@@ -756,6 +845,78 @@ int goro__stack_resize(struct goro__stack *s, int cls)
     return 0;
 }
 
+int goro__stack_new_home(G *g)
+{
+    int rc = goro__stack_alloc(&g->stack);
+    if (rc == 0)
+        g->home = (uintptr_t)g->stack.lo;
+    return rc;
+}
+
+/* A goroutine that has not run starts on class cls: on a resident pooled
+ * stack at its home's offset, where the record's last goroutine left its
+ * stacks (a growth of this one finds its places there too); else on any
+ * resident pooled one (hot memory first: goroutines that start big and
+ * run briefly, stack_10k_256k's, cycle through a few hundred records while
+ * the pool keeps 64 stacks of 256 KiB resident: 50 page faults a
+ * goroutine at their own offsets, none this way); else a trimmed one at
+ * its offset, a new place there, anything. */
+int goro__stack_start(G *g, int cls)
+{
+    if ((int)g->stack.cls == cls || cls < 0 || cls >= NCLS)
+        return 0;
+    if (!stk_is_home(g, &g->stack))
+        goro__stack_go_home(g);
+    if (cls == 0)
+        return 0;
+    struct goro__stack t;
+    lock();
+    drain_locked();
+    struct node *cold, *n = bucket_find(cls, (uintptr_t)stk_home(g).hi, &cold);
+    int rc = -ENOMEM;
+    if (n == NULL)
+        n = sp.pools[cls].hot;
+    if (n != NULL)
+        rc = take_locked(n, &t);
+    if (rc < 0)
+        rc = at_offset_locked(cls, (uintptr_t)stk_home(g).hi, false, &t);
+    if (rc < 0)
+        rc = get_any_locked(cls, &t);
+    unlock();
+    if (rc < 0)
+        return -ENOMEM; /* it starts at home */
+    goro__space_reserved(&t, 1);
+    goro__space_note_max(stk_usable(&t));
+    g->stack = t;
+    return 0;
+}
+
+void goro__stack_go_home(G *g)
+{
+    if (stk_is_home(g, &g->stack))
+        return;
+    goro__space_reserved(&g->stack, -1);
+    lock();
+    drain_locked();
+    goro__space_put_locked(&g->stack);
+    unlock();
+    goro__space_home_back(g);
+    g->stack = stk_home(g);
+}
+
+void goro__stack_free_g(G *g)
+{
+    if (!stk_is_home(g, &g->stack))
+        goro__stack_free(&g->stack);
+    if (g->home != 0) {
+        goro__space_home_back(g);
+        struct goro__stack h = stk_home(g);
+        goro__stack_free(&h);
+    }
+    memset(&g->stack, 0, sizeof g->stack);
+    g->home = 0;
+}
+
 /* ------------------------------------------------------------------
  * Set-up and tear-down
  * ------------------------------------------------------------------ */
@@ -778,6 +939,7 @@ void goro__space_init(void)
     memset(sp.foreign, 0, sizeof sp.foreign);
     memset(sp.pools, 0, sizeof sp.pools);
     sp.cursor = 0;
+    sp.cseq = sp.cpage = sp.cleft = 0;
     sp.deferred = 0;
     sp.lock = 0;
 }
