@@ -10,39 +10,51 @@
  * which is what makes the move sound (stack_move.c). So a goroutine keeps
  * the low 32 bits of its stack top for life, its stack's "offset", and
  * every growth needs a free place of the new size with that same offset in
- * another row.
+ * another row. Stacks that overlap in offset need rows of their own, and
+ * there are 120: offsets must be spread, or goroutines that grow together
+ * run out of rows while the region is nearly empty.
  *
- *     row 0xf7  |      [===== grown 256 KiB ====]|           |
- *     row 0xf6  |            [= grown 32 KiB =]|  [= 32K =]|    growth: from
- *      ...      |                              |           |    the top row down
- *     row 0x81  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    new stacks: from
- *     row 0x80  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    the bottom up
+ *     row 0xf7  |   [== grown 256K ==]|          [= 32K =]|         growth: from
+ *     row 0xf6  |        [= 32K =]|           [== 256K ==]|         the top row down
+ *      ...      |                 |                       |
+ *     row 0x81  |        [homes]  |      [homes]          |         clusters of homes:
+ *     row 0x80  |[homes]     [homes]    [homes]   [homes]   [homes] lowest free row
  *               0            offset = top & 0xffffffff     4 GiB
  *
  * How.
+ *  - Homes. A G record's first stack (one page) is its home for life
+ *    (G.home, g.c), and every stack its goroutines run on lies at the
+ *    home's offset: live goroutines have distinct offsets, and a record's
+ *    next goroutine finds the stacks its last one grew into pooled at that
+ *    offset. A goroutine that leaves home (grows, or starts on a hinted
+ *    size) keeps the home page; it goes back home when it exits.
+ *  - Homes are carved in clusters of 30 (CLUSTER, 2 MiB: one page-table
+ *    page, so they cost what packed ones do), at cluster positions taken
+ *    in a golden-ratio order over the row and each in the lowest row where
+ *    it is free: a prefix of any length is spread evenly over the 4 GiB of
+ *    offsets, and an 8 MiB window holds at most one cluster's homes until
+ *    the first row is full (2,048 clusters, 61,000 homes). Up to
+ *    CARVE_BATCH at a time, with two process_madvise calls (guards, then
+ *    populating), as skynet spawns tens of thousands at once.
  *  - One bit per page of the region says whether a stack (live, pooled or
- *    quarantined) owns it. New stacks are carved from the bottom up (a
- *    cursor, first fit after it); a growth looks for its range from the top
- *    row down, a few words of the bitmap per row, so grown stacks and new
- *    ones meet only when the region is nearly full.
+ *    quarantined) owns it. A growth looks for its range from the top row
+ *    down, a few words of the bitmap per row; other new stacks (when no
+ *    cluster is free, or hinted sizes with nothing at their offset) are
+ *    carved first-fit from a cursor.
  *  - The region is mapped lazily, 64 MiB chunks at their fixed address with
- *    MAP_FIXED_NOREPLACE (adjacent chunks merge into one kernel mapping).
- *    A chunk something else already occupies is marked owned for good and
- *    never used.
+ *    MAP_FIXED_NOREPLACE. A chunk something else already occupies is
+ *    marked owned for good and never used.
  *  - Pools keep free stacks hot: one list per class, linked through a node
  *    written at the top of the free stack itself (no malloc: the fault
  *    handler uses the pools), and a hash of (class, offset) over the same
- *    nodes, so a growth first takes a pooled stack with its offset: a
- *    program that spawns, grows and exits goroutines in rounds reuses the
- *    same places round after round without a system call. A class keeps up
- *    to POOL_KEEP bytes resident; beyond that a pooled stack is trimmed
- *    (MADV_DONTNEED of all but its top page, which holds the node). When a
- *    search finds no room, trimmed stacks, then all pooled ones, give their
- *    range back to the bitmap (guard removed, pages dropped) and the search
- *    runs again.
- *  - New stacks of class 0 are carved up to CARVE_BATCH at a time with two
- *    process_madvise calls (guards, then populating), as skynet spawns tens
- *    of thousands at once; stacks of HUGE_MIN and more get MADV_HUGEPAGE.
+ *    nodes (classes above 0), so a growth first takes a pooled stack with
+ *    its offset. A class keeps up to POOL_KEEP bytes resident; beyond that
+ *    a pooled stack is trimmed (MADV_DONTNEED of all but its top page,
+ *    which holds the node). When a search finds no room, trimmed stacks,
+ *    then all pooled ones, give their range back to the bitmap (guard
+ *    removed, pages dropped) and the search runs again. Stacks of
+ *    HUGE_MIN and more get MADV_HUGEPAGE; their ends, off the 2 MiB grid
+ *    when the offset is, are small pages.
  *
  * Signal safety. The fault can hit runtime code anywhere on a goroutine
  * stack, this file's locked code included. The lock word holds its
@@ -59,7 +71,13 @@
  * 65,530 at most, and no hot pools: stack_10k_256k 1.5x slower). Fixed
  * "column" layouts where each class owns rows (the rows a class needs grow
  * with its size: 31 rows for 2 MiB stacks). A region-wide reservation in
- * one mmap (508 GiB of commit under overcommit mode 2).
+ * one mmap (508 GiB of commit under overcommit mode 2). One-page stacks
+ * packed from offset 0 and recycled last-in first-out (the first version:
+ * a few hundred offsets served thousands of live goroutines, and
+ * tools/stackgrow ran out of rows with 2,000 of them). Putting a hinted
+ * start at the offset of a bigger pooled stack (every concurrent one got
+ * the same offset). Growing into a pooled stack at another offset (no
+ * sound move can).
  *
  * Invariants:
  *  - A stack is in exactly one place: attached to a G record, in a pool
