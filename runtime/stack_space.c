@@ -149,7 +149,8 @@ static struct {
     size_t cseq;                /* clusters handed out (their order) */
     size_t cpage, cleft;        /* the current cluster: next page, slots left */
     struct pool {
-        struct node *hot, *cold; /* resident / trimmed */
+        struct node *hot, *cold; /* resident (newest first) / trimmed */
+        struct node *hot_tail;   /* the least recently pooled resident one */
         size_t resident;         /* bytes in hot */
     } pools[NCLS];
     struct node **buckets;      /* 2^HBITS heads */
@@ -405,6 +406,8 @@ static void pool_link(struct node *n)
     n->next = *head;
     if (*head)
         (*head)->prev = n;
+    else if (!cold)
+        p->hot_tail = n;
     *head = n;
     if (n->s.cls > 0) { /* nothing asks for one page at an offset */
         struct node **b = bucket_of(n->s.cls, n->s.hi);
@@ -429,6 +432,8 @@ static void pool_unlink(struct node *n)
         *head = n->next;
     if (n->next)
         n->next->prev = n->prev;
+    else if (!cold)
+        p->hot_tail = n->prev;
     if (n->s.cls > 0) {
         struct node **b = bucket_of(n->s.cls, n->s.hi);
         if (n->hprev)
@@ -462,14 +467,27 @@ void goro__space_put_locked(struct goro__stack *s)
         return;
     }
     struct pool *p = &sp.pools[s->cls];
-    size_t use = stk_usable(s), pg = goro__stk.pg;
+    size_t pg = goro__stk.pg;
     struct node *n = node_of(s);
     n->s = *s;
     n->s.flags &= ~(uint32_t)SF_TRIMMED;
-    if (p->resident + use > POOL_KEEP && p->hot != NULL && use > pg &&
-        madvise(s->lo, use - pg, MADV_DONTNEED) == 0)
-        n->s.flags |= SF_TRIMMED;
     pool_link(n);
+    /* Over POOL_KEEP, the least recently pooled resident stacks are
+     * trimmed, not this one: a stack is taken back mostly by its own G
+     * record's next goroutine (at its offset), and g.c reuses the most
+     * recently freed records first. Trimming the newest instead made
+     * stack_10k_256k without hints fault its stacks in again and again
+     * (3-5x slower). One-page stacks are never trimmed (their top page
+     * holds the node). */
+    while (p->resident > POOL_KEEP && p->hot_tail != NULL && p->hot_tail != n &&
+           stk_usable(&p->hot_tail->s) > pg) {
+        struct node *t = p->hot_tail;
+        if (madvise(t->s.lo, stk_usable(&t->s) - pg, MADV_DONTNEED) != 0)
+            break;
+        pool_unlink(t);
+        t->s.flags |= SF_TRIMMED;
+        pool_link(t);
+    }
 }
 
 /* Give pooled stacks' ranges back: the cold ones (what == 0) or all. True
