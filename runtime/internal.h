@@ -389,6 +389,11 @@ int  goro__stack_new_home(G *g) GORO_HIDDEN;
 int  goro__stack_start(G *g, int cls) GORO_HIDDEN;
 void goro__stack_go_home(G *g) GORO_HIDDEN;
 void goro__stack_free_g(G *g) GORO_HIDDEN;
+/* A goroutine about to run for the first time takes a warm home (one whose
+ * last goroutine grew: its bigger stacks are pooled at its offset) when
+ * goro__stack_warm says there is one. */
+extern volatile AO_t goro__stack_warm GORO_HIDDEN;
+void goro__stack_adopt(G *g) GORO_HIDDEN;
 size_t goro__pagesize(void) GORO_HIDDEN;
 /* The fault handler (signal.c) asks: was this SIGSEGV/SIGBUS a guard hit of
  * the goroutine running on this thread? 1: handled (the stack grew), return

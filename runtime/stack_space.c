@@ -127,6 +127,7 @@
 #define HBITS       18                  /* (class, offset) hash buckets: 2^18 */
 #define HUGE_SIZE   (2ul << 20)
 #define CARVE_BATCH 64
+#define WARM_MAX    256                 /* warm homes kept for adoption */
 #define CLUSTER     HUGE_SIZE           /* one-page stacks are carved this much at a time */
 #define CLUSTER_STEP 1265               /* odd, ~ 2048 / golden ratio: a Weyl sequence */
 #define SPIN_PAUSES 1000                /* the handler's wait: pauses, then */
@@ -154,6 +155,8 @@ static struct {
         size_t resident;         /* bytes in hot */
     } pools[NCLS];
     struct node **buckets;      /* 2^HBITS heads */
+    char *warm[WARM_MAX];       /* homes of goroutines that grew and exited */
+    size_t nwarm;
     volatile AO_t deferred;     /* struct node *: lock-free push, take-all */
     struct iovec guards[CARVE_BATCH], pages[CARVE_BATCH]; /* carve_batch_locked */
 } sp;
@@ -927,17 +930,52 @@ int goro__stack_start(G *g, int cls)
     return 0;
 }
 
+/* Warm homes. A goroutine that grew leaves its bigger stacks pooled at its
+ * home's offset, resident (the pools trim the least recently used). The
+ * next goroutine to grow finds them only if it runs at that offset, and a
+ * record freed now is reused by a spawn that may wait behind hundreds of
+ * others before it runs (stack_10k_256k: its first round faulted 17,000
+ * pages in where the pools of any-offset stacks had faulted 1,000). So
+ * such a home leaves its record for a list of warm homes, the record takes
+ * another one-page stack, and a goroutine about to run for the first time
+ * adopts the newest warm home (sched.c, resume). A warm home belongs to no
+ * goroutine, so live goroutines still have distinct homes.
+ * goro__stack_warm says the list is not empty (read without the lock). */
+volatile AO_t goro__stack_warm;
+
 void goro__stack_go_home(G *g)
 {
     if (stk_is_home(g, &g->stack))
         return;
     goro__space_reserved(&g->stack, -1);
+    goro__space_home_back(g);
     lock();
     drain_locked();
     goro__space_put_locked(&g->stack);
+    struct goro__stack fresh;
+    if (sp.nwarm < WARM_MAX && get_any_locked(0, &fresh) == 0) {
+        sp.warm[sp.nwarm++] = (char *)(g->home & ~(uintptr_t)1);
+        g->home = (uintptr_t)fresh.lo;
+        /* relaxed: a hint; the list itself is read under the lock */
+        AO_store(&goro__stack_warm, sp.nwarm);
+    }
     unlock();
-    goro__space_home_back(g);
     g->stack = stk_home(g);
+}
+
+void goro__stack_adopt(G *g)
+{
+    if (!stk_is_home(g, &g->stack))
+        return;
+    lock();
+    if (sp.nwarm > 0) {
+        struct goro__stack mine = g->stack;
+        g->home = (uintptr_t)sp.warm[--sp.nwarm];
+        AO_store(&goro__stack_warm, sp.nwarm); /* relaxed: a hint */
+        goro__space_put_locked(&mine);
+        g->stack = stk_home(g);
+    }
+    unlock();
 }
 
 void goro__stack_free_g(G *g)
@@ -976,6 +1014,8 @@ void goro__space_init(void)
     memset(sp.pools, 0, sizeof sp.pools);
     sp.cursor = 0;
     sp.cseq = sp.cpage = sp.cleft = 0;
+    sp.nwarm = 0;
+    goro__stack_warm = 0;
     sp.deferred = 0;
     sp.lock = 0;
 }
