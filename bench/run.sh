@@ -521,18 +521,18 @@ table_text() {
         ns = split(sides, S, "\t")
         printf "%-18s", "benchmark"
         for (k = 1; k <= ns; k++) printf " %22s", S[k] " median"
-        printf "  %-32s %-15s", "goro vs the best peer", "bar"
+        printf "  %-38s %-15s", "goro vs the best peer", "bar"
         for (k = 1; k <= ns; k++) printf " %-18s", S[k] " min-max"
         printf "\n%-18s", "---------"
         for (k = 1; k <= ns; k++) printf " %22s", "------"
-        printf "  %-32s %-15s", "---------------------", "---"
+        printf "  %-38s %-15s", "---------------------", "---"
         for (k = 1; k <= ns; k++) printf " %-18s", "-------"
         printf "\n"
     } {
         bar = $5; if ($6 != "") bar = bar " " $6
         printf "%-18s", $1
         for (k = 1; k <= ns; k++) printf " %22s", $(8 + 2 * (k - 1))
-        printf "  %-32s %-15s", $4, bar
+        printf "  %-38s %-15s", $4, bar
         for (k = 1; k <= ns; k++) printf " %-18s", $(9 + 2 * (k - 1))
         printf "\n"
     }' "$ROWS" | sed 's/ *$//'
