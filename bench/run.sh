@@ -113,6 +113,10 @@ done
 # the switch-cost table (bench/switch.c and the yield rows)
 DO_SWITCH=0
 if [ -z "$ONLY" ]; then DO_SWITCH=1; else case ",$ONLY," in *",switch,"*) DO_SWITCH=1 ;; esac; fi
+# the switch table takes the user-space switches from the yield row's runs
+if [ $DO_SWITCH = 1 ]; then
+    case " ${selected[*]%%|*} " in *" yield "*) ;; *) selected=("${BENCHES[0]}" "${selected[@]}") ;; esac
+fi
 if [ ${#selected[@]} -eq 0 ] && [ $DO_SWITCH = 0 ]; then
     echo "bench: BENCH_ONLY=$ONLY matches nothing; benchmarks are:" >&2
     for b in "${BENCHES[@]}"; do echo "  ${b%%|*}" >&2; done
@@ -389,6 +393,45 @@ for b in "${selected[@]}"; do
         say "$msg   ($(($(date +%s) - T0))s)"
     done
 done
+
+# The switch-cost table's reference rows: bench/switch.c (processes over a
+# pipe, threads over a futex, swapcontext; all on one CPU), as many runs as
+# the other rows. The user-space rows come from the yield row's runs.
+SW_FIGS="process thread ucontext"
+if [ $DO_SWITCH = 1 ]; then
+    for f in $SW_FIGS; do VALS[switch.$f]=; done
+    SW_ERR=
+    [ "${BUILT[goro.switch]:-}" = ok ] || SW_ERR="C switch ${BUILT[goro.switch]:-not built}"
+    for run in $(seq 1 "$RUNS"); do
+        [ -n "$SW_ERR" ] && break
+        log=$LOGS/switch.$run
+        timeout -k 5 "$TMO" "$BUILD/bench/switch" >"$log.out" 2>"$log.err"
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            SW_ERR="run $run: exit $rc $(grep -m1 '^FAIL:' "$log.err" | sed 's/^FAIL: //' | cut -c1-80)"
+            for f in $SW_FIGS; do echo "switch,$f,$run,,,FAIL,\"${SW_ERR//\"/\'}\"" >>"$CSV"; done
+            break
+        fi
+        msg=$(printf '[switch] %-22s run %d/%d ' "" "$run" "$RUNS")
+        for f in $SW_FIGS; do
+            v=$(awk -v k="${f}_switch" '$1 == k { print $2; exit }' "$log.out")
+            if [ -z "$v" ]; then
+                SW_ERR="run $run: no ${f}_switch line"
+                echo "switch,$f,$run,,,FAIL,\"$SW_ERR\"" >>"$CSV"
+                continue
+            fi
+            VALS[switch.$f]="${VALS[switch.$f]} $v"
+            echo "switch,$f,$run,$v,ns/op,ok," >>"$CSV"
+            msg="$msg  $f $(printf '%.4g' "$v") ns"
+        done
+        say "$msg   ($(($(date +%s) - T0))s)"
+    done
+    [ -n "$SW_ERR" ] && say "bench: switch: $SW_ERR"
+    # the bare register switch, timed by the goro side of the yield row
+    k=0
+    for v in ${VALS[yield.bare]:-}; do k=$((k + 1)); echo "switch,goro_bare,$k,$v,ns/op,ok," >>"$CSV"; done
+fi
+
 ELAPSED=$(($(date +%s) - T0))
 LOAD1=$(cut -d" " -f1 /proc/loadavg)
 
@@ -502,6 +545,65 @@ if [ -n "${VALS[yield.bare]:-}" ] && [ -n "${VALS[yield.goro]:-}" ]; then
         printf "yield vs a bare register switch (the register switch alone, same runs): %.2f ns vs %.2f ns (min-max %.2f-%.2f): %.2fx, bar within 2x %s", y, b, lo, hi, r, (r <= 2) ? "met" : "MISSED" }')
 fi
 
+# The switch-cost table: ns per switch, medians, and each as a multiple of
+# goro_yield. sw.tsv: what, how, median, min-max
+SWROWS=$WORK/sw.tsv
+: >"$SWROWS"
+sw_row() { # what how values...
+    local what=$1 how=$2 med lo hi
+    shift 2
+    if [ $# -eq 0 ]; then
+        printf '%s\t%s\t\t-\n' "$what" "$how" >>"$SWROWS"
+        return
+    fi
+    read -r med lo hi <<<"$(stats "$@")"
+    printf '%s\t%s\t%s\t%s-%s\n' "$what" "$how" "$med" "$(fmt "$lo")" "$(fmt "$hi")" >>"$SWROWS"
+}
+if [ $DO_SWITCH = 1 ]; then
+    # shellcheck disable=SC2086
+    {
+        sw_row "process switch" "two processes bounce a byte over two pipes, one CPU (bench/switch.c)" ${VALS[switch.process]:-}
+        sw_row "thread switch" "two threads take turns on a futex word, one CPU (bench/switch.c)" ${VALS[switch.thread]:-}
+        sw_row "swapcontext" "glibc ucontext, two contexts, one thread (bench/switch.c)" ${VALS[switch.ucontext]:-}
+        sw_row "goro bare register switch" "callee-saved registers and rsp, no scheduler (bench/yield.c)" ${VALS[yield.bare]:-}
+        sw_row "goro_yield" "two goroutines, one worker (the yield row)" $([ -z "${ERR[yield.goro]:-}" ] && echo ${VALS[yield.goro]:-})
+        has_side go && sw_row "Go runtime.Gosched" "two goroutines, GOMAXPROCS=1 (the yield row)" $([ -z "${ERR[yield.go]:-}" ] && [ -z "${NA[yield.go]:-}" ] && echo ${VALS[yield.go]:-})
+        has_side tokio && sw_row "Tokio yield_now" "two tasks, worker_threads=1 (the yield row)" $([ -z "${ERR[yield.tokio]:-}" ] && [ -z "${NA[yield.tokio]:-}" ] && echo ${VALS[yield.tokio]:-})
+        has_side boost_fiber && sw_row "Boost.Fiber this_fiber::yield" "two fibers, one work_stealing thread (the yield row)" $([ -z "${ERR[yield.boost_fiber]:-}" ] && [ -z "${NA[yield.boost_fiber]:-}" ] && echo ${VALS[yield.boost_fiber]:-})
+    }
+fi
+GY=$(awk -F'\t' '$1 == "goro_yield" { print $3 }' "$SWROWS")
+switch_text() {
+    [ -s "$SWROWS" ] || return 0
+    echo "What a switch costs (ns per switch, median of $RUNS runs; the same machine, the same run):"
+    echo
+    awk -F'\t' -v gy="$GY" '{
+        med = ($3 == "") ? "FAIL" : sprintf("%.2f ns", $3)
+        x = ($3 != "" && gy != "") ? sprintf("%.1fx", $3 / gy) : "-"
+        printf "  %-30s %12s  %8s  %-17s %s\n", $1, med, x, $4, $2
+    }' "$SWROWS" | sed 's/ *$//'
+    echo "  (the third column: the cost as a multiple of goro_yield's; then the min-max)"
+}
+switch_md() {
+    [ -s "$SWROWS" ] || return 0
+    echo "## What a switch costs"
+    echo
+    echo "ns per switch, median of $RUNS runs in this run, on this machine; \"x goro_yield\" is the"
+    echo "cost as a multiple of goro_yield's. The kernel rows include the system calls a switch"
+    echo "needs there (pipe write and read; FUTEX_WAKE and FUTEX_WAIT; swapcontext's sigprocmask)."
+    echo
+    echo "| switch | ns per switch | x goro_yield | min-max | how |"
+    echo "|---|---:|---:|---:|---|"
+    awk -F'\t' -v gy="$GY" '{
+        med = ($3 == "") ? "FAIL" : sprintf("%.2f", $3)
+        x = ($3 != "" && gy != "") ? sprintf("%.1fx", $3 / gy) : "-"
+        printf "| %s | %s | %s | %s | %s |\n", $1, med, x, $4, $2
+    }' "$SWROWS"
+    [ -n "${SW_ERR:-}" ] && echo && echo "bench/switch.c failed: $SW_ERR"
+    echo
+    return 0
+}
+
 # What stands in for what, where a peer's twin is not the same thing.
 notes() {
     local have=0
@@ -595,6 +697,10 @@ if [ ${#selected[@]} -gt 0 ]; then
     table_text
     echo
 fi
+if [ -s "$SWROWS" ]; then
+    switch_text
+    echo
+fi
 # The chart.
 PNG=$OUT/ratios.png
 if [ $n -eq 0 ]; then
@@ -675,6 +781,7 @@ mv "$CSV" "$OUT/results.csv"
     [ -n "$PNG" ] && echo "![ratios](ratios.png)" && echo
     echo "Every run: [results.csv](results.csv)."
     echo
+    switch_md
     cat <<'EOF'
 ## What each benchmark does (the same on every side)
 
@@ -691,6 +798,18 @@ mv "$CSV" "$OUT/results.csv"
 | stack_64m | 1 goroutine recursing through 1 KiB frames to 52 MiB of stack (its stack grows to 64 MiB), 5 times | ms per recursion | checksum of every frame |
 | stack_10k_256k | 10,000 goroutines, each recursing to 208 KiB (stack grows to 256 KiB), 3 times | ms per 10,000 | checksum of every recursion |
 | tcp_echo_64 | echo server and 64 clients in one process on 127.0.0.1, 2,000 round trips of 64 bytes each (10 s cap) | round trips per second | every echo equals what was sent; server bytes = client bytes |
+
+The peers' twins do the same work with their own primitives. Tokio
+(`bench/rust/src/bin/`): `tokio::spawn`ed tasks, `yield_now`, `tokio::sync::mpsc`
+(capacity 1 where Go's channel is unbuffered), an atomic count and a `Notify` where
+goro waits on a WaitGroup, `tokio::sync::Mutex`, a `Semaphore` with no permits to
+park on, `tokio::net`; stack growth is n/a (tasks are stackless state machines).
+Boost.Fiber (`bench/boost/`): detached or joined `fibers::fiber`s on a
+`work_stealing` thread per worker, `this_fiber::yield`, `unbuffered_channel`,
+`buffered_channel`, `fibers::mutex`, a `promise` the last fiber fulfils where goro
+waits on a WaitGroup, a `condition_variable` to park on; stack growth is n/a
+(Boost's default `fixedsize_stack` is 128 KiB and never grows), TCP echo is n/a
+(Boost.Fiber has no netpoller).
 EOF
     echo
     echo "## Parameters of this run (every side gets the same key=value arguments)"
