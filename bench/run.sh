@@ -217,7 +217,7 @@ fi
 # or a cargo too old for the lock file or for the registry's Tokio), a copy
 # of the workspace without the lock, built offline against Debian's
 # librust-tokio-dev as a directory source.
-RUSTCV=none TOKIOV=none RUSTBIN= TOKIO_OK=
+RUSTCV=none TOKIOV=none RUSTBIN= TOKIO_OK= TOKIO_SRC=
 build_tokio() { # sets TOKIO_OK (ok, or why not), RUSTBIN, RUSTCV, TOKIOV
     local cargo rustc why src lock
     cargo=$(command -v cargo || true)
@@ -230,7 +230,7 @@ build_tokio() { # sets TOKIO_OK (ok, or why not), RUSTBIN, RUSTCV, TOKIOV
     say "bench: building the Tokio twins with cargo $("$cargo" --version | awk '{print $2}'), rustc $RUSTCV"
     if (cd bench/rust && RUSTC=$rustc CARGO_TARGET_DIR="$BABS/rust" timeout 600 "$cargo" build --release --locked) \
         >"$LOGS/build-tokio.log" 2>&1; then
-        RUSTBIN=$BABS/rust/release lock=bench/rust/Cargo.lock
+        RUSTBIN=$BABS/rust/release lock=bench/rust/Cargo.lock TOKIO_SRC="the crate registry, bench/rust/Cargo.lock"
     elif ls -d /usr/share/cargo/registry/tokio-1.* >/dev/null 2>&1; then
         say "bench: Tokio from the registry failed (see $LOGS/build-tokio.log); trying Debian's librust-tokio-dev"
         src=$BABS/rust-debian
@@ -238,7 +238,7 @@ build_tokio() { # sets TOKIO_OK (ok, or why not), RUSTBIN, RUSTCV, TOKIOV
         if (cd "$src" && RUSTC=$rustc CARGO_TARGET_DIR="$src/target" timeout 600 "$cargo" build --release --offline \
             --config 'source.crates-io.replace-with="debian"' \
             --config 'source.debian.directory="/usr/share/cargo/registry"') >"$LOGS/build-tokio-debian.log" 2>&1; then
-            RUSTBIN=$src/target/release lock=$src/Cargo.lock
+            RUSTBIN=$src/target/release lock=$src/Cargo.lock TOKIO_SRC="Debian's librust-tokio-dev, offline"
         else
             why=$(grep -m1 -E '^error' "$LOGS/build-tokio-debian.log" | cut -c1-90)
             TOKIO_OK="does not build (${why:-see $LOGS/build-tokio-debian.log})"
@@ -762,7 +762,7 @@ mv "$CSV" "$OUT/results.csv"
     echo "- Machine: ${CPU:-unknown CPU}, $NCPU cores; $KERNEL; load average $LOAD0 when the runs began, $LOAD1 when they ended (above the core count, other work shared the CPUs and the figures are noisier)"
     echo "- C: $CCV, the library's own flags"
     has_side go && echo "- Go: $GOVERSION (GOMAXPROCS = goro's worker count)"
-    has_side tokio && echo "- Tokio: $TOKIOV, rustc $RUSTCV, release profile; multi-thread runtime, worker_threads = goro's worker count"
+    has_side tokio && echo "- Tokio: $TOKIOV${TOKIO_SRC:+ (from $TOKIO_SRC)}, rustc $RUSTCV, release profile; multi-thread runtime, worker_threads = goro's worker count"
     has_side boost_fiber && echo "- Boost.Fiber: Boost $BOOSTV, ${CXXV}, -O2; the work_stealing scheduler on each of goro's worker count of threads, default fixedsize_stack"
     echo "- Date: $DATE; goro commit $COMMIT"
     echo "- Mode: BENCH=$MODE${ONLY:+, BENCH_ONLY=$ONLY}${BENCH_SIDES:+, BENCH_SIDES=$BENCH_SIDES}: $RUNS runs per side, alternating $SIDELIST, ...; $PROCS workers unless the benchmark says 1 or 2; ${ELAPSED}s in all"
