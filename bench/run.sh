@@ -624,18 +624,18 @@ table_text() {
         printf "%-18s", "benchmark"
         for (k = 1; k <= ns; k++) printf " %22s", S[k] " median"
         printf "  %-38s %-15s", "goro vs the best peer", "bar"
-        for (k = 1; k <= ns; k++) printf " %-18s", S[k] " min-max"
+        for (k = 1; k <= ns; k++) printf " %-22s", S[k] " min-max"
         printf "\n%-18s", "---------"
         for (k = 1; k <= ns; k++) printf " %22s", "------"
         printf "  %-38s %-15s", "---------------------", "---"
-        for (k = 1; k <= ns; k++) printf " %-18s", "-------"
+        for (k = 1; k <= ns; k++) printf " %-22s", "-------"
         printf "\n"
     } {
         bar = $5; if ($6 != "") bar = bar " " $6
         printf "%-18s", $1
         for (k = 1; k <= ns; k++) printf " %22s", $(8 + 2 * (k - 1))
         printf "  %-38s %-15s", $4, bar
-        for (k = 1; k <= ns; k++) printf " %-18s", $(9 + 2 * (k - 1))
+        for (k = 1; k <= ns; k++) printf " %-22s", $(9 + 2 * (k - 1))
         printf "\n"
     }' "$ROWS" | sed 's/ *$//'
     [ -n "$BARE_LINE" ] && echo && echo "$BARE_LINE"
@@ -740,7 +740,7 @@ set grid xtics lc rgb "#dddddd"
 set key above horizontal
 set style fill solid 0.85 border lc rgb "#333333"
 set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead lw 2 lc rgb "#000000"
-set lmargin 30
+set lmargin 40
 $PLOT
 EOF
     if ! gnuplot "$WORK/chart.gp" >"$LOGS/gnuplot.log" 2>&1; then
