@@ -220,8 +220,12 @@ fi
 RUSTCV=none TOKIOV=none RUSTBIN= TOKIO_OK= TOKIO_SRC=
 build_tokio() { # sets TOKIO_OK (ok, or why not), RUSTBIN, RUSTCV, TOKIOV
     local cargo rustc why src lock
+    # rustup's cargo when there is one (make may run without ~/.cargo/bin
+    # on PATH; Debian's is too old for the registry's Tokio), else PATH's
     cargo=$(command -v cargo || true)
-    [ -z "$cargo" ] && [ -x "$HOME/.cargo/bin/cargo" ] && cargo=$HOME/.cargo/bin/cargo
+    case $cargo in "" | /usr/bin/cargo)
+        [ -x "${HOME:-/nonexistent}/.cargo/bin/cargo" ] && cargo=$HOME/.cargo/bin/cargo ;;
+    esac
     if [ -z "$cargo" ]; then TOKIO_OK="cargo is not installed"; return; fi
     rustc=$(dirname "$cargo")/rustc
     [ -x "$rustc" ] || rustc=$(command -v rustc || echo rustc)
@@ -274,7 +278,10 @@ if has_side boost_fiber; then
     say "bench: building the Boost.Fiber twins with ${CXXV:-no C++ compiler}, Boost $BOOSTV"
     for prog in "${progs[@]}"; do
         [ -f "bench/boost/$prog.cpp" ] || continue
-        if ! command -v "$CXX" >/dev/null 2>&1; then
+        bin=$BUILD/bench/boost/$prog
+        if [ "$bin" -nt "bench/boost/$prog.cpp" ] && [ "$bin" -nt bench/boost/bench.hpp ]; then
+            BUILT[boost_fiber.$prog]=ok # built by an earlier run, sources unchanged
+        elif ! command -v "$CXX" >/dev/null 2>&1; then
             BUILT[boost_fiber.$prog]="$CXX is not installed"
         elif [ ! -f /usr/include/boost/fiber/all.hpp ]; then
             BUILT[boost_fiber.$prog]="libboost-fiber-dev is not installed"
