@@ -105,6 +105,26 @@ static inline int64_t rss()
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
+// Fail up front, rather than wake the OOM killer, when the fibers about to
+// be made would not fit: Boost's fixed 128 KiB stacks cost a fiber about
+// 10 KB of RSS (the top of its stack, its context, malloc's header), and
+// spawn_join_1m and parked_1m hold a million at once (9-10 GB here).
+static inline void need_memory(double bytes, const char *what)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long long kb = -1;
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+            break;
+    fclose(f);
+    if (kb >= 0 && bytes > 0.9 * (double)kb * 1024)
+        fail("%s would need about %.1f GB with Boost's fixed stacks; MemAvailable is %.1f GB",
+             what, bytes / 1e9, (double)kb * 1024 / 1e9);
+}
+
 static inline void report(const char *name, double value, const char *unit)
 {
     printf("%s %.6g %s\n", name, value, unit);

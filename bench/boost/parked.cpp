@@ -8,6 +8,7 @@ int main(int argc, char **argv)
 {
     bench::args(argc, argv);
     int64_t n = bench::integer("n", 100000), before = 0, parked = 0;
+    bench::need_memory((double)n * 10240, "parking them all");
     std::atomic<int64_t> started{0}, finished{0};
     bench::run([&] {
         boost::fibers::mutex mu;

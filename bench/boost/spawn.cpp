@@ -8,6 +8,7 @@ int main(int argc, char **argv)
 {
     bench::args(argc, argv);
     int64_t n = bench::integer("n", 1000000), elapsed = 0;
+    bench::need_memory((double)n * 10240, "spawning them all");
     std::atomic<int64_t> counter{0};
     bench::run([&] {
         std::atomic<int64_t> left{n};
