@@ -162,7 +162,7 @@ static void hint_set(goro_fn fn, int cls)
 
 void goro__g_first_stack(G *g)
 {
-    if (goro__stack_resize(&g->stack, g->start_cls & ~G_START_PROBE) < 0)
+    if (goro__stack_start(g, g->start_cls & ~G_START_PROBE) < 0)
         g->start_cls = (uint8_t)g->stack.cls; /* no memory: one page it is */
     unpoison_stack(&g->stack);
 }
@@ -187,7 +187,7 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
         g = calloc(1, sizeof *g);
         if (g == NULL)
             return NULL;
-        int rc = goro__stack_alloc(&g->stack);
+        int rc = goro__stack_new_home(g);
         if (rc < 0) {
             free(g);
             errno = -rc;
@@ -236,9 +236,8 @@ void goro__g_free(W *w, G *g)
     g->status = G_IDLE;
     g->fn = NULL;
     g->arg = NULL;
-    /* its record goes to a free list: back to one page (or kept as it is
-     * when no small stack can be had) */
-    goro__stack_resize(&g->stack, 0);
+    /* its record goes to a free list: back to its one-page home */
+    goro__stack_go_home(g);
     g->schedlink = w->gfree;
     w->gfree = g;
     if (++w->ngfree > GFREE_LOCAL) {
@@ -275,7 +274,7 @@ void goro__g_free_all(void)
     pthread_mutex_unlock(&gfree_lock);
     while (g) {
         G *next = g->allnext;
-        goro__stack_free(&g->stack);
+        goro__stack_free_g(g);
         goro__local_free(g);
         free(g);
         g = next;

@@ -8,12 +8,12 @@
  *
  * Lock order (take them in this order, never the reverse):
  *   channel locks (in address order, select)  >  sync-object locks
- *   >  timer heap lock  >  sched.lock
+ *   >  timer heap lock  >  sched.lock (global queue, idle workers, allg)
  * Go's wider vocabulary (0.2) adds, above channel locks: a goro_timer's
  * oplock > its lock (timerchan.c) and the context tree lock (ctx.c), which
  * close and send on channels; a cond's or sem's lock is a sync-object lock
  * (it arms timers); local.c's key lock and timerchan.c's registry and
- * after-list locks are leaves. (global queue, idle workers, allg)
+ * after-list locks are leaves.
  * No runtime lock is held across a context switch except through park's
  * unlock function, which runs after the switch.
  */
@@ -111,9 +111,9 @@ extern const char *const goro__wait_names[W_NREASONS] GORO_HIDDEN;
 /* A stack: the mapping, its guard, the usable range. the stack files own these. */
 struct goro__stack {
     char  *lo;      /* lowest usable byte; the guard page lies just below */
-    char  *hi;      /* one past the highest usable byte */
-    void  *map;     /* start of the mapping (guard included) */
-    size_t maplen;  /* length of the mapping */
+    char  *hi;      /* one past the highest usable byte (the guard region,
+                       GORO_STACK_GUARD bytes, lies just below lo: stack.h's
+                       stk_map and stk_maplen) */
     uint32_t cls;   /* size class in stack_space.c's pools */
     uint32_t flags; /* stack.h: SF_* */
 };
@@ -148,6 +148,15 @@ struct goro__g {
     void *waitobj;             /* the object waited on (for the dump) */
     uintptr_t param;           /* set by the waker before goro__ready */
     volatile AO_t selectdone;  /* select: first case to win sets it */
+
+    /* The record's one-page stack, kept for its life: its lowest usable
+     * byte (the rest follows: stack.h's stk_home), bit 0 set while it is
+     * guarded (stackcheck). Every stack the record's goroutines run on lies
+     * at the home's offset (its top's low 32 bits), so that live goroutines
+     * are spread over the stack region (stack_space.c). A pointer, not a
+     * struct goro__stack: 8 bytes keep the record in glibc's 240-byte
+     * chunk (parked_1m's bar). */
+    uintptr_t home;
 
     void *locals;              /* goroutine-local values (local.c), or NULL;
                                   only this goroutine touches them */
@@ -391,6 +400,19 @@ void goro__stack_free(struct goro__stack *s) GORO_HIDDEN;  /* back to a pool */
 /* Swap s (a stack no goroutine runs on) for one of class cls from the
  * pools; on failure s stays as it is. 0 or -ENOMEM. */
 int goro__stack_resize(struct goro__stack *s, int cls) GORO_HIDDEN;
+/* G records: g->home = g->stack = a new one-page stack (0 or -ENOMEM);
+ * a goroutine that has not run yet starts on class cls at its home's
+ * offset (0, or -ENOMEM and it stays home); an exited one goes back home;
+ * a record's stacks are freed. */
+int  goro__stack_new_home(G *g) GORO_HIDDEN;
+int  goro__stack_start(G *g, int cls) GORO_HIDDEN;
+void goro__stack_go_home(G *g) GORO_HIDDEN;
+void goro__stack_free_g(G *g) GORO_HIDDEN;
+/* A goroutine about to run for the first time takes a warm home (one whose
+ * last goroutine grew: its bigger stacks are pooled at its offset) when
+ * goro__stack_warm says there is one. */
+extern volatile AO_t goro__stack_warm GORO_HIDDEN;
+void goro__stack_adopt(G *g) GORO_HIDDEN;
 size_t goro__pagesize(void) GORO_HIDDEN;
 /* The fault handler (signal.c) asks: was this SIGSEGV/SIGBUS a guard hit of
  * the goroutine running on this thread? 1: handled (the stack grew), return

@@ -1008,6 +1008,9 @@ static inline void resume(W *w, struct goro__ctx *from, G *to)
     if (likely(to->ctx.rsp != NULL)) {
         goro__ctx_switch(from, &to->ctx, &w->curg, to);
     } else {
+        /* relaxed: a hint (stack_space.c, warm homes) */
+        if (unlikely(AO_load(&goro__stack_warm) != 0))
+            goro__stack_adopt(to);
         if (unlikely((to->start_cls & ~G_START_PROBE) != to->stack.cls))
             goro__g_first_stack(to);
         goro__ctx_start(from, to->stack.hi - 16, &w->curg, to);

@@ -67,6 +67,29 @@ static inline size_t stk_usable(const struct goro__stack *s)
     return (size_t)(s->hi - s->lo);
 }
 
+/* Where a stack's guard region starts, and its length with the guard. */
+static inline char *stk_map(const struct goro__stack *s)
+{
+    return s->lo - goro__stk.gsz;
+}
+
+static inline size_t stk_maplen(const struct goro__stack *s)
+{
+    return stk_usable(s) + goro__stk.gsz;
+}
+
+/* G.home as a stack (class 0), and whether s is it. */
+static inline struct goro__stack stk_home(const G *g)
+{
+    char *lo = (char *)(g->home & ~(uintptr_t)1);
+    return (struct goro__stack){ .lo = lo, .hi = lo + goro__stk.min, .cls = 0, .flags = 0 };
+}
+
+static inline bool stk_is_home(const G *g, const struct goro__stack *s)
+{
+    return (uintptr_t)s->lo == (g->home & ~(uintptr_t)1);
+}
+
 /* glo <= v <= ghi, one compare */
 static inline bool stk_in(uint64_t v, uintptr_t glo, uintptr_t ghi)
 {
@@ -105,6 +128,10 @@ void goro__space_reserved(const struct goro__stack *s, int sign) GORO_HIDDEN;
 void goro__space_note_max(size_t use) GORO_HIDDEN;
 /* The range of the region holding [lo, hi): true if it is inside. */
 bool goro__space_contains(uintptr_t lo, uintptr_t hi) GORO_HIDDEN;
+
+/* stack_fault.c: a home guarded while its goroutine was away (stackcheck)
+ * is made usable again. */
+void goro__space_home_back(G *g) GORO_HIDDEN;
 
 /* ---- stack_move.c ----------------------------------------------------- */
 

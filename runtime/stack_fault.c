@@ -36,7 +36,10 @@
  *     the FP state; here also the running G's own fields that may point
  *     into its stack on the way to park.
  *  4. The old stack: to the lock-free deferred list (the next lock holder
- *     pools it), or into quarantine under stackcheck.
+ *     pools it), or into quarantine under stackcheck; or, if it is the
+ *     G record's home (its first one-page stack), kept for the record.
+ *     Every stack of a record lies at its home's offset, so the record's
+ *     next goroutine finds them pooled there (stack_space.c).
  *
  * The guard is 64 KiB (GORO_STACK_GUARD), not a page. Code built with
  * -fstack-clash-protection touches every page of a large frame in order,
@@ -105,6 +108,7 @@ enum { Q_EMPTY, Q_BUSY, Q_FULL };
 struct qent {
     volatile AO_t state;
     uint64_t gid;
+    bool home;                 /* the goroutine's home: never pooled from here */
     struct goro__stack old;
     char *nlo, *nhi;           /* where the goroutine went */
 };
@@ -161,8 +165,9 @@ uint64_t goro__stack_growth_quantile(double q)
 }
 
 /* Retire the stack a goroutine left: to the deferred list (the next lock
- * holder pools it) or into quarantine. */
-static void retire(G *g, struct goro__stack *old)
+ * holder pools it) or into quarantine. Its home stays with it, guarded
+ * under stackcheck (and listed in the quarantine for the report). */
+static void retire(G *g, struct goro__stack *old, bool home)
 {
     if (goro__stk.stackcheck) {
         /* relaxed: only picks a slot; the slot's state word orders the rest */
@@ -176,7 +181,7 @@ static void retire(G *g, struct goro__stack *old)
                 break;
             __asm__ __volatile__("pause" ::: "memory");
         }
-        if (was == Q_FULL) {
+        if (was == Q_FULL && !e->home) {
             struct goro__stack ev = e->old;
             if (goro__guard_off(ev.lo, stk_usable(&ev)) == 0) {
                 ev.flags &= ~(uint32_t)SF_TRIMMED;
@@ -184,15 +189,25 @@ static void retire(G *g, struct goro__stack *old)
             } /* else: leaked, harmlessly inaccessible */
         }
         e->gid = g->id;
+        e->home = home;
         e->old = *old;
         e->nlo = g->stack.lo;
         e->nhi = g->stack.hi;
-        goro__guard_on(old->lo, stk_usable(old));
+        if (goro__guard_on(old->lo, stk_usable(old)) == 0 && home)
+            g->home |= 1; /* guarded */
         /* release: the entry's fields before it counts as full */
         AO_store_release(&e->state, Q_FULL);
         return;
     }
-    goro__space_defer(old);
+    if (!home)
+        goro__space_defer(old);
+}
+
+void goro__space_home_back(G *g)
+{
+    struct goro__stack h = stk_home(g);
+    if ((g->home & 1) && goro__guard_off(h.lo, stk_usable(&h)) == 0)
+        g->home &= ~(uintptr_t)1;
 }
 
 static void grow(G *g, uintptr_t addr, ucontext_t *uc)
@@ -263,13 +278,16 @@ static void grow(G *g, uintptr_t addr, ucontext_t *uc)
             *selfp[i] = (void *)(uintptr_t)(v + delta);
     }
 
+    bool home = stk_is_home(g, &old);
     g->stack = ns;
-    retire(g, &old);
+    retire(g, &old, home);
 
     /* relaxed: statistics */
     AO_fetch_and_add1(&goro__ctr.stack_growths);
     AO_fetch_and_add(&goro__ctr.stack_bytes_copied, (AO_t)copied);
-    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved, (AO_t)(nsz - oldsize));
+    /* the home stays reserved: the new stack adds its page too */
+    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved,
+                     (AO_t)(home ? nsz + goro__stk.pg : nsz - oldsize));
     goro__space_note_max(nsz);
     hist_add(mono_ns() - t0);
 }
@@ -378,7 +396,7 @@ void goro__stack_fini(void)
     /* quarantined stacks: back to the space (emergency ones unmapped) */
     for (int i = 0; i < QUARANTINE; i++) {
         if (fs.q[i].state == Q_FULL && (fs.q[i].old.flags & SF_EMERG))
-            munmap(fs.q[i].old.map, fs.q[i].old.maplen);
+            munmap(stk_map(&fs.q[i].old), stk_maplen(&fs.q[i].old));
         fs.q[i].state = Q_EMPTY;
     }
     goro__space_fini();

@@ -10,39 +10,51 @@
  * which is what makes the move sound (stack_move.c). So a goroutine keeps
  * the low 32 bits of its stack top for life, its stack's "offset", and
  * every growth needs a free place of the new size with that same offset in
- * another row.
+ * another row. Stacks that overlap in offset need rows of their own, and
+ * there are 120: offsets must be spread, or goroutines that grow together
+ * run out of rows while the region is nearly empty.
  *
- *     row 0xf7  |      [===== grown 256 KiB ====]|           |
- *     row 0xf6  |            [= grown 32 KiB =]|  [= 32K =]|    growth: from
- *      ...      |                              |           |    the top row down
- *     row 0x81  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    new stacks: from
- *     row 0x80  |[4K][4K][4K][4K][4K][4K][4K][4K][4K][4K][4K]    the bottom up
+ *     row 0xf7  |   [== grown 256K ==]|          [= 32K =]|         growth: from
+ *     row 0xf6  |        [= 32K =]|           [== 256K ==]|         the top row down
+ *      ...      |                 |                       |
+ *     row 0x81  |        [homes]  |      [homes]          |         clusters of homes:
+ *     row 0x80  |[homes]     [homes]    [homes]   [homes]   [homes] lowest free row
  *               0            offset = top & 0xffffffff     4 GiB
  *
  * How.
+ *  - Homes. A G record's first stack (one page) is its home for life
+ *    (G.home, g.c), and every stack its goroutines run on lies at the
+ *    home's offset: live goroutines have distinct offsets, and a record's
+ *    next goroutine finds the stacks its last one grew into pooled at that
+ *    offset. A goroutine that leaves home (grows, or starts on a hinted
+ *    size) keeps the home page; it goes back home when it exits.
+ *  - Homes are carved in clusters of 30 (CLUSTER, 2 MiB: one page-table
+ *    page, so they cost what packed ones do), at cluster positions taken
+ *    in a golden-ratio order over the row and each in the lowest row where
+ *    it is free: a prefix of any length is spread evenly over the 4 GiB of
+ *    offsets, and an 8 MiB window holds at most one cluster's homes until
+ *    the first row is full (2,048 clusters, 61,000 homes). Up to
+ *    CARVE_BATCH at a time, with two process_madvise calls (guards, then
+ *    populating), as skynet spawns tens of thousands at once.
  *  - One bit per page of the region says whether a stack (live, pooled or
- *    quarantined) owns it. New stacks are carved from the bottom up (a
- *    cursor, first fit after it); a growth looks for its range from the top
- *    row down, a few words of the bitmap per row, so grown stacks and new
- *    ones meet only when the region is nearly full.
+ *    quarantined) owns it. A growth looks for its range from the top row
+ *    down, a few words of the bitmap per row; other new stacks (when no
+ *    cluster is free, or hinted sizes with nothing at their offset) are
+ *    carved first-fit from a cursor.
  *  - The region is mapped lazily, 64 MiB chunks at their fixed address with
- *    MAP_FIXED_NOREPLACE (adjacent chunks merge into one kernel mapping).
- *    A chunk something else already occupies is marked owned for good and
- *    never used.
+ *    MAP_FIXED_NOREPLACE. A chunk something else already occupies is
+ *    marked owned for good and never used.
  *  - Pools keep free stacks hot: one list per class, linked through a node
  *    written at the top of the free stack itself (no malloc: the fault
  *    handler uses the pools), and a hash of (class, offset) over the same
- *    nodes, so a growth first takes a pooled stack with its offset: a
- *    program that spawns, grows and exits goroutines in rounds reuses the
- *    same places round after round without a system call. A class keeps up
- *    to POOL_KEEP bytes resident; beyond that a pooled stack is trimmed
- *    (MADV_DONTNEED of all but its top page, which holds the node). When a
- *    search finds no room, trimmed stacks, then all pooled ones, give their
- *    range back to the bitmap (guard removed, pages dropped) and the search
- *    runs again.
- *  - New stacks of class 0 are carved up to CARVE_BATCH at a time with two
- *    process_madvise calls (guards, then populating), as skynet spawns tens
- *    of thousands at once; stacks of HUGE_MIN and more get MADV_HUGEPAGE.
+ *    nodes (classes above 0), so a growth first takes a pooled stack with
+ *    its offset. A class keeps up to POOL_KEEP bytes resident; beyond that
+ *    a pooled stack is trimmed (MADV_DONTNEED of all but its top page,
+ *    which holds the node). When a search finds no room, trimmed stacks,
+ *    then all pooled ones, give their range back to the bitmap (guard
+ *    removed, pages dropped) and the search runs again. Stacks of
+ *    HUGE_MIN and more get MADV_HUGEPAGE; their ends, off the 2 MiB grid
+ *    when the offset is, are small pages.
  *
  * Signal safety. The fault can hit runtime code anywhere on a goroutine
  * stack, this file's locked code included. The lock word holds its
@@ -59,7 +71,13 @@
  * 65,530 at most, and no hot pools: stack_10k_256k 1.5x slower). Fixed
  * "column" layouts where each class owns rows (the rows a class needs grow
  * with its size: 31 rows for 2 MiB stacks). A region-wide reservation in
- * one mmap (508 GiB of commit under overcommit mode 2).
+ * one mmap (508 GiB of commit under overcommit mode 2). One-page stacks
+ * packed from offset 0 and recycled last-in first-out (the first version:
+ * a few hundred offsets served thousands of live goroutines, and
+ * tools/stackgrow ran out of rows with 2,000 of them). Putting a hinted
+ * start at the offset of a bigger pooled stack (every concurrent one got
+ * the same offset). Growing into a pooled stack at another offset (no
+ * sound move can).
  *
  * Invariants:
  *  - A stack is in exactly one place: attached to a G record, in a pool
@@ -109,13 +127,16 @@
 #define HBITS       18                  /* (class, offset) hash buckets: 2^18 */
 #define HUGE_SIZE   (2ul << 20)
 #define CARVE_BATCH 64
+#define WARM_MAX    256                 /* warm homes kept for adoption */
+#define CLUSTER     HUGE_SIZE           /* one-page stacks are carved this much at a time */
+#define CLUSTER_STEP 1265               /* odd, ~ 2048 / golden ratio: a Weyl sequence */
 #define SPIN_PAUSES 1000                /* the handler's wait: pauses, then */
 #define SPIN_YIELDS 10000               /* sched_yields, then an emergency mapping */
 
 /* A free stack, written at its own top. */
 struct node {
     struct node *next, *prev;   /* its class's hot or cold list */
-    struct node *hnext, *hprev; /* its (class, offset) bucket */
+    struct node *hnext, *hprev; /* its (class, offset) bucket (class > 0) */
     struct goro__stack s;
 };
 
@@ -126,11 +147,16 @@ static struct {
     uint64_t mapped[NCHUNK / 64];  /* chunks looked at ... */
     uint64_t foreign[NCHUNK / 64]; /* ... and those something else holds */
     size_t cursor;              /* carving: first page to look at */
+    size_t cseq;                /* clusters handed out (their order) */
+    size_t cpage, cleft;        /* the current cluster: next page, slots left */
     struct pool {
-        struct node *hot, *cold; /* resident / trimmed */
+        struct node *hot, *cold; /* resident (newest first) / trimmed */
+        struct node *hot_tail;   /* the least recently pooled resident one */
         size_t resident;         /* bytes in hot */
     } pools[NCLS];
     struct node **buckets;      /* 2^HBITS heads */
+    char *warm[WARM_MAX];       /* homes of goroutines that grew and exited */
+    size_t nwarm;
     volatile AO_t deferred;     /* struct node *: lock-free push, take-all */
     struct iovec guards[CARVE_BATCH], pages[CARVE_BATCH]; /* carve_batch_locked */
 } sp;
@@ -336,7 +362,7 @@ static int place_locked(uintptr_t a, int cls, struct goro__stack *s)
         madvise(g + gsz, use, MADV_HUGEPAGE) == 0)
         flags |= SF_HUGE;
     bits_mark(page_of(a), slot / goro__stk.pg, true);
-    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot,
                                .cls = (uint32_t)cls, .flags = flags };
     return 0;
 }
@@ -345,16 +371,16 @@ static int place_locked(uintptr_t a, int cls, struct goro__stack *s)
 static void release_locked(struct goro__stack *s)
 {
     if (s->flags & SF_EMERG) {
-        munmap(s->map, s->maplen);
+        munmap(stk_map(s), stk_maplen(s));
         return;
     }
     size_t use = stk_usable(s);
     if (s->flags & SF_HUGE)
         madvise(s->lo, use, MADV_NOHUGEPAGE); /* merges back into the chunk's mapping */
     madvise(s->lo, use, MADV_DONTNEED);
-    if (goro__stk.guard != GUARD_UFFD && goro__guard_off(s->map, goro__stk.gsz) < 0)
+    if (goro__stk.guard != GUARD_UFFD && goro__guard_off(stk_map(s), goro__stk.gsz) < 0)
         return; /* the guard stays: so does its bit (leaked, harmless) */
-    bits_mark(page_of((uintptr_t)s->map), s->maplen / goro__stk.pg, false);
+    bits_mark(page_of((uintptr_t)stk_map(s)), stk_maplen(s) / goro__stk.pg, false);
 }
 
 /* ------------------------------------------------------------------
@@ -378,17 +404,22 @@ static void pool_link(struct node *n)
 {
     struct pool *p = &sp.pools[n->s.cls];
     bool cold = (n->s.flags & SF_TRIMMED) != 0;
-    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    struct node **head = cold ? &p->cold : &p->hot;
     n->prev = NULL;
     n->next = *head;
     if (*head)
         (*head)->prev = n;
+    else if (!cold)
+        p->hot_tail = n;
     *head = n;
-    n->hprev = NULL;
-    n->hnext = *b;
-    if (*b)
-        (*b)->hprev = n;
-    *b = n;
+    if (n->s.cls > 0) { /* nothing asks for one page at an offset */
+        struct node **b = bucket_of(n->s.cls, n->s.hi);
+        n->hprev = NULL;
+        n->hnext = *b;
+        if (*b)
+            (*b)->hprev = n;
+        *b = n;
+    }
     if (!cold)
         p->resident += stk_usable(&n->s);
 }
@@ -397,19 +428,24 @@ static void pool_unlink(struct node *n)
 {
     struct pool *p = &sp.pools[n->s.cls];
     bool cold = (n->s.flags & SF_TRIMMED) != 0;
-    struct node **head = cold ? &p->cold : &p->hot, **b = bucket_of(n->s.cls, n->s.hi);
+    struct node **head = cold ? &p->cold : &p->hot;
     if (n->prev)
         n->prev->next = n->next;
     else
         *head = n->next;
     if (n->next)
         n->next->prev = n->prev;
-    if (n->hprev)
-        n->hprev->hnext = n->hnext;
-    else
-        *b = n->hnext;
-    if (n->hnext)
-        n->hnext->hprev = n->hprev;
+    else if (!cold)
+        p->hot_tail = n->prev;
+    if (n->s.cls > 0) {
+        struct node **b = bucket_of(n->s.cls, n->s.hi);
+        if (n->hprev)
+            n->hprev->hnext = n->hnext;
+        else
+            *b = n->hnext;
+        if (n->hnext)
+            n->hnext->hprev = n->hprev;
+    }
     if (!cold)
         p->resident -= stk_usable(&n->s);
 }
@@ -430,18 +466,31 @@ static int take_locked(struct node *n, struct goro__stack *s)
 void goro__space_put_locked(struct goro__stack *s)
 {
     if (s->flags & SF_EMERG) {
-        munmap(s->map, s->maplen);
+        munmap(stk_map(s), stk_maplen(s));
         return;
     }
     struct pool *p = &sp.pools[s->cls];
-    size_t use = stk_usable(s), pg = goro__stk.pg;
+    size_t pg = goro__stk.pg;
     struct node *n = node_of(s);
     n->s = *s;
     n->s.flags &= ~(uint32_t)SF_TRIMMED;
-    if (p->resident + use > POOL_KEEP && p->hot != NULL && use > pg &&
-        madvise(s->lo, use - pg, MADV_DONTNEED) == 0)
-        n->s.flags |= SF_TRIMMED;
     pool_link(n);
+    /* Over POOL_KEEP, the least recently pooled resident stacks are
+     * trimmed, not this one: a stack is taken back mostly by its own G
+     * record's next goroutine (at its offset), and g.c reuses the most
+     * recently freed records first. Trimming the newest instead made
+     * stack_10k_256k without hints fault its stacks in again and again
+     * (3-5x slower). One-page stacks are never trimmed (their top page
+     * holds the node). */
+    while (p->resident > POOL_KEEP && p->hot_tail != NULL && p->hot_tail != n &&
+           stk_usable(&p->hot_tail->s) > pg) {
+        struct node *t = p->hot_tail;
+        if (madvise(t->s.lo, stk_usable(&t->s) - pg, MADV_DONTNEED) != 0)
+            break;
+        pool_unlink(t);
+        t->s.flags |= SF_TRIMMED;
+        pool_link(t);
+    }
 }
 
 /* Give pooled stacks' ranges back: the cold ones (what == 0) or all. True
@@ -501,14 +550,16 @@ static void drain_locked(void)
  * batched, 0.4 us per guard and 0.7 us per populated page (measured), and
  * spawning many goroutines at once (skynet: 83,000 alive at the peak) is
  * mostly that. The first is returned, the rest pooled. -EAGAIN: carve one. */
-static int carve_batch_locked(size_t p, struct goro__stack *s)
+static int carve_batch_locked(size_t p, size_t kmax, struct goro__stack *s)
 {
     size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min, slot = use + gsz;
     size_t np = slot / pg, k = 1;
+    if (kmax > CARVE_BATCH)
+        kmax = CARVE_BATCH;
     if (goro__stk.pidfd < 0 || goro__stk.guard != GUARD_MADVISE || goro__stk.stackcheck)
         return -EAGAIN;
     uintptr_t a = REGION_LO + p * pg;
-    while (k < CARVE_BATCH && p + (k + 1) * np <= sp.npages &&
+    while (k < kmax && p + (k + 1) * np <= sp.npages &&
            STK_OFF(a + (k + 1) * slot) != 0 && bits_last(p + k * np, np) == 0)
         k++;
     if (k < 2 || ensure_mapped(a, k * slot) < 0)
@@ -529,19 +580,92 @@ static int carve_batch_locked(size_t p, struct goro__stack *s)
     sp.cursor = p + k * np;
     for (size_t i = 1; i < k; i++) {
         char *g = (char *)a + i * slot;
-        struct goro__stack t = { .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+        struct goro__stack t = { .lo = g + gsz, .hi = g + slot };
         goro__space_put_locked(&t);
     }
     char *g = (char *)a;
-    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot };
+    *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot };
     return 0;
 }
 
-/* Carve a stack of class cls at the first free place from the cursor on
- * (then from the bottom). Stacks with huge pages get their usable part
- * on a 2 MiB boundary. Under lock. */
+/* The next free cluster for one-page stacks, or SIZE_MAX: cluster
+ * positions in a row are visited in the order of a golden-ratio Weyl
+ * sequence (every prefix of it is spread evenly over the row), each taken
+ * in the lowest row where it is free. Under lock. */
+static size_t cluster_find_locked(void)
+{
+    size_t pg = goro__stk.pg, cpg = CLUSTER / pg, rowpg = STK_ROW / pg;
+    size_t npos = STK_ROW / CLUSTER, rows = sp.npages / rowpg;
+    for (size_t tries = 0; tries < npos; tries++) {
+        size_t pos = (sp.cseq++ * CLUSTER_STEP) & (npos - 1);
+        for (size_t r = 0; r < rows; r++) {
+            size_t p = r * rowpg + pos * cpg;
+            if (bits_last(p, cpg) == 0)
+                return p;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* A one-page stack from the current cluster (a new one when it is used
+ * up). -ENOSPC when no cluster is free. Under lock. */
+static int carve_cluster_locked(struct goro__stack *s)
+{
+    size_t pg = goro__stk.pg, slot = goro__stk.min + goro__stk.gsz, np = slot / pg;
+    for (int tries = 0; tries < 2; tries++) {
+        if (sp.cleft == 0) {
+            size_t p = cluster_find_locked();
+            if (p == SIZE_MAX)
+                return -ENOSPC;
+            sp.cpage = p;
+            sp.cleft = (CLUSTER - pg) / slot; /* the last page stays free: no top on its end */
+        }
+        size_t p = sp.cpage;
+        if (bits_last(p, np) != 0) { /* a growth took the rest meanwhile */
+            sp.cleft = 0;
+            continue;
+        }
+        size_t before = sp.cleft;
+        if (carve_batch_locked(p, sp.cleft, s) == 0) {
+            size_t k = (sp.cursor - p) / np; /* carve_batch_locked set the cursor */
+            sp.cpage = p + k * np;
+            sp.cleft = before - k;
+            return 0;
+        }
+        int rc = place_locked(REGION_LO + p * pg, 0, s);
+        if (rc == -EAGAIN) {
+            sp.cleft = 0;
+            continue;
+        }
+        if (rc == 0) {
+            sp.cpage = p + np;
+            sp.cleft--;
+        }
+        return rc;
+    }
+    return -EAGAIN;
+}
+
+/* Carve a stack of class cls: one-page stacks in clusters spread over the
+ * region (cluster_find_locked), others at the first free place from the
+ * cursor on (then from the bottom); stacks with huge pages get their
+ * usable part on a 2 MiB boundary. Under lock.
+ *
+ * Why spread: a goroutine keeps its home's offset for life (G.home), and
+ * stacks that overlap in offset must lie in different rows, of which there
+ * are 120. Packed from offset 0 up, 1,000 homes would lie within 68 MiB,
+ * and 120 of them within any 8 MiB: a thousand goroutines recursing to
+ * 8 MiB (8 GiB of the region's 480) would find no row. Spread, an 8 MiB
+ * window holds one cluster (30 homes) until the first row is full. A
+ * cluster is 2 MiB, one page-table page: packed, its homes cost what they
+ * did (137 bytes of page tables each). */
 static int carve_locked(int cls, struct goro__stack *s)
 {
+    if (cls == 0 && goro__stk.min + goro__stk.gsz <= CLUSTER - goro__stk.pg) {
+        int rc = carve_cluster_locked(s);
+        if (rc != -ENOSPC)
+            return rc;
+    }
     size_t pg = goro__stk.pg, gsz = goro__stk.gsz, use = goro__stk.min << cls;
     size_t np = (use + gsz) / pg;
     bool huge = use >= HUGE_MIN && goro__stk.guard != GUARD_UFFD;
@@ -566,15 +690,13 @@ static int carve_locked(int cls, struct goro__stack *s)
         bits_mark(page_of(hi) - 1, 1, true);
         return -EAGAIN;
     }
-    if (cls == 0 && carve_batch_locked(p, s) == 0)
+    if (cls == 0 && carve_batch_locked(p, CARVE_BATCH, s) == 0)
         return 0;
     int rc = place_locked(REGION_LO + p * pg, cls, s);
     if (rc == 0)
         sp.cursor = p + np;
     return rc;
 }
-
-static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s);
 
 /* A stack of class cls, any offset. Under lock. */
 static int get_any_locked(int cls, struct goro__stack *s)
@@ -584,18 +706,6 @@ static int get_any_locked(int cls, struct goro__stack *s)
         return 0;
     if (p->cold && take_locked(p->cold, s) == 0)
         return 0;
-    /* A stack that starts big (a start-size hint) and may grow on: placed
-     * at the offset of a bigger pooled stack, so that its growths find
-     * their places pooled, as the last goroutine of its kind left them.
-     * (stack_64m: 1,400 page faults a repetition without this, 2 with.) */
-    for (int c = cls + 1; cls > 0 && c < NCLS; c++) {
-        struct node *n = sp.pools[c].hot ? sp.pools[c].hot : sp.pools[c].cold;
-        if (n == NULL)
-            continue;
-        if (place_at_locked(cls, (uintptr_t)n->s.hi, s) == 0)
-            return 0;
-        break;
-    }
     for (int relieved = 0;;) {
         int rc = carve_locked(cls, s);
         if (rc == -EAGAIN)
@@ -631,25 +741,43 @@ static int place_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
     return -ENOSPC;
 }
 
-int goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+/* A stack of class cls with its top at hi + k * 4 GiB: pooled, else
+ * placed; when nothing is free there, pooled stacks give their ranges back
+ * first if relieve. Under lock. */
+/* A pooled stack of class cls at hi's offset: a resident one, else NULL
+ * and *cold a trimmed one (or NULL). Under lock. */
+static struct node *bucket_find(int cls, uintptr_t hi, struct node **cold)
 {
-    drain_locked();
-    struct node *cold = NULL;
-    for (struct node *n = *bucket_of((uint32_t)cls, (const char *)old_hi); n; n = n->hnext) {
-        if (n->s.cls != (uint32_t)cls || STK_OFF(n->s.hi) != STK_OFF(old_hi))
+    *cold = NULL;
+    for (struct node *n = *bucket_of((uint32_t)cls, (const char *)hi); n; n = n->hnext) {
+        if (n->s.cls != (uint32_t)cls || STK_OFF(n->s.hi) != STK_OFF(hi))
             continue;
-        if (!(n->s.flags & SF_TRIMMED) && take_locked(n, s) == 0)
-            return 0;
-        if (cold == NULL)
-            cold = n;
+        if (!(n->s.flags & SF_TRIMMED))
+            return n;
+        if (*cold == NULL)
+            *cold = n;
     }
+    return NULL;
+}
+
+static int at_offset_locked(int cls, uintptr_t hi, bool relieve, struct goro__stack *s)
+{
+    struct node *cold, *n = bucket_find(cls, hi, &cold);
+    if (n && take_locked(n, s) == 0)
+        return 0;
     if (cold && take_locked(cold, s) == 0)
         return 0;
     for (int relieved = 0;;) {
-        int rc = place_at_locked(cls, old_hi, s);
-        if (rc != -ENOSPC || relieved == 2 || !relieve_locked(relieved++))
+        int rc = place_at_locked(cls, hi, s);
+        if (rc != -ENOSPC || !relieve || relieved == 2 || !relieve_locked(relieved++))
             return rc == -ENOSPC ? -ENOMEM : rc;
     }
+}
+
+int goro__space_get_at_locked(int cls, uintptr_t old_hi, struct goro__stack *s)
+{
+    drain_locked();
+    return at_offset_locked(cls, old_hi, true, s);
 }
 
 int goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s)
@@ -675,7 +803,7 @@ int goro__space_get_emergency(int cls, uintptr_t old_hi, struct goro__stack *s)
             munmap(g, slot);
             return rc;
         }
-        *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot, .map = g, .maplen = slot,
+        *s = (struct goro__stack){ .lo = g + gsz, .hi = g + slot,
                                    .cls = (uint32_t)cls, .flags = SF_EMERG };
         return 0;
     }
@@ -756,6 +884,113 @@ int goro__stack_resize(struct goro__stack *s, int cls)
     return 0;
 }
 
+int goro__stack_new_home(G *g)
+{
+    int rc = goro__stack_alloc(&g->stack);
+    if (rc == 0)
+        g->home = (uintptr_t)g->stack.lo;
+    return rc;
+}
+
+/* A goroutine that has not run starts on class cls: on a resident pooled
+ * stack at its home's offset, where the record's last goroutine left its
+ * stacks (a growth of this one finds its places there too); else on any
+ * resident pooled one (hot memory first: goroutines that start big and
+ * run briefly, stack_10k_256k's, cycle through a few hundred records while
+ * the pool keeps 64 stacks of 256 KiB resident: 50 page faults a
+ * goroutine at their own offsets, none this way); else a trimmed one at
+ * its offset, a new place there, anything. */
+int goro__stack_start(G *g, int cls)
+{
+    if ((int)g->stack.cls == cls || cls < 0 || cls >= NCLS)
+        return 0;
+    if (!stk_is_home(g, &g->stack))
+        goro__stack_go_home(g);
+    if (cls == 0)
+        return 0;
+    struct goro__stack t;
+    lock();
+    drain_locked();
+    struct node *cold, *n = bucket_find(cls, (uintptr_t)stk_home(g).hi, &cold);
+    int rc = -ENOMEM;
+    if (n == NULL)
+        n = sp.pools[cls].hot;
+    if (n != NULL)
+        rc = take_locked(n, &t);
+    if (rc < 0)
+        rc = at_offset_locked(cls, (uintptr_t)stk_home(g).hi, false, &t);
+    if (rc < 0)
+        rc = get_any_locked(cls, &t);
+    unlock();
+    if (rc < 0)
+        return -ENOMEM; /* it starts at home */
+    goro__space_reserved(&t, 1);
+    goro__space_note_max(stk_usable(&t));
+    g->stack = t;
+    return 0;
+}
+
+/* Warm homes. A goroutine that grew leaves its bigger stacks pooled at its
+ * home's offset, resident (the pools trim the least recently used). The
+ * next goroutine to grow finds them only if it runs at that offset, and a
+ * record freed now is reused by a spawn that may wait behind hundreds of
+ * others before it runs (stack_10k_256k: its first round faulted 17,000
+ * pages in where the pools of any-offset stacks had faulted 1,000). So
+ * such a home leaves its record for a list of warm homes, the record takes
+ * another one-page stack, and a goroutine about to run for the first time
+ * adopts the newest warm home (sched.c, resume). A warm home belongs to no
+ * goroutine, so live goroutines still have distinct homes.
+ * goro__stack_warm says the list is not empty (read without the lock). */
+volatile AO_t goro__stack_warm;
+
+void goro__stack_go_home(G *g)
+{
+    if (stk_is_home(g, &g->stack))
+        return;
+    goro__space_reserved(&g->stack, -1);
+    goro__space_home_back(g);
+    lock();
+    drain_locked();
+    goro__space_put_locked(&g->stack);
+    struct goro__stack fresh;
+    if (sp.nwarm < WARM_MAX && get_any_locked(0, &fresh) == 0) {
+        sp.warm[sp.nwarm++] = (char *)(g->home & ~(uintptr_t)1);
+        g->home = (uintptr_t)fresh.lo;
+        /* relaxed: a hint; the list itself is read under the lock */
+        AO_store(&goro__stack_warm, sp.nwarm);
+    }
+    unlock();
+    g->stack = stk_home(g);
+}
+
+void goro__stack_adopt(G *g)
+{
+    if (!stk_is_home(g, &g->stack))
+        return;
+    lock();
+    if (sp.nwarm > 0) {
+        struct goro__stack mine = g->stack;
+        g->home = (uintptr_t)sp.warm[--sp.nwarm];
+        AO_store(&goro__stack_warm, sp.nwarm); /* relaxed: a hint */
+        goro__space_put_locked(&mine);
+        g->stack = stk_home(g);
+    }
+    unlock();
+}
+
+void goro__stack_free_g(G *g)
+{
+    if (!stk_is_home(g, &g->stack))
+        goro__stack_free(&g->stack);
+    if (g->home != 0) {
+        goro__space_home_back(g);
+        struct goro__stack h = stk_home(g);
+        goro__stack_free(&h);
+    }
+    memset(&g->stack, 0, sizeof g->stack);
+    g->home = 0;
+}
+
 /* ------------------------------------------------------------------
  * Set-up and tear-down
  * ------------------------------------------------------------------ */
@@ -778,6 +1013,9 @@ void goro__space_init(void)
     memset(sp.foreign, 0, sizeof sp.foreign);
     memset(sp.pools, 0, sizeof sp.pools);
     sp.cursor = 0;
+    sp.cseq = sp.cpage = sp.cleft = 0;
+    sp.nwarm = 0;
+    goro__stack_warm = 0;
     sp.deferred = 0;
     sp.lock = 0;
 }

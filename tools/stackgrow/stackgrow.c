@@ -12,6 +12,28 @@
  * keep being grown from one page. At the end: a report, and "0 corruptions"
  * or exit status 1 naming the first corruption found.
  *
+ * Narrow frames (one frame in 32; --no-narrow turns them off). Conservative
+ * relocation adds the move's distance to every aligned word that looks like
+ * an address in the old stack, so a word the program wrote only partly,
+ * over stale stack pointers of earlier frames, may be changed. The tags of
+ * the frames above are full words that never look like stack addresses and
+ * cannot see that. So before a narrow frame, a deeper "scribble" frame
+ * fills the stack below with pointers into itself; the narrow frame then
+ * holds, uninitialised over them, a byte buffer and an array of structs,
+ * and writes part of them: text of 0 to 47 chars plus a NUL (snprintf or
+ * memcpy) at any alignment in fields of 1 to 48 bytes, single chars,
+ * shorts and ints, FILE-style 0xfbadXXXX flag words followed by padding,
+ * and struct members beside padding (a char pair, a short, a short string,
+ * an int, a pointer into the buffer), leaving stale bytes between them.
+ * What it writes is a function of the frame's tag: after the deeper dive
+ * (which grows and moves the stack) every byte written is checked, and a
+ * mismatch is reported with the frame's depth, the store, its offset, and
+ * the expected and found bytes in hex. --keep-going counts every corrupted
+ * frame to the end of the run instead of stopping at the first. A byte
+ * stored at offset 4 of a word has its top bit clear: a byte 0x80-0xfe
+ * there is the one class README rule 5 excepts (tests/test_stale.c
+ * measures it); everything else is what the guarantee covers.
+ *
  *   tools/stackgrow/stackgrow --goroutines 10000 --workers 2 \
  *       --max-stack 1M --duration 60
  */
@@ -40,10 +62,13 @@ static struct {
     double duration;
     long dives;
     bool quiet;
-} opt = { 1000, 0, 1 << 20, 0, 10, 0, false };
+    bool narrow;        /* narrow frames (--no-narrow: off) */
+    bool keep_going;    /* count corruptions, do not stop at the first */
+} opt = { 1000, 0, 1 << 20, 0, 10, 0, false, true, false };
 
 static volatile AO_t stop, dives_done, spawned, corruptions;
-static char first_corruption[512];
+static volatile AO_t narrow_frames, narrow_bytes, narrow_bad;
+static char first_corruption[1024];
 static goro_wg wg, hop_wg;
 static goro_chan *hopch;
 static bool have_avx2;
@@ -67,6 +92,7 @@ struct gstate {
     uint64_t gid;
     goro_chan *reply;   /* this goroutine's hop reply channel */
     long dives_left;
+    uint64_t nframes, nbytes, nbad; /* narrow frames, bytes checked, differing */
 };
 
 struct link {
@@ -98,7 +124,8 @@ static void corrupt(struct gstate *gs, long depth, const char *what)
         snprintf(first_corruption, sizeof first_corruption,
                  "goroutine %" PRIu64 " at depth %ld: %s", gs->gid, depth, what);
         fprintf(stderr, "stackgrow: CORRUPTION: %s\n", first_corruption);
-        AO_store_release(&stop, 1);
+        if (!opt.keep_going)
+            AO_store_release(&stop, 1);
     }
 }
 
@@ -262,11 +289,371 @@ FRAME(frame_512, 64)
 FRAME(frame_4k, 512)
 FRAME(frame_32k, 4096)
 
+/* Narrow frames -------------------------------------------------------------
+ * Stores of fewer than 8 bytes over stale stack data (see the top). The
+ * stores a frame makes are drawn from a generator seeded with its tag;
+ * narrow_ops makes them (check == NULL) or, drawing the same sequence again,
+ * checks every byte they wrote. Expected bytes are recomputed from the draw
+ * (or read from static text), never kept on the stack. */
+
+/* Where the text comes from (static: relocation never touches it). */
+static const char text[] =
+    "The quick brown fox jumps over the lazy dog; PACK MY BOX WITH FIVE DOZEN "
+    "LIQUOR JUGS! 0123456789 sphinx of black quartz, judge my vow ~@#$%^&*()_+";
+#define TEXT_MAX 48     /* text fields: 1 to TEXT_MAX bytes, text + NUL */
+_Static_assert(sizeof text > 2 * TEXT_MAX, "text too short");
+
+/* A record written member by member, leaving its padding stale. */
+struct nrec {
+    int flags;          /*  0: 0xfbadXXXX, as FILE's _flags; 4 bytes padding */
+    char *cur;          /*  8: into the frame's buffer (moves with the stack) */
+    char kind, sub;     /* 16, 17; 2 bytes padding */
+    int count;          /* 20 */
+    char name[8];       /* 24: a string of 0 to 7 chars; the rest stale */
+    short port;         /* 32; 6 bytes padding */
+};
+_Static_assert(sizeof(struct nrec) == 40, "struct nrec layout");
+
+/* One store: where, how long, and its bytes. */
+struct nexp {
+    const char *what;   /* kind of store (for a record: the member) */
+    unsigned char *at;  /* its first byte */
+    uint64_t len;       /* bytes written */
+    const char *src;    /* text: len - 1 bytes from here, then a NUL */
+    uint64_t v;         /* other stores: the value, little-endian */
+    int64_t rec;        /* the record's index, or -1: the byte buffer */
+};
+
+/* The check's findings. All full words: a move during the check itself
+ * (the check's own frame may fault on the guard) cannot change them. */
+struct ncheck {
+    uint64_t bytes;     /* bytes checked */
+    uint64_t nbad;      /* bytes that differ */
+    uint64_t first;     /* index in e of the first differing byte */
+    struct nexp e;      /* the store holding it */
+};
+
+static inline uint64_t nrand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A number below n (n <= 65536) from the low 16 bits of r, without a
+ * division. */
+static inline uint64_t below(uint64_t r, uint64_t n)
+{
+    return ((r & 0xffff) * n) >> 16;
+}
+
+static inline unsigned exp_byte(const struct nexp *e, uint64_t i)
+{
+    if (e->src != NULL)
+        return i + 1 < e->len ? (unsigned char)e->src[i] : 0;
+    return (unsigned)(e->v >> (8 * i)) & 0xff;
+}
+
+static void ncmp(struct ncheck *c, const struct nexp *e)
+{
+    uint64_t v = 0;
+    uint16_t v16;
+    uint32_t v32;
+    c->bytes += e->len;
+    if (e->src == NULL) {
+        switch (e->len) {
+        case 1: v = e->at[0]; break;
+        case 2: memcpy(&v16, e->at, 2); v = v16; break;
+        case 4: memcpy(&v32, e->at, 4); v = v32; break;
+        default: memcpy(&v, e->at, 8); break;
+        }
+    }
+    if (e->src != NULL ? memcmp(e->at, e->src, e->len - 1) == 0 && e->at[e->len - 1] == 0
+                       : v == e->v)
+        return; /* all as written: the common case */
+    for (uint64_t i = 0; i < e->len; i++)
+        if (e->at[i] != exp_byte(e, i) && c->nbad++ == 0) {
+            c->e = *e;
+            c->first = i;
+        }
+}
+
+/* The value a store of len bytes at `at` writes, kept out of the one
+ * class README rule 5 excepts: a byte 0x80-0xfe at offset 4 of a word can,
+ * beside stale bytes of a pointer into the stack, complete a stack address
+ * (about 1 in 256 such bytes a move; tests/test_stale.c measures it). Such
+ * a byte is stored with its top bit clear; every other byte as drawn. */
+static inline uint64_t tame(const unsigned char *at, uint64_t len, uint64_t v)
+{
+    for (uint64_t i = 0; i < len; i++)
+        if (((uintptr_t)(at + i) & 7) == 4)
+            v &= ~(0x80ull << (8 * i));
+    return v;
+}
+
+enum { K_SNPRINTF, K_MEMCPY, K_CHAR, K_SHORT, K_INT, K_FLAGS };
+/* How often each kind comes (snprintf is the costly one). */
+static const unsigned char kinds[16] = {
+    K_SNPRINTF, K_MEMCPY, K_MEMCPY, K_MEMCPY, K_MEMCPY, K_CHAR, K_CHAR, K_CHAR,
+    K_SHORT, K_SHORT, K_SHORT, K_INT, K_INT, K_INT, K_FLAGS, K_FLAGS,
+};
+
+/* The byte buffer: stores of each kind one after the other, with 0 to 12
+ * stale bytes between them (and alignment padding before shorts, ints and
+ * flags); a text field's bytes past its NUL stay stale too. Then the
+ * records. */
+__attribute__((noinline)) static void narrow_ops(struct ncheck *c, unsigned char *buf,
+                                                 size_t n, struct nrec *recs, int nrecs,
+                                                 uint64_t tag)
+{
+    uint64_t s = tag;
+    size_t pos = 0;
+    for (;;) {
+        uint64_t r = nrand(&s), x = r >> 32;
+        pos += below(r, 13);
+        int kind = kinds[(r >> 16) & 15];
+        struct nexp e = { NULL, NULL, 0, NULL, 0, -1 };
+        size_t adv;
+        switch (kind) {
+        case K_SNPRINTF:
+        case K_MEMCPY:
+            adv = 1 + below(x, TEXT_MAX);       /* the field */
+            e.len = 1 + below(x >> 16, adv);    /* 0 to adv - 1 chars + NUL */
+            e.src = text + below(nrand(&s), sizeof text - TEXT_MAX);
+            e.what = kind == K_SNPRINTF ? "text (snprintf)" : "text (memcpy)";
+            break;
+        case K_CHAR:
+            adv = e.len = 1;
+            e.v = x & 0xff;
+            e.what = "char";
+            break;
+        case K_SHORT:
+            pos = (pos + 1) & ~(size_t)1;
+            adv = e.len = 2;
+            e.v = x & 0xffff;
+            e.what = "short";
+            break;
+        case K_INT:
+            pos = (pos + 3) & ~(size_t)3;
+            adv = e.len = 4;
+            e.v = x & 1 ? below(x >> 8, 1000) : x;      /* a count, or any */
+            e.what = "int";
+            break;
+        default:
+            pos = (pos + 7) & ~(size_t)7;
+            e.len = 4;
+            adv = 8;                            /* 4 bytes of padding */
+            e.v = 0xfbad0000u | (x & 0xffff);
+            e.what = "FILE-style flags";
+            break;
+        }
+        if (pos + adv > n)
+            break;
+        e.at = buf + pos;
+        pos += adv;
+        if (e.src == NULL)
+            e.v = tame(e.at, e.len, e.v);
+        if (c != NULL) {
+            ncmp(c, &e);
+            continue;
+        }
+        uint16_t v16 = (uint16_t)e.v;
+        uint32_t v32 = (uint32_t)e.v;
+        switch (kind) {
+        case K_SNPRINTF:
+            snprintf((char *)e.at, e.len, "%.*s", (int)(e.len - 1), e.src);
+            break;
+        case K_MEMCPY:
+            memcpy(e.at, e.src, e.len - 1);
+            e.at[e.len - 1] = 0;
+            break;
+        case K_CHAR:
+            e.at[0] = (unsigned char)e.v;
+            break;
+        case K_SHORT:
+            memcpy(e.at, &v16, 2);
+            break;
+        default:
+            memcpy(e.at, &v32, 4);
+            break;
+        }
+    }
+
+    /* The records: each member written with probability 3/4. */
+    for (int i = 0; i < nrecs; i++) {
+        struct nrec *p = &recs[i];
+        uint64_t a = nrand(&s), b = nrand(&s), m = a;   /* m: 2 bits a member */
+        struct nexp e[7] = {
+            { "flags", (unsigned char *)&p->flags, 4, NULL, 0xfbad0000u | ((a >> 14) & 0xffff), i },
+            { "cur", (unsigned char *)&p->cur, 8, NULL,
+              (uint64_t)(uintptr_t)(buf + below(a >> 30, n)), i },
+            { "kind", (unsigned char *)&p->kind, 1, NULL, (a >> 46) & 0xff, i },
+            { "sub", (unsigned char *)&p->sub, 1, NULL, (a >> 54) & 0xff, i },
+            { "count", (unsigned char *)&p->count, 4, NULL, b & 0xffff, i },
+            { "name", (unsigned char *)p->name, 1 + ((b >> 16) & 7),
+              text + below(b >> 19, sizeof text - TEXT_MAX), 0, i },
+            { "port", (unsigned char *)&p->port, 2, NULL, (b >> 35) & 0xffff, i },
+        };
+        for (int j = 0; j < 7; j++, m >>= 2) {
+            if ((m & 3) == 0)
+                continue;
+            if (j != 1 && e[j].src == NULL) /* cur is a real pointer */
+                e[j].v = tame(e[j].at, e[j].len, e[j].v);
+            if (c != NULL) {
+                ncmp(c, &e[j]);
+                continue;
+            }
+            switch (j) {
+            case 0: p->flags = (int)(uint32_t)e[j].v; break;
+            case 1: p->cur = (char *)(uintptr_t)e[j].v; break;
+            case 2: p->kind = (char)e[j].v; break;
+            case 3: p->sub = (char)e[j].v; break;
+            case 4: p->count = (int)e[j].v; break;
+            case 5:
+                memcpy(p->name, e[j].src, e[j].len - 1);
+                p->name[e[j].len - 1] = 0;
+                break;
+            default: p->port = (short)e[j].v; break;
+            }
+        }
+    }
+}
+
+/* Describe a narrow frame's first differing byte and count the corruption. */
+__attribute__((noinline)) static void narrow_report(struct gstate *gs, long depth,
+                                                    const char *name, size_t n, int nrecs,
+                                                    const unsigned char *buf,
+                                                    const struct nrec *recs,
+                                                    const struct ncheck *c)
+{
+    if (AO_load(&corruptions) != 0) {
+        corrupt(gs, depth, "");         /* only counted: not the first */
+        return;
+    }
+    const struct nexp *e = &c->e;
+    char where[96], want[3 * 16 + 1], got[3 * 16 + 1], what[900];
+    if (e->rec < 0)
+        snprintf(where, sizeof where, "%s at buffer+%#tx", e->what, e->at - buf);
+    else
+        snprintf(where, sizeof where, "recs[%" PRId64 "].%s at +%#tx", e->rec, e->what,
+                 e->at - (const unsigned char *)recs);
+    /* up to 16 bytes of the store, from the word holding the first bad one */
+    uint64_t from = 0, inword = (uintptr_t)(e->at + c->first) & 7;
+    if (e->len > 16 && c->first > inword)
+        from = c->first - inword;
+    uint64_t to = e->len < from + 16 ? e->len : from + 16;
+    size_t wl = 0, gl = 0;
+    for (uint64_t i = from; i < to; i++) {
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%02x", i > from ? " " : "",
+                               exp_byte(e, i));
+        gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%02x", i > from ? " " : "",
+                               e->at[i]);
+    }
+    /* the aligned word holding the first bad byte, and what it would be
+     * with the bytes written there: the difference is the relocation */
+    const unsigned char *wp = (const unsigned char *)((uintptr_t)(e->at + c->first) & ~(uintptr_t)7);
+    uint64_t word, fixed;
+    memcpy(&word, wp, 8);
+    fixed = word;
+    for (int k = 0; k < 8; k++) {
+        const unsigned char *q = wp + k;
+        if (q >= e->at && q < e->at + e->len) {
+            fixed &= ~(0xffull << (8 * k));
+            fixed |= (uint64_t)exp_byte(e, (uint64_t)(q - e->at)) << (8 * k);
+        }
+    }
+    int64_t off = (int64_t)(word - fixed);
+    snprintf(what, sizeof what,
+             "%s (%zu-byte buffer, %d records): %s, %" PRIu64 " byte%s: byte %" PRIu64
+             " (byte %u of its word) differs; bytes %" PRIu64 "-%" PRIu64 " expected %s, "
+             "found %s; the word is %#018" PRIx64 ", with the bytes written %#018" PRIx64
+             " (off by %s%#" PRIx64 "); %" PRIu64 " of %" PRIu64
+             " bytes written in this frame differ",
+             name, n, nrecs, where, e->len, e->len == 1 ? "" : "s", c->first,
+             (unsigned)inword, from, to - 1, want, got, word,
+             fixed, off < 0 ? "-" : "", off < 0 ? (uint64_t)-off : (uint64_t)off, c->nbad,
+             c->bytes);
+    corrupt(gs, depth, what);
+}
+
+/* Fill the stack below with pointers into itself (some to odd bytes, as
+ * char pointers are): the stale data a narrow frame's buffers lie over. */
+#define SCRIBBLE(name, WORDS)                                                        \
+    __attribute__((noinline)) static void name(uint64_t r)                           \
+    {                                                                                \
+        uintptr_t junk[WORDS];                                                       \
+        for (int i = 0; i < (WORDS); i++) {                                          \
+            r ^= r << 13;                                                            \
+            r ^= r >> 7;                                                             \
+            r ^= r << 17;                                                            \
+            junk[i] = (uintptr_t)&junk[r % (WORDS)] + (uintptr_t)((r >> 32) & 7);    \
+        }                                                                            \
+        __asm__ __volatile__("" : : "r"(junk) : "memory");                           \
+    }
+
+SCRIBBLE(scribble_1k, 128)
+SCRIBBLE(scribble_6k, 768)
+
+#define NARROW(name, BYTES, NRECS)                                                    \
+    __attribute__((noinline)) static int name(struct gstate *gs, struct link *parent, \
+                                              long budget, long depth)               \
+    {                                                                                 \
+        unsigned char buf[BYTES] __attribute__((aligned(16)));                        \
+        struct nrec recs[NRECS];                                                      \
+        struct link me;                                                               \
+        me.tag = tag_of(gs->seed, depth);                                             \
+        me.parent = parent;                                                           \
+        me.data = &me.tag; /* a child checks parent->data[0] == parent->tag */        \
+        me.self = &me;                                                                \
+        narrow_ops(NULL, buf, sizeof buf, recs, (NRECS), me.tag);                     \
+        int bad = 0;                                                                  \
+        long left = budget - (long)(sizeof buf + sizeof recs) - 160;                  \
+        if (left > 0)                                                                 \
+            bad = dive(gs, &me, left, depth + 1);                                     \
+        struct ncheck c;                                                              \
+        memset(&c, 0, sizeof c);                                                      \
+        narrow_ops(&c, buf, sizeof buf, recs, (NRECS), tag_of(gs->seed, depth));      \
+        gs->nframes++;                                                                \
+        gs->nbytes += c.bytes;                                                        \
+        gs->nbad += c.nbad;                                                           \
+        if (c.nbad != 0)                                                              \
+            narrow_report(gs, depth, #name, sizeof buf, (NRECS), buf, recs, &c);      \
+        int own = 0;                                                                  \
+        if (me.self != &me || me.data != &me.tag || me.parent != parent ||            \
+            me.tag != tag_of(gs->seed, depth))                                        \
+            own |= 1 << 6;                                                            \
+        if (parent != NULL && (parent->self != parent ||                              \
+                               parent->tag != tag_of(gs->seed, depth - 1) ||          \
+                               parent->data[0] != parent->tag))                       \
+            own |= 1 << 7;                                                            \
+        if (own) {                                                                    \
+            char what[200];                                                           \
+            snprintf(what, sizeof what, "%s (%d-byte buffer): %s%s", #name,           \
+                     (int)sizeof buf, own & 64 ? "pointer to own local; " : "",       \
+                     own & 128 ? "pointer to caller's local" : "");                   \
+            corrupt(gs, depth, what);                                                 \
+        }                                                                             \
+        return bad || own || c.nbad ? 1 : 0;                                          \
+    }
+
+NARROW(frame_n512, 512, 4)
+NARROW(frame_n4k, 4096, 16)
+
 static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
 {
     if (AO_load(&stop))
         return 0;
-    uint64_t r = rnd(gs) % 64;
+    uint64_t x = rnd(gs), r = x % 64;
+    if (opt.narrow && ((x >> 32) & 31) == 0) {
+        /* a narrow frame (one in 32), over what a scribble frame just left */
+        if (((x >> 37) & 7) == 0 && budget >= 16 * 1024) {
+            scribble_6k(x);
+            return frame_n4k(gs, parent, budget, depth);
+        }
+        scribble_1k(x);
+        return frame_n512(gs, parent, budget, depth);
+    }
     if (r < 40)
         return frame_64(gs, parent, budget, depth);
     if (r < 58)
@@ -283,6 +670,7 @@ static void diver(void *arg)
     gs.rng = (opt.seed ^ (gs.gid * 0x9E3779B97F4A7C15ull)) | 1;
     gs.reply = goro_chan_make(sizeof(uint64_t), 0);
     gs.dives_left = 1 + (long)(rnd(&gs) % 4);
+    gs.nframes = gs.nbytes = gs.nbad = 0;
     if (gs.reply == NULL) {
         corrupt(&gs, 0, "goro_chan_make failed");
         goro_wg_done(&wg);
@@ -294,6 +682,13 @@ static void diver(void *arg)
         long budget = (long)((double)opt.max_stack * 0.75 * u * u);
         gs.seed = rnd(&gs);
         dive(&gs, NULL, budget, 0);
+        if (gs.nframes != 0) {
+            /* relaxed: statistics */
+            AO_fetch_and_add(&narrow_frames, (AO_t)gs.nframes);
+            AO_fetch_and_add(&narrow_bytes, (AO_t)gs.nbytes);
+            AO_fetch_and_add(&narrow_bad, (AO_t)gs.nbad);
+            gs.nframes = gs.nbytes = gs.nbad = 0;
+        }
         long d = (long)AO_fetch_and_add1(&dives_done) + 1;
         if (opt.dives > 0 && d >= opt.dives)
             AO_store(&stop, 1);
@@ -393,7 +788,14 @@ static void main_fn(void *arg)
            elapsed, goro_procs(), opt.seed, opt.max_stack);
     printf("  goroutines        %lu (%ld at a time)\n", (unsigned long)AO_load(&spawned),
            opt.goroutines);
-    printf("  dives             %lu\n", (unsigned long)AO_load(&dives_done));
+    printf("  dives             %lu (%.0f/s)\n", (unsigned long)AO_load(&dives_done),
+           (double)AO_load(&dives_done) / elapsed);
+    if (opt.narrow)
+        printf("  narrow frames     %lu (%lu bytes written and checked, %lu differ)\n",
+               (unsigned long)AO_load(&narrow_frames), (unsigned long)AO_load(&narrow_bytes),
+               (unsigned long)AO_load(&narrow_bad));
+    else
+        printf("  narrow frames     off (--no-narrow)\n");
     printf("  growth events     %" PRIu64 "\n", st.stack_growths);
     printf("  bytes copied      %" PRIu64 " (%.1f MiB)\n", st.stack_bytes_copied,
            (double)st.stack_bytes_copied / 1048576.0);
@@ -433,6 +835,10 @@ static void usage(FILE *f)
         "call snprintf and qsort on stack data, hold stack pointers in vector\n"
         "registers across possible guard faults, yield and hop between workers\n"
         "through channels mid-recursion, and check every value on the way back up.\n"
+        "One frame in 32 is a narrow frame: over stale pointers into the stack it\n"
+        "writes text of random length (snprintf, memcpy) at any alignment, chars,\n"
+        "shorts, ints, FILE-style flag words and struct members beside padding, and\n"
+        "checks every byte it wrote after the deeper dive has moved the stack.\n"
         "\n"
         "  -g, --goroutines N   goroutines alive at once (default 1000); each lives\n"
         "                       1-4 dives, then a fresh one takes its place\n"
@@ -446,12 +852,18 @@ static void usage(FILE *f)
         "      --hints          keep goro's start-size hints on (off by default:\n"
         "                       with them most goroutines start on a stack their\n"
         "                       function needed before and never grow)\n"
+        "      --no-narrow      no narrow frames (partly written words over stale\n"
+        "                       stack pointers: the bytes relocation may change)\n"
+        "  -k, --keep-going     count corruptions to the end instead of stopping at\n"
+        "                       the first (a corrupted pointer may then crash)\n"
         "  -h, --help           this text\n"
         "\n"
         "Prints a progress line per second and a report: goroutines, dives, growth\n"
         "events, bytes copied, largest stack, growth time per event (median, p99),\n"
-        "peak RSS and the number of corruptions. Exit status 0 with \"0 corruptions\",\n"
-        "1 naming the first corruption found, 2 on a usage or setup error.\n"
+        "peak RSS, narrow frames (bytes checked, bytes that differed) and the number\n"
+        "of corruptions (frames whose checks failed). Exit status 0 with\n"
+        "\"0 corruptions\", 1 naming the first corruption found, 2 on a usage or\n"
+        "setup error.\n"
         "Environment: GORO_STACK_MIN, GORO_STACK_MAX, GORO_GUARD, GORO_DEBUG as in\n"
         "the README (GORO_DEBUG=stackcheck makes a stale stack pointer fatal).\n");
 }
@@ -467,13 +879,15 @@ int main(int argc, char **argv)
         { "dives", required_argument, NULL, 'n' },
         { "quiet", no_argument, NULL, 'q' },
         { "hints", no_argument, NULL, 'H' },
+        { "no-narrow", no_argument, NULL, 'N' },
+        { "keep-going", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     opt.seed = (uint64_t)time(NULL) * 2654435761u;
     bool hints = false;
     int c;
-    while ((c = getopt_long(argc, argv, "g:w:m:s:d:n:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "g:w:m:s:d:n:qkh", longopts, NULL)) != -1) {
         switch (c) {
         case 'g': opt.goroutines = atol(optarg); break;
         case 'w': opt.workers = atoi(optarg); break;
@@ -483,6 +897,8 @@ int main(int argc, char **argv)
         case 'n': opt.dives = atol(optarg); break;
         case 'q': opt.quiet = true; break;
         case 'H': hints = true; break;
+        case 'N': opt.narrow = false; break;
+        case 'k': opt.keep_going = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
