@@ -215,12 +215,12 @@ static bool mutex_park_commit(G *g, void *arg)
 /* Out of line (as mutex_unlock_slow): inlined, its registers and frame
  * were saved and restored on every uncontended lock and unlock too. */
 static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, int reason,
-                                                     void *waitobj)
+                                                     void *waitobj, bool may_spin)
 {
     int64_t wait_start = 0;
     bool woken = false;
     int spin = 0;
-    bool can_spin = goro_procs() > 1;
+    bool can_spin = may_spin && goro_procs() > 1;
     for (;;) {
         if (mutex_try(m))
             return 0;
@@ -285,10 +285,10 @@ int goro_mutex_lock(goro_mutex *mu)
     /* acquire: see mutex_try */
     if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
         return 0;
-    return mutex_lock_slow(m, self, W_MUTEX, mu);
+    return mutex_lock_slow(m, self, W_MUTEX, mu, true);
 }
 
-int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj)
+int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin)
 {
     struct mutex *m = mutex_of(mu);
     G *self = goro__self();
@@ -297,7 +297,7 @@ int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj)
     /* acquire: see mutex_try */
     if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
         return 0;
-    return mutex_lock_slow(m, self, reason, waitobj);
+    return mutex_lock_slow(m, self, reason, waitobj, may_spin);
 }
 
 static __attribute__((noinline)) void mutex_unlock_slow(struct mutex *m)

@@ -8,8 +8,10 @@
 #include "internal.h"
 
 /* goro_mutex_lock, parked with another wait reason and object for the dump
- * (goro_rwmutex's writers wait on its inner mutex as "rwmutex"). */
-int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj) GORO_HIDDEN;
+ * (goro_rwmutex's writers wait on its inner mutex as "rwmutex"), and
+ * without the brief spin when may_spin is false (a holder that is likely
+ * parked itself: spinning only burns the worker its wakers need). */
+int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin) GORO_HIDDEN;
 
 /* An absolute goro_now() deadline timeout_ns (> 0) from now, saturated. */
 static inline int64_t goro__deadline_after(int64_t timeout_ns)
