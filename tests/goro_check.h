@@ -115,4 +115,25 @@ static inline void run_scenario(const char *name, const char *debug, int sig, in
     cr_assert_eq(waitpid(pid, &r->status, 0), pid);
 }
 
+/* Every "<id> <wait>" line the child printed (on stdout) shows up in its
+ * dump (on stderr) as "goroutine <id> [<wait>"; want such lines in all. */
+static inline void check_dump_names(const struct child_result *r, int want)
+{
+    int lines = 0;
+    char out[sizeof r->out];
+    memcpy(out, r->out, sizeof out);
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        int id;
+        char name[64];
+        if (sscanf(line, "%d %63[^\n]", &id, name) != 2)
+            continue;
+        char w[128];
+        snprintf(w, sizeof w, "goroutine %d [%s", id, name);
+        cr_assert_not_null(strstr(r->err, w), "dump lacks \"%s\":\n%s", w, r->err);
+        lines++;
+    }
+    cr_assert_eq(lines, want, "child printed %d goroutines:\n%s", lines, r->out);
+}
+
 #endif

@@ -109,27 +109,6 @@ __attribute__((constructor)) static void scenario_entry(void)
     _exit(r == 0 ? 0 : 100);
 }
 
-/* Every "<id> <wait>" line the child printed shows up in its dump as
- * "goroutine <id> [<wait>". */
-static void check_names(const struct child_result *r, int want)
-{
-    int lines = 0;
-    char out[sizeof r->out];
-    memcpy(out, r->out, sizeof out);
-    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        int id;
-        char name[64];
-        if (sscanf(line, "%d %63[^\n]", &id, name) != 2)
-            continue;
-        char w[128];
-        snprintf(w, sizeof w, "goroutine %d [%s", id, name);
-        cr_assert_not_null(strstr(r->err, w), "dump lacks \"%s\":\n%s", w, r->err);
-        lines++;
-    }
-    cr_assert_eq(lines, want, "child printed %d goroutines:\n%s", lines, r->out);
-}
-
 Test(waits, deadlock_names_the_new_wait_reasons, .timeout = 20)
 {
     static struct child_result r;
@@ -138,7 +117,7 @@ Test(waits, deadlock_names_the_new_wait_reasons, .timeout = 20)
               r.out, r.err);
     cr_assert_not_null(strstr(r.err, "goro: fatal: all goroutines are asleep - deadlock!"),
                        "stderr:\n%s", r.err);
-    check_names(&r, 8);
+    check_dump_names(&r, 8);
 }
 
 Test(waits, dump_names_the_new_wait_reasons, .timeout = 20)
@@ -147,7 +126,7 @@ Test(waits, dump_names_the_new_wait_reasons, .timeout = 20)
     run_scenario("dump", "dump", 0, 0, &r);
     cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x:\n%s", r.status,
               r.err);
-    check_names(&r, 7);
+    check_dump_names(&r, 7);
 }
 
 Test(waits, timeouts_and_armed_timers_are_no_deadlock, .timeout = 20)
