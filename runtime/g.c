@@ -322,9 +322,11 @@ void goro__dump(int fd, const char *why)
         char obj[48] = "";
         if (st == G_WAITING && g->waitobj)
             snprintf(obj, sizeof obj, " on %p", g->waitobj);
-        n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s\n",
+        /* the stack it runs on now (a racy read of two words: a dump) */
+        size_t kib = (size_t)(g->stack.hi - g->stack.lo) / 1024;
+        n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s, stack %zu KiB\n",
                      (unsigned long long)g->id, status_name(g), dur, obj,
-                     g->is_main ? " (main)" : "");
+                     g->is_main ? " (main)" : "", kib);
         if (write(fd, line, (size_t)n) < 0)
             return;
     }
