@@ -33,6 +33,7 @@
 #define STK_ROW    (1ull << 32)     /* a row: one value of byte 4 */
 #define STK_ADDR(w) (((uintptr_t)STK_B5 << 40) | ((uintptr_t)(w) << 32))
 #define STK_OFF(a)  ((uintptr_t)(a) & (STK_ROW - 1))
+#define STK_CHUNK  (64ul << 20)     /* the region is mapped this much at a time */
 
 /* flags in struct goro__stack */
 enum {

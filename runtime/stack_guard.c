@@ -57,14 +57,24 @@ const char *goro__stack_guard_name(void)
     return guard_names[goro__stk.guard];
 }
 
-/* Fill [p, p+len) with the zero page in a uffd-registered range. */
+/* Fill [p, p+len) with the zero page in a uffd-registered range. One
+ * ioctl fills within one kernel mapping only (ENOENT past its end), and
+ * the region's chunks stay separate mappings: a stack across a chunk
+ * boundary is filled a chunk at a time (tools/stackgrow under
+ * GORO_GUARD=uffd: "out of memory growing ... (No such file or
+ * directory)"). */
 int goro__uffd_fill(char *p, size_t len)
 {
     while (len > 0) {
+        size_t room = STK_CHUNK - ((uintptr_t)p & (STK_CHUNK - 1));
+        size_t n = len < room ? len : room;
         struct uffdio_zeropage z = {
-            .range = { .start = (uintptr_t)p, .len = len }, .mode = 0 };
-        if (ioctl(goro__stk.uffd, UFFDIO_ZEROPAGE, &z) == 0)
-            return 0;
+            .range = { .start = (uintptr_t)p, .len = n }, .mode = 0 };
+        if (ioctl(goro__stk.uffd, UFFDIO_ZEROPAGE, &z) == 0) {
+            p += n;
+            len -= n;
+            continue;
+        }
         size_t done = z.zeropage > 0 ? (size_t)z.zeropage : 0;
         if (errno == EEXIST && done == 0)
             done = goro__stk.pg;            /* this page is there already */

@@ -121,7 +121,7 @@
 #define REGION_HI   STK_ADDR(STK_W_EMRG)
 #define EMRG_LO     STK_ADDR(STK_W_EMRG)
 #define EMRG_HI     STK_ADDR(STK_W_END)
-#define CHUNK_BYTES (64ul << 20)        /* the region is mapped this much at a time */
+#define CHUNK_BYTES STK_CHUNK
 #define NCHUNK      ((REGION_HI - REGION_LO) / CHUNK_BYTES)
 #define POOL_KEEP   (16ul << 20)        /* resident bytes a class's pool keeps */
 #define HBITS       18                  /* (class, offset) hash buckets: 2^18 */

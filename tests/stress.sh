@@ -4,7 +4,8 @@
 #     and 5 more with GORO_DEBUG=nomembarrier;
 #  2. one million goroutines parked at once, stacks guarded;
 #  3. tools/stackgrow: 10,000 goroutines on 2 workers growing to 1 MiB for
-#     60 s, which must end with "0 corruptions";
+#     60 s, and 3,000 for 20 s under each of the uffd and mprotect guards,
+#     each of which must end with "0 corruptions";
 #  4. the window suite (stacks that move while the runtime holds records on
 #     them) 10 times;
 #  5. two stackgrows at once for 40 s, each on 2 workers: with more worker
@@ -84,6 +85,16 @@ count "$log" 'Failing: 0 | Crashing: 0'
 echo "stackgrow, 60 s:"
 tools/stackgrow/stackgrow --goroutines 10000 --workers 2 --max-stack 1M --duration 60 2>&1 | tee "$log"
 count "$log" '^ *0 corruptions'
+
+# each other guard mechanism too (uffd: a stack across two of the region's
+# chunks once failed to fill, "out of memory growing ..."; mprotect: two
+# mappings a stack, so fewer goroutines)
+for g in uffd mprotect; do
+    echo "stackgrow under GORO_GUARD=$g, 20 s:"
+    GORO_GUARD=$g tools/stackgrow/stackgrow --goroutines 3000 --workers 2 --max-stack 1M \
+        --duration 20 -q 2>&1 | tee "$log"
+    count "$log" '^ *0 corruptions'
+done
 
 suite_runs "window suite" 10 build/tests/test_window
 
