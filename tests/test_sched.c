@@ -98,11 +98,17 @@ Test(sched, nested_spawn_5_levels, .timeout = 30)
 #define YIELD_TOTAL 400000
 static volatile AO_t yield_total;
 static volatile AO_t yield_count[YIELDERS];
-static goro_wg yield_wg;
+static goro_wg yield_wg, yield_ready;
 
 static void yielder(void *arg)
 {
     uintptr_t me = (uintptr_t)arg;
+    /* All start together: what is measured is fairness while they yield,
+     * not the order they were first run in (spawned children wait newest
+     * first; one that first ran late got 3,936 of a fair 25,000 rounds in
+     * about 1 run of 20 on 2 workers, before and after 2026-12-03). */
+    goro_wg_done(&yield_ready);
+    goro_wg_wait(&yield_ready);
     while (AO_load(&yield_total) < YIELD_TOTAL) {
         AO_fetch_and_add1(&yield_count[me]);
         AO_fetch_and_add1(&yield_total);
@@ -116,6 +122,8 @@ static void yield_main(void *arg)
     (void)arg;
     goro_wg_init(&yield_wg);
     goro_wg_add(&yield_wg, YIELDERS);
+    goro_wg_init(&yield_ready);
+    goro_wg_add(&yield_ready, YIELDERS);
     for (uintptr_t i = 0; i < YIELDERS; i++)
         goro_go(yielder, (void *)i);
     goro_wg_wait(&yield_wg);
@@ -126,9 +134,14 @@ static void check_yield_fairness(int procs)
     yield_total = 0;
     memset((void *)yield_count, 0, sizeof yield_count);
     run_on(procs, yield_main, NULL);
-    /* Every yielder makes progress: at least a quarter of a fair share. */
+    /* Every yielder makes progress: at least an eighth of a fair share. A
+     * starved one gets next to nothing; with 2 workers the yielders split
+     * unevenly between them, and on a shared VM one worker can run at half
+     * the other's speed: a quarter failed about 1 run in 20 on 2 workers
+     * (3,936-5,828 rounds against 6,250), before this session's changes
+     * too (checked on 395ec79). */
     for (int i = 0; i < YIELDERS; i++)
-        cr_assert_gt(yield_count[i], YIELD_TOTAL / YIELDERS / 4,
+        cr_assert_gt(yield_count[i], YIELD_TOTAL / YIELDERS / 8,
                      "yielder %d ran only %lu of %d rounds", i,
                      (unsigned long)yield_count[i], YIELD_TOTAL);
 }
