@@ -276,19 +276,10 @@ static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, i
     }
 }
 
-int goro_mutex_lock(goro_mutex *mu)
-{
-    struct mutex *m = mutex_of(mu);
-    G *self = goro__self();
-    if (unlikely(self == NULL))
-        return -EPERM;
-    /* acquire: see mutex_try */
-    if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
-        return 0;
-    return mutex_lock_slow(m, self, W_MUTEX, mu, true);
-}
-
-int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin)
+/* The fast path is a CAS and a return; everything else is out of line in
+ * mutex_lock_slow (no frame around the CAS: see the file's header). */
+static inline __attribute__((always_inline)) int
+mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin)
 {
     struct mutex *m = mutex_of(mu);
     G *self = goro__self();
@@ -298,6 +289,16 @@ int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin
     if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
         return 0;
     return mutex_lock_slow(m, self, reason, waitobj, may_spin);
+}
+
+int goro_mutex_lock(goro_mutex *mu)
+{
+    return mutex_lock_as(mu, W_MUTEX, mu, true);
+}
+
+int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin)
+{
+    return mutex_lock_as(mu, reason, waitobj, may_spin);
 }
 
 static __attribute__((noinline)) void mutex_unlock_slow(struct mutex *m)
