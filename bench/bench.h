@@ -112,6 +112,24 @@ static inline int64_t bench_rss(void)
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
+/* Resident set size plus the page tables (VmPTE in /proc/self/status),
+ * bytes: what a parked goroutine costs the machine (as the Go side). */
+static inline int64_t bench_mem(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long pte = -1;
+    if (!f)
+        bench_fail("open /proc/self/status");
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPTE: %lld kB", &pte) == 1)
+            break;
+    fclose(f);
+    if (pte < 0)
+        bench_fail("no VmPTE in /proc/self/status");
+    return bench_rss() + (int64_t)pte * 1024;
+}
+
 /* One figure, printed by the main thread after goro_run returned. */
 static inline void bench_report(const char *name, double value, const char *unit)
 {

@@ -1,18 +1,21 @@
 /*
  * parked - memory per parked goroutine: spawn n goroutines that each check in
- * on one WaitGroup and then park on another, measure the growth of the
- * resident set (/proc/self/statm) from before the spawn to when all are
- * parked, divide by n. Then release and join them all.
+ * on one WaitGroup and then park on another, let them stay parked for a
+ * while (idle_ms, 1.5 s: past goro's compaction threshold, GORO_COMPACT_AFTER,
+ * 1 s by default, and until the compaction pass is done), measure the growth
+ * of the resident set plus the page tables (/proc/self/statm and VmPTE) from
+ * before the spawn, divide by n. Then release and join them all.
  *
- * Figure: bytes per goroutine (stack pages touched plus runtime records).
+ * Figure: bytes per goroutine (stack pages, runtime records, page tables).
  * Verified: all n goroutines checked in, parked and ran to the end.
  */
 #include "bench.h"
 #include <atomic_ops.h>
 
-static int64_t       n, rss_before, rss_parked;
+static int64_t       n, mem_before, mem_parked, idle_ms;
 static goro_wg       started, release, done;
 static volatile AO_t finished;
+static struct goro_stats st;
 
 static void sleeper(void *arg)
 {
@@ -33,12 +36,21 @@ static void bench_main(void *arg)
     goro_wg_add(&release, 1);
     goro_wg_add(&done, n);
     goro_sleep(20 * 1000000);          /* let the runtime settle */
-    rss_before = bench_rss();
+    mem_before = bench_mem();
     for (int64_t i = 0; i < n; i++)
         bench_go(sleeper, NULL);
     goro_wg_wait(&started);
-    goro_sleep(20 * 1000000);          /* the last ones reach their park */
-    rss_parked = bench_rss();
+    goro_sleep(idle_ms * 1000000);     /* parked for a while */
+    /* and until the compaction pass has done what it will */
+    uint64_t last = UINT64_MAX;
+    for (;;) {
+        goro_stats(&st);
+        if (st.stack_compactions == last)
+            break;
+        last = st.stack_compactions;
+        goro_sleep(100 * 1000000);
+    }
+    mem_parked = bench_mem();
     if (AO_load(&finished) != 0)
         bench_fail("a goroutine went past its park");
     goro_wg_done(&release);
@@ -49,13 +61,15 @@ int main(int argc, char **argv)
 {
     bench_args(argc, argv);
     n = bench_int("n", 100000);
+    idle_ms = bench_int("idle_ms", 1500);
     bench_run(bench_main, NULL);
     if ((int64_t)AO_load(&finished) != n)
         bench_fail("%" PRId64 " goroutines finished, want %" PRId64,
                    (int64_t)AO_load(&finished), n);
-    bench_info("rss before %" PRId64 " KiB, parked %" PRId64 " KiB",
-               rss_before / 1024, rss_parked / 1024);
+    bench_info("rss+pte before %" PRId64 " KiB, parked %" PRId64 " KiB, %" PRIu64
+               " stacks compacted", mem_before / 1024, mem_parked / 1024,
+               st.stacks_compacted);
     bench_report(bench_str("name", "parked"),
-                 (double)(rss_parked - rss_before) / (double)n, "bytes/goroutine");
+                 (double)(mem_parked - mem_before) / (double)n, "bytes/goroutine");
     return 0;
 }

@@ -459,6 +459,9 @@ struct goro_stats {
     uint64_t context_switches;   /* goroutine switches on all workers */
     uint64_t worker_sleeps;      /* times a worker went to sleep on its futex */
     uint64_t stack_bytes_reserved; /* bytes of stack memory owned by live and pooled goroutines */
+    uint64_t stack_shrinks;      /* stacks moved to a smaller place, plus compactions */
+    uint64_t stack_compactions;  /* parked goroutines' stacks compacted (given back) */
+    uint64_t stacks_compacted;   /* goroutines whose stack is compacted now */
 };
 /* A snapshot of the counters of the running runtime, or of the last one that
  * ran (all zero before the first goro_run). Callable from any thread. */

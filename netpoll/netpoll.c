@@ -716,6 +716,10 @@ static void *poller_main(void *arg)
     /* acquire: pairs with the release in goro__netpoll_stop */
     while (!AO_load_acquire(&np.stop)) {
         int64_t next = goro__timers_run(goro_now());
+        /* compaction of long-parked goroutines' stacks, a slice at a time */
+        int64_t pass = goro__stack_idle_pass(goro_now());
+        if (pass >= 0 && (next < 0 || pass < next))
+            next = pass;
         int64_t timeout = -1;
         if (next >= 0) {
             timeout = next - goro_now();

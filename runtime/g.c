@@ -324,9 +324,11 @@ void goro__dump(int fd, const char *why)
             snprintf(obj, sizeof obj, " on %p", g->waitobj);
         /* the stack it runs on now (a racy read of two words: a dump) */
         size_t kib = (size_t)(g->stack.hi - g->stack.lo) / 1024;
-        n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s, stack %zu KiB\n",
+        AO_t cs = g->cstate;
+        n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s, stack %zu KiB%s\n",
                      (unsigned long long)g->id, status_name(g), dur, obj,
-                     g->is_main ? " (main)" : "", kib);
+                     g->is_main ? " (main)" : "", kib,
+                     cs == C_COMPACTED || cs == C_COMPACTING ? " (compacted)" : "");
         if (write(fd, line, (size_t)n) < 0)
             return;
     }
@@ -406,6 +408,9 @@ static void stats_sum(struct goro_stats *st)
     st->context_switches = sw;
     st->worker_sleeps = AO_load(&goro__ctr.worker_sleeps);
     st->stack_bytes_reserved = AO_load(&goro__ctr.stack_bytes_reserved);
+    st->stack_shrinks = AO_load(&goro__ctr.stack_shrinks) + AO_load(&goro__ctr.stack_compactions);
+    st->stack_compactions = AO_load(&goro__ctr.stack_compactions);
+    st->stacks_compacted = AO_load(&goro__ctr.stacks_compacted);
 }
 
 void goro__stats_snapshot(void)

@@ -160,7 +160,18 @@ struct goro__g {
 
     void *locals;              /* goroutine-local values (local.c), or NULL;
                                   only this goroutine touches them */
+
+    /* Compaction (stack_idle.c): enum goro__cstate, and the used part of
+     * the stack while it is kept aside (a struct in stack_idle.c). */
+    volatile AO_t cstate;
+    void *cbuf;
 };
+
+/* G.cstate. NONE -> COMPACTING (the idle pass, by CAS) -> COMPACTED (or
+ * back to NONE) -> RESTORING (whoever restores, by CAS) -> NONE (restored
+ * before it runs) or TOUCHED (restored in place by a fault while still
+ * parked: not compacted again in this park) -> NONE when it runs. */
+enum goro__cstate { C_NONE = 0, C_COMPACTING, C_COMPACTED, C_RESTORING, C_TOUCHED };
 
 /* ---------------------------------------------------------------------
  * Worker. The run queue is a ring of GORO_RUNQ slots: only the owner
@@ -383,6 +394,9 @@ struct goro__counters {
     volatile AO_t blocking_running;   /* goro_blocking calls in flight */
     volatile AO_t io_waiters;         /* goroutines parked on fds */
     volatile AO_t timers_pending;     /* timers in the heap */
+    volatile AO_t stack_shrinks;      /* moves to a smaller stack */
+    volatile AO_t stack_compactions;  /* stacks compacted (stack_idle.c) */
+    volatile AO_t stacks_compacted;   /* compacted now */
 };
 extern struct goro__counters goro__ctr GORO_HIDDEN;
 
@@ -420,6 +434,13 @@ size_t goro__pagesize(void) GORO_HIDDEN;
  * limit is exceeded or a stale stack pointer is caught (stackcheck). */
 int goro__stack_fault(int sig, void *siginfo, void *ucontext) GORO_HIDDEN;
 const char *goro__stack_guard_name(void) GORO_HIDDEN; /* madvise, uffd, mprotect */
+/* stack_idle.c: shrinking and compaction. goro__stack_idle_resume runs
+ * before g runs again when g->cstate is set or g parked on a grown stack
+ * (sched.c, resume); goro__stack_idle_pass is the poller thread's pass
+ * over long-parked goroutines: it returns when it wants to run again
+ * (goro_now() time), or -1. */
+void goro__stack_idle_resume(W *w, G *g) GORO_HIDDEN;
+int64_t goro__stack_idle_pass(int64_t now) GORO_HIDDEN;
 /* Growth time per event, ns, at quantile q (0..1) of this run's growths. */
 uint64_t goro__stack_growth_quantile(double q) GORO_HIDDEN;
 

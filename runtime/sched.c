@@ -1006,6 +1006,10 @@ static inline void resume(W *w, struct goro__ctx *from, G *to)
     to->w = w;
     w->nswitch++;
     if (likely(to->ctx.rsp != NULL)) {
+        /* compacted, or back from a park on a grown stack: restore or
+         * shrink it first (stack_idle.c) */
+        if (unlikely(to->cstate != C_NONE || (to->stack.cls != 0 && to->wait_reason != W_NONE)))
+            goro__stack_idle_resume(w, to);
         goro__ctx_switch(from, &to->ctx, &w->curg, to);
     } else {
         /* relaxed: a hint (stack_space.c, warm homes) */

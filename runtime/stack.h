@@ -56,9 +56,12 @@ struct goro__stk {
     bool stackcheck;    /* GORO_DEBUG=stackcheck */
     bool emergency;     /* GORO_DEBUG=stackemergency: every growth takes the
                          * lock-free path (for the tests) */
+    bool compact;       /* compaction on (stack_idle.c) */
+    int64_t compact_after; /* GORO_COMPACT_AFTER, ns */
 };
 extern struct goro__stk goro__stk GORO_HIDDEN;
 
+#define GORO_SHRINK_AFTER_NS (10 * 1000000) /* parked this long: a shrink may pay */
 #define NCLS      40                /* size classes (min << 39 is plenty) */
 #define REDZONE   128               /* System V x86-64 red zone below rsp */
 #define HUGE_MIN  (4ul << 20)       /* stacks this large get huge pages */
@@ -127,12 +130,24 @@ void goro__space_put_locked(struct goro__stack *s) GORO_HIDDEN;
 void goro__space_defer(struct goro__stack *s) GORO_HIDDEN; /* lock-free */
 void goro__space_reserved(const struct goro__stack *s, int sign) GORO_HIDDEN;
 void goro__space_note_max(size_t use) GORO_HIDDEN;
-/* The range of the region holding [lo, hi): true if it is inside. */
-bool goro__space_contains(uintptr_t lo, uintptr_t hi) GORO_HIDDEN;
 
 /* stack_fault.c: a home guarded while its goroutine was away (stackcheck)
  * is made usable again. */
 void goro__space_home_back(G *g) GORO_HIDDEN;
+
+/* stack_fault.c: an old stack to the pools (or quarantine, stackcheck);
+ * home: it is g's home, kept for the record. */
+void goro__stack_retire(G *g, struct goro__stack *old, bool home) GORO_HIDDEN;
+
+/* ---- stack_idle.c ----------------------------------------------------- */
+
+void goro__idle_init(void) GORO_HIDDEN;     /* at goro__stack_init */
+void goro__idle_fini(void) GORO_HIDDEN;     /* at goro__stack_fini */
+/* The fault handler asks: is addr in a compacted stack? 1: restored (or
+ * being restored by another thread), retry the access; 0: not ours. */
+int  goro__idle_fault(uintptr_t addr) GORO_HIDDEN;
+/* g's record is being freed (end of goro_run): forget its compaction. */
+void goro__idle_forget(G *g) GORO_HIDDEN;
 
 /* ---- stack_move.c ----------------------------------------------------- */
 
@@ -142,5 +157,10 @@ void goro__move_init(void) GORO_HIDDEN;
  * the bytes copied. */
 size_t goro__stack_move(ucontext_t *uc, uintptr_t addr, const struct goro__stack *old,
                         const struct goro__stack *ns) GORO_HIDDEN;
+/* Copy len bytes (a multiple of 8) from src to dst, adding delta to every
+ * aligned word that lies in [glo, ghi]: the move's relocation, for a copy
+ * made outside the fault handler (stack_idle.c's shrink). */
+void goro__stack_copy_reloc(void *dst, const void *src, size_t len, uintptr_t glo,
+                            uintptr_t ghi, intptr_t delta) GORO_HIDDEN;
 
 #endif

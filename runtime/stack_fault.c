@@ -167,7 +167,7 @@ uint64_t goro__stack_growth_quantile(double q)
 /* Retire the stack a goroutine left: to the deferred list (the next lock
  * holder pools it) or into quarantine. Its home stays with it, guarded
  * under stackcheck (and listed in the quarantine for the report). */
-static void retire(G *g, struct goro__stack *old, bool home)
+void goro__stack_retire(G *g, struct goro__stack *old, bool home)
 {
     if (goro__stk.stackcheck) {
         /* relaxed: only picks a slot; the slot's state word orders the rest */
@@ -280,7 +280,7 @@ static void grow(G *g, uintptr_t addr, ucontext_t *uc)
 
     bool home = stk_is_home(g, &old);
     g->stack = ns;
-    retire(g, &old, home);
+    goro__stack_retire(g, &old, home);
 
     /* relaxed: statistics */
     AO_fetch_and_add1(&goro__ctr.stack_growths);
@@ -323,6 +323,10 @@ int goro__stack_fault(int sig, void *siginfo, void *ucontext)
             return 1;
         }
     }
+    /* a compacted goroutine's stack, touched by a waker or by a goroutine
+     * it handed a pointer to: restored in place (stack_idle.c) */
+    if (goro__idle_fault(addr))
+        return 1;
     if (goro__stk.stackcheck)
         stale_report(addr);
     /* uffd: a hole in the running goroutine's usable range (never left
@@ -383,12 +387,18 @@ void goro__stack_init(void)
     goro__move_init();
     goro__guard_choose();
     goro__space_init();
+    goro__idle_init();
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s, "
-                "region %#lx-%#lx, moves by multiples of 4 GiB%s\n",
+                "region %#lx-%#lx, moves by multiples of 4 GiB%s\n"
+                "goro: stacks: shrink at a run after %lld ms parked using under a quarter; "
+                "compaction %s%lld ms\n",
                 goro__stk.min, goro__stk.max, goro__stk.gsz, goro__stack_guard_name(),
                 (unsigned long)STK_ADDR(STK_W_LO), (unsigned long)STK_ADDR(STK_W_END),
-                goro__stk.stackcheck ? ", stackcheck on" : "");
+                goro__stk.stackcheck ? ", stackcheck on" : "",
+                (long long)(GORO_SHRINK_AFTER_NS / 1000000),
+                goro__stk.compact ? "after a park of " : "off, GORO_COMPACT_AFTER=",
+                (long long)(goro__stk.compact_after / 1000000));
 }
 
 void goro__stack_fini(void)
@@ -399,6 +409,7 @@ void goro__stack_fini(void)
             munmap(stk_map(&fs.q[i].old), stk_maplen(&fs.q[i].old));
         fs.q[i].state = Q_EMPTY;
     }
+    goro__idle_fini();
     goro__space_fini();
     goro__guard_fini();
 }

@@ -396,6 +396,12 @@ size_t goro__stack_move(ucontext_t *uc, uintptr_t addr, const struct goro__stack
     return hi - from;
 }
 
+void goro__stack_copy_reloc(void *dst, const void *src, size_t len, uintptr_t glo,
+                            uintptr_t ghi, intptr_t delta)
+{
+    copy_reloc(dst, src, len / 8, glo, ghi, delta);
+}
+
 void goro__move_init(void)
 {
 #if defined(__x86_64__)

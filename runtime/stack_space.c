@@ -986,6 +986,7 @@ void goro__stack_adopt(G *g)
 
 void goro__stack_free_g(G *g)
 {
+    goro__idle_forget(g);
     if (!stk_is_home(g, &g->stack))
         goro__stack_free(&g->stack);
     if (g->home != 0) {

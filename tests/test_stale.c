@@ -55,6 +55,7 @@
 #include "util.h"
 
 #include <atomic_ops.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,6 +136,9 @@ static struct {
     long depth[4];         /* bytes the victims recurse below their data */
     int ndepth;
     int yields;            /* goro_yield this many times on the way down (0: never) */
+    int park_ms;           /* back from the depth, park this long (0: don't):
+                              the stack shrinks when the victim runs again,
+                              and is compacted first under GORO_COMPACT_AFTER */
     uint64_t seed;
     uint64_t growths[8];   /* stack growths of each round */
     long go_failed;
@@ -143,6 +147,7 @@ static struct {
 #define ALL_KINDS (-1)
 
 static goro_wg wg;
+static volatile AO_t park_failed, park_pick;
 
 static uint64_t mix(uint64_t x)
 {
@@ -227,6 +232,22 @@ NOINLINE static int grow(void *frame, long depth)
     *before = (uintptr_t)frame;
     long frames = depth / KiB + 1;
     deep(frames, cfg.yields > 0 ? frames / cfg.yields + 1 : 0);
+    if (cfg.park_ms > 0) {
+        /* parked on a timer's channel (a compactable wait), long enough
+         * to be shrunk when it runs again */
+        if (AO_fetch_and_add1(&park_pick) % 2) {
+            goro_chan *t = goro_after((int64_t)cfg.park_ms * 1000000);
+            int64_t fired;
+            if (t == NULL || goro_chan_recv(t, &fired) != 1)
+                AO_fetch_and_add1(&park_failed);
+        } else {
+            /* a select that only times out: woken without a write into
+             * its stack (restored from the buffer into the smaller stack) */
+            goro_case none = { NULL, GORO_RECV, NULL, 0 };
+            if (goro_select(&none, 1, (int64_t)cfg.park_ms * 1000000) != -ETIMEDOUT)
+                AO_fetch_and_add1(&park_failed);
+        }
+    }
     KEEP(before);
     int moved = (uintptr_t)frame != *before;
     free(before);
@@ -755,6 +776,8 @@ struct run {
     int ndepth;
     int yields;
     bool hints;            /* start-size hints on */
+    int park_ms;           /* cfg.park_ms */
+    const char *compact;   /* GORO_COMPACT_AFTER for the run, NULL: unset */
 };
 
 /* Run one configuration, report every kind's figures, and check. */
@@ -772,6 +795,12 @@ static void run_stale(const struct run *r)
     for (int k = 0; k < r->ndepth; k++)
         cfg.depth[k] = r->depth[k];
     cfg.yields = r->yields;
+    cfg.park_ms = r->park_ms;
+    park_failed = 0;
+    if (r->compact)
+        setenv("GORO_COMPACT_AFTER", r->compact, 1);
+    else
+        unsetenv("GORO_COMPACT_AFTER");
     cfg.seed = test_seed();
     use_guard(r->guard);
     if (r->hints)
@@ -780,6 +809,7 @@ static void run_stale(const struct run *r)
     run_on(r->procs, stale_main, NULL);
     double secs = (double)(goro_now() - t0) / 1e9;
     cr_assert_eq(cfg.go_failed, 0, "%ld goro_go calls failed", cfg.go_failed);
+    cr_assert_eq(park_failed, 0, "%lu parks failed", (unsigned long)park_failed);
     struct goro_stats st;
     goro_stats(&st);
 
@@ -868,6 +898,19 @@ static void run_stale(const struct run *r)
                       "%s: %llu stack growths, want %llu", r->name,
                       (unsigned long long)st.stack_growths, (unsigned long long)want_growths);
     }
+    if (r->park_ms > 0) {
+        test_note("%s: %llu shrinks and compactions, %llu compactions", r->name,
+                  (unsigned long long)st.stack_shrinks, (unsigned long long)st.stack_compactions);
+        /* most victims come back from the depth to a quarter of their
+         * stack and park long enough: they shrink (the rest, the pools
+         * had nothing at their offset, or the clock was coarse) */
+        cr_expect_geq(st.stack_shrinks - st.stack_compactions, (uint64_t)cfg.n / 2,
+                      "%s: %llu shrinks", r->name,
+                      (unsigned long long)(st.stack_shrinks - st.stack_compactions));
+        if (r->compact && strcmp(r->compact, "off") != 0)
+            cr_expect_geq(st.stack_compactions, (uint64_t)cfg.n / 4, "%s: %llu compactions",
+                          r->name, (unsigned long long)st.stack_compactions);
+    }
     cr_assert_eq(bad, 0, "%s: %ld changed values (%ld bytes) after their stack moved:%s "
                  "(seed %#llx)", r->name, bad, bad_bytes, msg, (unsigned long long)cfg.seed);
 }
@@ -880,13 +923,13 @@ static void run_stale(const struct run *r)
     Test(stale, tname##_1w, .timeout = 60)                                         \
     {                                                                               \
         struct run r = { #tname "_1w", 1, NULL, k, 2000, 64, 1, { 40 * KiB, 300 * KiB }, \
-                         2, 3, false };                                             \
+                         2, 3, false, 0, NULL };                                             \
         run_stale(&r);                                                              \
     }                                                                               \
     Test(stale, tname##_2w, .timeout = 60)                                         \
     {                                                                               \
         struct run r = { #tname "_2w", 2, NULL, k, 2000, 64, 1, { 40 * KiB, 300 * KiB }, \
-                         2, 3, false };                                             \
+                         2, 3, false, 0, NULL };                                             \
         run_stale(&r);                                                              \
     }
 
@@ -907,7 +950,7 @@ KIND_TEST(file_flags, K_FILE)
     Test(stale, tname, .timeout = 60)                                              \
     {                                                                               \
         struct run r = { #tname, procs, guard, ALL_KINDS, n, batch, 1, { d0, d1 }, nd, \
-                         yields, false };                                           \
+                         yields, false, 0, NULL };                                  \
         run_stale(&r);                                                              \
     }
 
@@ -931,29 +974,48 @@ ALL_TEST(depth_10m_2w, 2, NULL, 100, 6, 10 * MiB, 0, 1, 4)
  * grow past it twice, on a stack reused from the pool. */
 Test(stale, hints_on_2w, .timeout = 60)
 {
-    struct run r = { "hints_on_2w", 2, NULL, ALL_KINDS, 120, 8, 3, { 3 * MiB }, 1, 4, true };
+    struct run r = { "hints_on_2w", 2, NULL, ALL_KINDS, 120, 8, 3, { 3 * MiB }, 1, 4, true, 0, NULL };
     run_stale(&r);
 }
 
 Test(stale, hints_on_1w, .timeout = 60)
 {
-    struct run r = { "hints_on_1w", 1, NULL, ALL_KINDS, 120, 8, 3, { 3 * MiB }, 1, 4, true };
+    struct run r = { "hints_on_1w", 1, NULL, ALL_KINDS, 120, 8, 3, { 3 * MiB }, 1, 4, true, 0, NULL };
     run_stale(&r);
 }
+
+/* ---- shrinking and compaction ------------------------------------------- */
+
+/* Back from 300 KiB (a 2 MiB stack) the victims park 30 ms on a timer's
+ * channel with their data live: each shrinks to its home when it runs
+ * again (a sound move from the stack, or, compacted after 0 ms, from the
+ * compaction buffer), and its data must be as written. */
+#define PARK_TEST(tname, procs, compact)                                            \
+    Test(stale, tname, .timeout = 60)                                              \
+    {                                                                               \
+        struct run r = { #tname, procs, NULL, ALL_KINDS, 1000, 64, 1, { 300 * KiB }, 1, \
+                         3, false, 30, compact };                                   \
+        run_stale(&r);                                                              \
+    }
+
+PARK_TEST(shrink_1w, 1, "off")
+PARK_TEST(shrink_2w, 2, "off")
+PARK_TEST(compact_shrink_1w, 1, "0")
+PARK_TEST(compact_shrink_2w, 2, "0")
 
 /* ---- the remainder: a figure ------------------------------------------- */
 
 Test(stale, remainder_1w, .timeout = 60)
 {
     struct run r = { "remainder_1w", 1, NULL, K_REMAIN, 3000, 64, 1, { 40 * KiB, 300 * KiB },
-                     2, 3, false };
+                     2, 3, false, 0, NULL };
     run_stale(&r);
 }
 
 Test(stale, remainder_2w, .timeout = 60)
 {
     struct run r = { "remainder_2w", 2, NULL, K_REMAIN, 3000, 64, 1, { 40 * KiB, 300 * KiB },
-                     2, 3, false };
+                     2, 3, false, 0, NULL };
     run_stale(&r);
 }
 

@@ -1,0 +1,555 @@
+/*
+ * stack_idle.c - giving stack memory back: shrinking a stack a goroutine
+ * no longer uses, and compacting the stacks of goroutines parked for long.
+ *
+ * Shrinking. A goroutine that once ran deep keeps its big stack (growth
+ * only ever moves up). When such a goroutine is about to run again after
+ * a park of at least GORO_SHRINK_AFTER_NS (10 ms), using under a quarter
+ * of its stack, it is moved to a smaller one first: the smallest class
+ * whose size is at least four times the used part, and at least one class
+ * down (so at least halving, as Go does at a collection). The move is the
+ * growth's sound move (stack_move.c's relocation, a distance that is a
+ * multiple of 4 GiB: every stack of a G record lies at its home's offset),
+ * made by the worker that resumes the goroutine, on its way into it
+ * (sched.c, resume), not in a signal handler.
+ *   Why then. A stack may move only while no pointer into it is held
+ *   outside it that relocation cannot see (DESIGN.md "Stacks" 3): while a
+ *   goroutine is parked, its wakers and the goroutines it handed pointers
+ *   to may use them (README rule 5: "while the owner is blocked waiting for
+ *   the answer"); once it has been readied, the answer is in, and the
+ *   runtime unlinks every record on its stack before readying it
+ *   (stack_fault.c's invariants). So the moment between ready and run is
+ *   the one where a move is as safe as a growth at its first instruction.
+ *   Why 10 ms. A goroutine that parks and wakes in a tight loop (a
+ *   ping-pong, a busy channel) never waits that long, so it never pays a
+ *   move; one that does shrink and then needs the depth again pays a few
+ *   growth faults (~20 us each) per 10 ms or more of sleep: at most ~1%.
+ *   The parked time is the worker's coarse clock (W.clock), stale by at
+ *   most a scheduling round: it can only make a wait look longer, once.
+ *
+ * Compaction. A goroutine parked for GORO_COMPACT_AFTER (1 s by default)
+ * gives its whole stack back: the used part (from its saved rsp to the top,
+ * a few hundred bytes for most parks) is copied into a malloc'd buffer,
+ * and the stack's range gets guard markers (MADV_GUARD_INSTALL), which
+ * drops its pages: the RSS falls, and the page is no longer the cost of a
+ * parked goroutine (parked_1m: 4.3 KB before, bench/RESULTS.md now). Before
+ * it runs again the worker that resumes it copies the used part back (in
+ * place, or into a smaller stack: shrinking). The poller thread makes the
+ * pass (goro__stack_idle_pass, from netpoll.c's loop), a slice at a time.
+ *   Who may touch a compacted stack. Its waker (a channel sender copying
+ *   into the receiver's variable, a queue unlinking a waiter record on the
+ *   stack, a timer heap comparing deadlines) and any goroutine or thread
+ *   it handed a pointer to. Every such access from user space hits a
+ *   guard marker; the fault handler (stack_fault.c) asks
+ *   goro__idle_fault, which finds the goroutine by the stack's top (the
+ *   ctop table: live goroutines have distinct top offsets, stack_space.c)
+ *   and restores the stack in place; the access runs again. A system call
+ *   that writes into a compacted stack gets EFAULT instead (the kernel
+ *   does not raise the fault): README rule 5 says so; goro's own I/O calls
+ *   touch a stack buffer and retry (netpoll/io.c).
+ *   The compaction itself must lose no write made while it runs: the used
+ *   pages are made read-only first (a write faults and waits for the
+ *   compaction to end, then restores), copied, guarded, made writable
+ *   again (the kernel merges the mappings back: 3 system calls, ~8 us).
+ *   Which parks: all but goro_sleep (its timer record on the stack is
+ *   compared by every heap operation nearby: each would restore it) and
+ *   goro_blocking (a helper thread is running on the goroutine's data,
+ *   and a system call there would get EFAULT). Only under madvise guards
+ *   (Linux 6.13+), whose guard markers cost no kernel mapping.
+ *
+ * Invariants and races:
+ *  - cstate (internal.h) is claimed NONE -> COMPACTING by CAS before the
+ *    pass looks at status, so: either a waker's CAS of status WAITING ->
+ *    RUNNABLE came first and the pass sees it and backs off, or the
+ *    resumer's later load of cstate sees COMPACTING and waits. A G whose
+ *    park is not finished (status WAITING, still a worker's curg) is
+ *    skipped: its context is not saved yet.
+ *  - A G runs only with cstate NONE and its stack readable and writable:
+ *    resume() restores (or waits for a restore) first.
+ *  - ctop[top offset] is the G while its stack is COMPACTING, COMPACTED
+ *    or RESTORING, and is cleared before cstate leaves RESTORING.
+ *  - The buffer belongs to the G until it runs: the fault handler never
+ *    frees (it may have interrupted malloc), resume() does.
+ *  - Nothing on the restore path takes a lock or allocates: it runs in the
+ *    fault handler, on any thread, under any runtime lock.
+ */
+#include "stack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+#define DEFAULT_COMPACT_AFTER (1000 * (int64_t)1000000) /* 1 s */
+#define COMPACT_MAX    (16 * 1024)  /* a bigger used part is not compacted */
+#define PASS_LOOKS     4096         /* G records looked at per pass slice */
+#define PASS_COMPACTS  256          /* compactions per pass slice */
+
+/* The used part of a compacted stack: the bytes [hi - len, hi). */
+struct cbuf {
+    size_t len;
+    unsigned char data[];
+};
+
+#define NROWS (STK_W_END - STK_W_LO)
+
+static struct {
+    /* per row (lazily mapped), by top offset (page index in the row).
+     * Offsets are unique among live goroutines only within a row: homes
+     * fill row 0x80 first, then take the same cluster positions in 0x81. */
+    G *volatile *volatile ctop[NROWS];
+    size_t nctop;
+    int memfd;              /* /proc/self/mem, for restores in the handler */
+    /* the pass: poller thread only */
+    G *cursor;              /* next record to look at, walking allg */
+    bool walking;
+    int64_t next_walk;      /* -1: none due */
+    int64_t earliest;       /* this walk: the first future due time */
+    uint64_t switches;      /* context switches seen at the last walk */
+} idle = { .next_walk = -1, .memfd = -1 };
+
+static __thread uintptr_t retry_addr __attribute__((tls_model("initial-exec")));
+
+static inline size_t top_index(uintptr_t hi)
+{
+    return (size_t)((hi & (STK_ROW - 1)) / goro__stk.pg);
+}
+
+static inline unsigned top_row(uintptr_t hi)
+{
+    return (unsigned)((hi >> 32) & 0xff) - STK_W_LO;
+}
+
+/* The slot of the stack whose top is hi, or NULL when its row has no table
+ * (create: map it; the pass only). */
+static G *volatile *ctop_slot(uintptr_t hi, bool create)
+{
+    unsigned r = top_row(hi);
+    if (r >= NROWS)
+        return NULL;
+    G *volatile *t = idle.ctop[r];
+    if (t == NULL && create) {
+        /* 8 MiB of address space a row, touched where compacted
+         * goroutines' tops are (kept across runs) */
+        void *p = mmap(NULL, idle.nctop * sizeof(G *), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        t = p;
+        /* release: the zeroed table before it is reachable */
+        __atomic_store_n(&idle.ctop[r], t, __ATOMIC_RELEASE);
+    }
+    return t ? &t[top_index(hi)] : NULL;
+}
+
+static inline uintptr_t page_down(uintptr_t a)
+{
+    return a & ~(uintptr_t)(goro__stk.pg - 1);
+}
+
+static void pause_a_little(int *spins)
+{
+    if (++*spins < 1000)
+        __asm__ __volatile__("pause" ::: "memory");
+    else
+        sched_yield(); /* the compacting thread was descheduled */
+}
+
+static int64_t env_ms(const char *name, int64_t def, bool *off)
+{
+    const char *s = getenv(name);
+    *off = false;
+    if (s == NULL || *s == 0)
+        return def;
+    if (strcmp(s, "off") == 0) {
+        *off = true;
+        return def;
+    }
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end != 0 || v < 0) {
+        fprintf(stderr, "goro: ignoring %s=%s (want milliseconds or off)\n", name, s);
+        return def;
+    }
+    return (int64_t)v * 1000000;
+}
+
+void goro__idle_init(void)
+{
+    bool off;
+    goro__stk.compact_after = env_ms("GORO_COMPACT_AFTER", DEFAULT_COMPACT_AFTER, &off);
+    if (idle.memfd < 0)
+        idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC); /* kept across runs */
+    goro__stk.compact = !off && goro__stk.guard == GUARD_MADVISE && idle.memfd >= 0;
+    idle.nctop = (size_t)(STK_ROW / goro__stk.pg); /* a slot per page of a row */
+    idle.cursor = NULL;
+    idle.walking = false;
+    idle.next_walk = -1;
+    idle.switches = 0;
+}
+
+void goro__idle_fini(void)
+{
+    idle.cursor = NULL;
+    idle.walking = false;
+    idle.next_walk = -1;
+}
+
+/* ------------------------------------------------------------------
+ * Restoring
+ * ------------------------------------------------------------------ */
+
+/* Wait until g's stack is not being compacted or restored by someone
+ * else, and claim the restore if it is compacted: true if we own it
+ * (RESTORING) now. */
+static bool claim_restore(G *g)
+{
+    int spins = 0;
+    for (;;) {
+        /* acquire: the compaction's buffer and g->cbuf */
+        AO_t s = AO_load_acquire(&g->cstate);
+        if (s == C_COMPACTED) {
+            if (AO_compare_and_swap_full(&g->cstate, C_COMPACTED, C_RESTORING))
+                return true;
+            continue;
+        }
+        if (s != C_COMPACTING && s != C_RESTORING)
+            return false;
+        pause_a_little(&spins);
+    }
+}
+
+static void unguard(const struct goro__stack *s)
+{
+    if (madvise(s->lo, stk_usable(s), MADV_GUARD_REMOVE) != 0)
+        goro__fatal("restoring a compacted stack %p-%p: madvise: %s", (void *)s->lo,
+                    (void *)s->hi, strerror(errno));
+}
+
+/* g is RESTORING: the used part back where it was. Async-signal-safe.
+ * then: C_TOUCHED from the fault handler, while g is parked and others
+ * may be touching its stack (two goroutines it handed pointers to, say):
+ * the used pages are made inaccessible first, so that nobody reads or
+ * writes them between the guards' removal (zero pages) and the copy,
+ * which goes through /proc/self/mem (it can write into them). C_NONE
+ * from resume(), where nobody else may touch the stack: the copy. */
+static void restore_in_place(G *g, AO_t then)
+{
+    struct cbuf *b = g->cbuf;
+    char *used = g->stack.hi - b->len;
+    if (then == C_TOUCHED) {
+        char *from = (char *)page_down((uintptr_t)used);
+        size_t len = (size_t)(g->stack.hi - from);
+        if (mprotect(from, len, PROT_NONE) != 0)
+            goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
+        unguard(&g->stack);
+        if (pwrite(idle.memfd, b->data, b->len, (off_t)(uintptr_t)used) != (ssize_t)b->len)
+            goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
+                        strerror(errno));
+        if (mprotect(from, len, PROT_READ | PROT_WRITE) != 0)
+            goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
+    } else {
+        unguard(&g->stack);
+        memcpy(used, b->data, b->len);
+    }
+    *ctop_slot((uintptr_t)g->stack.hi, false) = NULL;
+    AO_fetch_and_sub1(&goro__ctr.stacks_compacted); /* relaxed: a statistic */
+    /* release: the restored bytes before anyone sees the stack usable */
+    AO_store_release(&g->cstate, then);
+}
+
+int goro__idle_fault(uintptr_t addr)
+{
+    if (idle.nctop == 0 || addr < STK_ADDR(STK_W_LO) || addr >= STK_ADDR(STK_W_EMRG))
+        return 0;
+    size_t pg = goro__stk.pg;
+    for (uintptr_t top = page_down(addr) + pg; top <= page_down(addr) + pg + COMPACT_MAX;
+         top += pg) {
+        G *volatile *slot = ctop_slot(top, false);
+        G *g = slot ? *slot : NULL;
+        if (g == NULL || (uintptr_t)g->stack.hi != top || addr < (uintptr_t)g->stack.lo)
+            continue;
+        if (claim_restore(g)) {
+            restore_in_place(g, C_TOUCHED);
+            retry_addr = 0;
+            return 1;
+        }
+        /* not compacted (any more): someone restored it between the fault
+         * and now, so the access can run again; but only once, in case the
+         * fault was something else */
+        if (retry_addr == addr)
+            return 0;
+        retry_addr = addr;
+        return 1;
+    }
+    return 0;
+}
+
+void goro__idle_forget(G *g)
+{
+    if (g->cstate == C_NONE && g->cbuf == NULL)
+        return;
+    if (claim_restore(g))
+        restore_in_place(g, C_NONE);
+    free(g->cbuf);
+    g->cbuf = NULL;
+    g->cstate = C_NONE;
+}
+
+/* ------------------------------------------------------------------
+ * Shrinking (and restoring into a smaller stack)
+ * ------------------------------------------------------------------ */
+
+/* The class to shrink to with `used` bytes in use, or -1. */
+static int shrink_class(const G *g, size_t used)
+{
+    size_t size = stk_usable(&g->stack);
+    if (g->stack.cls == 0 || (g->stack.flags & SF_EMERG) || used * 4 > size)
+        return -1;
+    int c = 0;
+    while ((goro__stk.min << c) < used * 4)
+        c++;
+    return c < (int)g->stack.cls ? c : (int)g->stack.cls - 1;
+}
+
+/* Move g's used part (len bytes at src: its stack's own, or a compaction
+ * buffer) to a stack of class cls at its offset. guarded: the old stack
+ * carries guard markers (compacted) and is unguarded before it is
+ * retired. False if no stack was to be had (g keeps its own). */
+static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
+{
+    struct goro__stack old = g->stack, ns;
+    if (cls == 0) {
+        goro__space_home_back(g);
+        ns = stk_home(g);
+    } else {
+        goro__space_lock();
+        int rc = goro__space_get_at_locked(cls, (uintptr_t)old.hi, &ns);
+        goro__space_unlock();
+        if (rc < 0)
+            return false;
+    }
+    uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
+    intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
+    goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
+    /* the saved context and the record's own fields that may point into
+     * the stack (as grow() does for the running goroutine) */
+    uint64_t *regs[] = { (uint64_t *)(void *)&g->ctx.rsp, &g->ctx.rbx, &g->ctx.rbp,
+                         &g->ctx.r12, &g->ctx.r13, &g->ctx.r14, &g->ctx.r15,
+                         (uint64_t *)(void *)&g->unlockarg, (uint64_t *)(void *)&g->waitobj,
+                         (uint64_t *)(void *)&g->param };
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
+        if (stk_in(*regs[i], glo, hi))
+            *regs[i] += (uint64_t)delta;
+    g->stack = ns;
+    if (guarded)
+        unguard(&old);
+    bool home = cls == 0;
+    goro__stack_retire(g, &old, false);
+    /* relaxed: statistics. Reserved: the old stack's bytes go, the new
+     * one's come (the home's are counted already). */
+    AO_fetch_and_add(&goro__ctr.stack_bytes_reserved,
+                     home ? (AO_t)0 - (AO_t)(stk_usable(&old) + goro__stk.pg)
+                          : (AO_t)stk_usable(&ns) - (AO_t)stk_usable(&old));
+    AO_fetch_and_add1(&goro__ctr.stack_shrinks);
+    return true;
+}
+
+void goro__stack_idle_resume(W *w, G *g)
+{
+    for (;;) {
+        /* acquire: a compaction's or a restore's writes */
+        AO_t cs = AO_load_acquire(&g->cstate);
+        if (cs == C_NONE)
+            break;
+        if (cs == C_TOUCHED) {
+            /* restored in place by a fault while parked (its waker wrote
+             * into it); the pass may be taking it again: CAS */
+            if (AO_compare_and_swap_full(&g->cstate, C_TOUCHED, C_NONE)) {
+                free(g->cbuf);
+                g->cbuf = NULL;
+                break; /* a shrink may still be due */
+            }
+            continue;
+        }
+        if (!claim_restore(g))
+            continue; /* restored meanwhile, or the compaction gave up */
+        struct cbuf *b = g->cbuf;
+        int cls = shrink_class(g, b->len);
+        uintptr_t top = (uintptr_t)g->stack.hi;
+        if (cls >= 0 && shrink_to(g, b->data, b->len, cls, true)) {
+            *ctop_slot(top, false) = NULL;
+            AO_fetch_and_sub1(&goro__ctr.stacks_compacted);
+            AO_store_release(&g->cstate, C_NONE);
+        } else {
+            restore_in_place(g, C_NONE);
+        }
+        free(b);
+        g->cbuf = NULL;
+        return;
+    }
+    if (g->wait_reason == W_NONE || w->clock - g->wait_since < GORO_SHRINK_AFTER_NS)
+        return;
+    size_t used = (size_t)((uintptr_t)g->stack.hi - (uintptr_t)g->ctx.rsp);
+    int cls = shrink_class(g, used);
+    if (cls >= 0)
+        shrink_to(g, g->ctx.rsp, used, cls, false);
+}
+
+/* ------------------------------------------------------------------
+ * Compacting (the poller thread's pass)
+ * ------------------------------------------------------------------ */
+
+static bool compactable(int reason)
+{
+    return reason != W_NONE && reason != W_SLEEP && reason != W_BLOCKING;
+}
+
+static bool running_somewhere(const G *g)
+{
+    for (int i = 0; i < goro__sched.nprocs; i++)
+        if (__atomic_load_n(&goro__sched.ws[i].curg, __ATOMIC_ACQUIRE) == g)
+            return true;
+    return false;
+}
+
+static void compact(G *g)
+{
+    uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
+    if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi || (g->stack.flags & SF_EMERG))
+        return;
+    struct cbuf *b = malloc(sizeof *b + (hi - rsp));
+    if (b == NULL)
+        return;
+    /* full: the claim before the status read (file comment). TOUCHED: it
+     * was restored in this park by a fault, at least one pass ago */
+    AO_t was = g->cstate;
+    if ((was != C_NONE && was != C_TOUCHED) ||
+        !AO_compare_and_swap_full(&g->cstate, was, C_COMPACTING)) {
+        free(b);
+        return;
+    }
+    if (was == C_TOUCHED) {
+        free(g->cbuf); /* the last compaction's, which resume() did not see */
+        g->cbuf = NULL;
+    }
+    struct goro__stack s = g->stack;
+    if (AO_load_acquire(&g->status) != G_WAITING || !compactable(g->wait_reason) ||
+        running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi) {
+        AO_store_release(&g->cstate, C_NONE);
+        free(b);
+        return;
+    }
+    size_t len = hi - rsp;
+    uintptr_t used_lo = page_down(rsp);
+    G *volatile *slot = ctop_slot(hi, true);
+    if (slot == NULL) {
+        AO_store_release(&g->cstate, C_NONE);
+        free(b);
+        return;
+    }
+    *slot = g;
+    AO_nop_full();
+    /* From here on any access faults and waits for the end
+     * (goro__idle_fault). Not just writes: MADV_GUARD_INSTALL zaps the
+     * pages before it places its markers, and a read in between would get
+     * a fresh zero page (seen: a sender read a zero sudog). The copy goes
+     * through /proc/self/mem, which can read inaccessible pages. */
+    if (mprotect((void *)used_lo, hi - used_lo, PROT_NONE) != 0) {
+        *slot = NULL;
+        AO_store_release(&g->cstate, C_NONE);
+        free(b);
+        return;
+    }
+    b->len = len;
+    if (pread(idle.memfd, b->data, len, (off_t)rsp) != (ssize_t)len)
+        goro__fatal("compacting goroutine %llu's stack: reading /proc/self/mem: %s",
+                    (unsigned long long)g->id, strerror(errno));
+    if (madvise(s.lo, stk_usable(&s), MADV_GUARD_INSTALL) != 0)
+        goro__fatal("compacting goroutine %llu's stack: madvise: %s",
+                    (unsigned long long)g->id, strerror(errno));
+    if (mprotect((void *)used_lo, hi - used_lo, PROT_READ | PROT_WRITE) != 0)
+        goro__fatal("compacting goroutine %llu's stack: mprotect: %s",
+                    (unsigned long long)g->id, strerror(errno));
+    /* its home page, when it runs elsewhere, holds nothing of value */
+    if (!stk_is_home(g, &s) && !(g->home & 1)) {
+        struct goro__stack h = stk_home(g);
+        madvise(h.lo, stk_usable(&h), MADV_DONTNEED);
+    }
+    g->cbuf = b;
+    /* relaxed: statistics */
+    AO_fetch_and_add1(&goro__ctr.stack_compactions);
+    AO_fetch_and_add1(&goro__ctr.stacks_compacted);
+    /* release: the buffer before COMPACTED */
+    AO_store_release(&g->cstate, C_COMPACTED);
+}
+
+static uint64_t switches(void)
+{
+    uint64_t sw = 0;
+    for (int i = 0; i < goro__sched.nprocs; i++)
+        sw += __atomic_load_n(&goro__sched.ws[i].nswitch, __ATOMIC_RELAXED);
+    return sw;
+}
+
+/*
+ * The pass. A walk over the allg list (it only grows, at its head, while
+ * the runtime runs, and records are never freed: a cursor stays valid)
+ * compacts every goroutine parked for compact_after and notes when the
+ * first of the others will be. A walk starts when that time comes, or
+ * compact_after after goroutines switched since the last walk (someone
+ * may have parked); with nothing parked and nothing switching, none: an
+ * idle runtime stays idle. A walk goes PASS_LOOKS records at a time so
+ * that timers and I/O are not held up.
+ */
+int64_t goro__stack_idle_pass(int64_t now)
+{
+    if (!goro__stk.compact || goro__sched.ws == NULL)
+        return -1;
+    int64_t after = goro__stk.compact_after;
+    if (!idle.walking) {
+        uint64_t sw = switches();
+        if (sw != idle.switches && (idle.next_walk < 0 || idle.next_walk > now + after))
+            idle.next_walk = now + after;
+        idle.switches = sw;
+        if (idle.next_walk < 0 || now < idle.next_walk)
+            return idle.next_walk;
+        idle.walking = true;
+        idle.earliest = -1;
+        idle.next_walk = -1;
+        pthread_mutex_lock(&goro__sched.lock);
+        idle.cursor = goro__sched.allg;
+        pthread_mutex_unlock(&goro__sched.lock);
+    }
+    int looks = 0, compacts = 0;
+    G *g = idle.cursor;
+    for (; g != NULL && looks < PASS_LOOKS && compacts < PASS_COMPACTS; g = g->allnext) {
+        looks++;
+        if (AO_load(&g->status) != G_WAITING ||
+            (g->cstate != C_NONE && g->cstate != C_TOUCHED) ||
+            !compactable(g->wait_reason) || g->ctx.rsp == NULL)
+            continue;
+        int64_t due = g->wait_since + after;
+        if (due <= now) {
+            compact(g);
+            compacts++;
+        } else if (idle.earliest < 0 || due < idle.earliest) {
+            idle.earliest = due;
+        }
+    }
+    idle.cursor = g;
+    if (g != NULL)
+        return now; /* more to walk */
+    idle.walking = false;
+    idle.next_walk = idle.earliest;
+    return idle.next_walk;
+}

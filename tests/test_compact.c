@@ -1,0 +1,541 @@
+/*
+ * test_compact.c - stacks of long-parked goroutines are compacted (their
+ * pages given back, the used part kept aside) and restored before they run
+ * (runtime/stack_idle.c); stacks that grew shrink when their goroutine runs
+ * again after a park. Nothing a goroutine wrote on its stack may change, and
+ * nothing written into a compacted stack by others (its waker, a goroutine
+ * or thread it handed a pointer to) may be lost.
+ *
+ * Each goroutine's stack holds a pattern made of everything a move has to
+ * get right: integers derived from its index, a chain of pointers into its
+ * own stack (each word points at the next), a string written by snprintf
+ * over stale bytes, and the variable its waker writes into. GORO_COMPACT_AFTER
+ * is set low so that goroutines are compacted within the test's time; the
+ * suite's figures (compactions, restores) are asserted where the test
+ * depends on them, so a run where compaction never happened fails.
+ */
+#include "util.h"
+
+#include <atomic_ops.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+#define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
+#define NWORDS 24
+
+static void compact_soon(void)
+{
+    setenv("GORO_COMPACT_AFTER", "20", 1); /* ms */
+    unsetenv("GORO_DEBUG");
+}
+
+TestSuite(compact, .init = compact_soon);
+
+static volatile AO_t bad, checked;
+
+static uint64_t mixv(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0x9e3779b97f4a7c15ull;
+    return x ^ (x >> 29);
+}
+
+/* The pattern on a goroutine's stack. */
+struct pattern {
+    uint64_t ints[NWORDS];
+    uintptr_t chain[NWORDS];  /* chain[k] = &chain[k + 1]; the last: &chain[0] */
+    char text[48];
+};
+
+static void pattern_fill(struct pattern *p, uint64_t seed)
+{
+    for (int k = 0; k < NWORDS; k++) {
+        p->ints[k] = mixv(seed * NWORDS + (uint64_t)k);
+        p->chain[k] = (uintptr_t)&p->chain[(k + 1) % NWORDS];
+    }
+    snprintf(p->text, sizeof p->text, "goroutine %llu", (unsigned long long)seed);
+    KEEP(p);
+}
+
+static void pattern_check(const struct pattern *p, uint64_t seed)
+{
+    KEEP(p);
+    char want[48];
+    snprintf(want, sizeof want, "goroutine %llu", (unsigned long long)seed);
+    bool ok = strcmp(p->text, want) == 0;
+    for (int k = 0; k < NWORDS; k++) {
+        ok = ok && p->ints[k] == mixv(seed * NWORDS + (uint64_t)k);
+        ok = ok && p->chain[k] == (uintptr_t)&p->chain[(k + 1) % NWORDS];
+    }
+    if (!ok)
+        AO_fetch_and_add1(&bad);
+    AO_fetch_and_add1(&checked);
+}
+
+static struct goro_stats stats(void)
+{
+    struct goro_stats st;
+    goro_stats(&st);
+    return st;
+}
+
+/* Wait (sleeping) until at least n stacks are compacted; false after 20 s. */
+static bool wait_compacted(uint64_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (stats().stacks_compacted >= n)
+            return true;
+        goro_sleep(10 * 1000000);
+    }
+    return false;
+}
+
+/* ---- 100,000 compacted, woken in random order ------------------------- */
+
+#define MANY 100000
+static goro_chan **chans;
+static goro_wg parked_wg, done_wg;
+static uint32_t *order;
+static volatile AO_t thread_sent;
+
+NOINLINE static void many_g(void *arg)
+{
+    uint64_t i = (uint64_t)(uintptr_t)arg;
+    struct pattern p;
+    pattern_fill(&p, i);
+    int64_t got = -1; /* written by the sender into this (compacted) stack */
+    goro_wg_done(&parked_wg);
+    if (goro_chan_recv(chans[i], &got) != 1 || got != (int64_t)(i * 7))
+        AO_fetch_and_add1(&bad);
+    pattern_check(&p, i);
+    goro_wg_done(&done_wg);
+}
+
+/* a plain thread wakes the odd ones, with goro_chan_trysend */
+static void *many_thread(void *arg)
+{
+    (void)arg;
+    for (uint32_t k = 0; k < MANY; k++) {
+        uint32_t i = order[k];
+        if (i % 2 == 0)
+            continue;
+        int64_t v = (int64_t)i * 7;
+        while (goro_chan_trysend(chans[i], &v) == -EAGAIN)
+            sched_yield();
+        AO_fetch_and_add1(&thread_sent);
+    }
+    return NULL;
+}
+
+static void many_main(void *arg)
+{
+    goro_wg_init(&parked_wg);
+    goro_wg_init(&done_wg);
+    goro_wg_add(&parked_wg, MANY);
+    goro_wg_add(&done_wg, MANY);
+    for (uint64_t i = 0; i < MANY; i++) {
+        chans[i] = goro_chan_make(sizeof(int64_t), 0);
+        cr_assert(chans[i] != NULL);
+        cr_assert_eq(goro_go(many_g, (void *)(uintptr_t)i), 0);
+    }
+    goro_wg_wait(&parked_wg);
+    cr_assert(wait_compacted(MANY * 9 / 10), "only %llu of %d stacks compacted",
+              (unsigned long long)stats().stacks_compacted, MANY);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, many_thread, NULL), 0);
+    for (uint32_t k = 0; k < MANY; k++) {
+        uint32_t i = order[k];
+        if (i % 2 != 0)
+            continue;
+        int64_t v = (int64_t)i * 7;
+        cr_assert_eq(goro_chan_send(chans[i], &v), 0);
+    }
+    goro_wg_wait(&done_wg);
+    pthread_join(t, NULL);
+    for (uint64_t i = 0; i < MANY; i++)
+        goro_chan_free(chans[i]);
+}
+
+Test(compact, many_woken_in_random_order, .timeout = 120)
+{
+    bad = checked = thread_sent = 0;
+    chans = calloc(MANY, sizeof *chans);
+    order = malloc(MANY * sizeof *order);
+    for (uint32_t i = 0; i < MANY; i++)
+        order[i] = i;
+    srand((unsigned)time(NULL));
+    for (uint32_t i = MANY - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)rand() % (i + 1), x = order[i];
+        order[i] = order[j];
+        order[j] = x;
+    }
+    run_on(2, many_main, NULL);
+    struct goro_stats st = stats();
+    test_note("%llu compactions of %d parked goroutines", (unsigned long long)st.stack_compactions,
+              MANY);
+    cr_assert_eq(checked, MANY);
+    cr_assert_eq(thread_sent, MANY / 2);
+    cr_assert_eq(bad, 0, "%lu of %d goroutines found their stack changed",
+                 (unsigned long)bad, MANY);
+    cr_assert_eq(st.stacks_compacted, 0);
+    free(chans);
+    free(order);
+}
+
+/* ---- a pointer handed to another goroutine, or thread ------------------ */
+
+struct handoff {
+    uint64_t *arr;  /* 64 words on the owner's stack */
+    char *buf;      /* 128 bytes on the owner's stack */
+    goro_wg *wg;
+    goro_chan *wake;
+};
+
+static void writer_g(void *arg)
+{
+    struct handoff *h = arg;
+    /* the owner is compacted meanwhile */
+    cr_assert(wait_compacted(1));
+    for (int k = 0; k < 64; k++)
+        h->arr[k] = mixv((uint64_t)k + 1000);
+    snprintf(h->buf, 128, "written by goroutine %llu", (unsigned long long)goro_id());
+    goro_wg_done(h->wg);
+}
+
+static void owner_main(void *arg)
+{
+    uint64_t arr[64];
+    char buf[128];
+    struct pattern p;
+    pattern_fill(&p, 77);
+    goro_wg wg;
+    goro_wg_init(&wg);
+    goro_wg_add(&wg, 1);
+    struct handoff *h = malloc(sizeof *h);
+    *h = (struct handoff){ arr, buf, &wg, NULL };
+    cr_assert_eq(goro_go(writer_g, h), 0);
+    goro_wg_wait(&wg); /* parked: compacted, written into, restored */
+    char want[64];
+    snprintf(want, sizeof want, "written by goroutine ");
+    cr_assert(strncmp(buf, want, strlen(want)) == 0, "buf: \"%s\"", buf);
+    for (int k = 0; k < 64; k++)
+        cr_assert_eq(arr[k], mixv((uint64_t)k + 1000), "word %d lost", k);
+    pattern_check(&p, 77);
+    free(h);
+}
+
+Test(compact, written_by_a_goroutine_while_compacted, .timeout = 30)
+{
+    bad = checked = 0;
+    run_on(2, owner_main, NULL);
+    cr_assert_eq(bad, 0);
+    cr_assert_geq(stats().stack_compactions, 1);
+}
+
+static void *writer_thread(void *arg)
+{
+    struct handoff *h = arg;
+    struct timespec ts = { 0, 1000000 };
+    struct goro_stats st;
+    do {
+        nanosleep(&ts, NULL);
+        goro_stats(&st);
+    } while (st.stacks_compacted < 1);
+    for (int k = 0; k < 64; k++)
+        h->arr[k] = mixv((uint64_t)k + 2000);
+    snprintf(h->buf, 128, "written by a thread");
+    int64_t one = 1;
+    while (goro_chan_trysend(h->wake, &one) == -EAGAIN)
+        nanosleep(&ts, NULL);
+    return NULL;
+}
+
+static void thread_owner_main(void *arg)
+{
+    uint64_t arr[64];
+    char buf[128];
+    struct pattern p;
+    pattern_fill(&p, 78);
+    struct handoff h = { arr, buf, NULL, goro_chan_make(sizeof(int64_t), 0) };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, writer_thread, &h), 0);
+    int64_t got = 0;
+    cr_assert_eq(goro_chan_recv(h.wake, &got), 1);
+    cr_assert_eq(got, 1);
+    cr_assert_str_eq(buf, "written by a thread");
+    for (int k = 0; k < 64; k++)
+        cr_assert_eq(arr[k], mixv((uint64_t)k + 2000), "word %d lost", k);
+    pattern_check(&p, 78);
+    pthread_join(t, NULL);
+    goro_chan_free(h.wake);
+}
+
+Test(compact, written_by_a_thread_while_compacted, .timeout = 30)
+{
+    bad = checked = 0;
+    setenv("GORO_DEBUG", "nodeadlock", 1); /* the thread wakes main */
+    run_on(2, thread_owner_main, NULL);
+    cr_assert_eq(bad, 0);
+    cr_assert_geq(stats().stack_compactions, 1);
+}
+
+/* ---- woken while its compaction is in progress ------------------------- */
+
+/* GORO_COMPACT_AFTER=0: the pass compacts whatever it finds parked, again
+ * and again, while these goroutines park and are woken from another
+ * worker, from the poller (a pipe), from a timer and from a plain thread. */
+#define STORM_G 64
+#define STORM_ROUNDS 300
+static goro_chan *storm_ch[STORM_G];
+static int storm_pipe[STORM_G][2];
+static volatile AO_t storm_stop;
+
+NOINLINE static void storm_g(void *arg)
+{
+    uint64_t i = (uint64_t)(uintptr_t)arg;
+    for (uint64_t r = 0; r < STORM_ROUNDS; r++) {
+        struct pattern p;
+        uint64_t seed = i * 100000 + r;
+        pattern_fill(&p, seed);
+        int64_t got = 0;
+        char byte = 0;
+        switch ((i + r) % 3) {
+        case 0: /* another goroutine or the thread sends */
+            if (goro_chan_recv(storm_ch[i], &got) != 1)
+                AO_fetch_and_add1(&bad);
+            break;
+        case 1: /* the poller: a byte on the pipe */
+            if (goro_read(storm_pipe[i][0], &byte, 1) != 1)
+                AO_fetch_and_add1(&bad);
+            break;
+        default: { /* a timer */
+            goro_chan *t = goro_after(200000);
+            if (t == NULL || goro_chan_recv(t, &got) != 1)
+                AO_fetch_and_add1(&bad);
+        }
+        }
+        pattern_check(&p, seed);
+    }
+    goro_wg_done(&done_wg);
+}
+
+static void storm_waker(void *arg)
+{
+    uint64_t k = 0;
+    while (!AO_load(&storm_stop)) {
+        int i = (int)(k++ % STORM_G);
+        int64_t v = 1;
+        char b = 'x';
+        goro_chan_trysend(storm_ch[i], &v);
+        if (goro_write(storm_pipe[i][1], &b, 1) != 1)
+            AO_fetch_and_add1(&bad);
+        goro_yield();
+    }
+}
+
+static void *storm_thread(void *arg)
+{
+    (void)arg;
+    uint64_t k = 0;
+    while (!AO_load(&storm_stop)) {
+        int64_t v = 2;
+        goro_chan_trysend(storm_ch[k++ % STORM_G], &v);
+        if (k % 64 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void storm_main(void *arg)
+{
+    goro_wg_init(&done_wg);
+    goro_wg_add(&done_wg, STORM_G);
+    for (int i = 0; i < STORM_G; i++) {
+        storm_ch[i] = goro_chan_make(sizeof(int64_t), 0);
+        cr_assert_eq(pipe(storm_pipe[i]), 0);
+    }
+    pthread_t t;
+    storm_stop = 0;
+    cr_assert_eq(pthread_create(&t, NULL, storm_thread, NULL), 0);
+    cr_assert_eq(goro_go(storm_waker, NULL), 0);
+    for (int i = 0; i < STORM_G; i++)
+        cr_assert_eq(goro_go(storm_g, (void *)(uintptr_t)i), 0);
+    goro_wg_wait(&done_wg);
+    AO_store(&storm_stop, 1);
+    pthread_join(t, NULL);
+    goro_sleep(5 * 1000000); /* the waker sees stop */
+    for (int i = 0; i < STORM_G; i++) {
+        goro_close(storm_pipe[i][0]);
+        goro_close(storm_pipe[i][1]);
+        goro_chan_free(storm_ch[i]);
+    }
+}
+
+Test(compact, woken_while_compacting, .timeout = 120)
+{
+    bad = checked = 0;
+    setenv("GORO_COMPACT_AFTER", "0", 1);
+    run_on(2, storm_main, NULL);
+    struct goro_stats st = stats();
+    test_note("%llu compactions in %d parks", (unsigned long long)st.stack_compactions,
+              STORM_G * STORM_ROUNDS);
+    cr_assert_eq(checked, STORM_G * STORM_ROUNDS);
+    cr_assert_eq(bad, 0, "%lu bad", (unsigned long)bad);
+    cr_assert_geq(st.stack_compactions, 100, "compaction hardly ran: the test proves nothing");
+}
+
+/* ---- goro_close on a socket whose reader is compacted ------------------ */
+
+static int sock[2];
+static volatile AO_t read_rc;
+
+static void reader_g(void *arg)
+{
+    struct pattern p;
+    pattern_fill(&p, 99);
+    char buf[64];
+    AO_store(&read_rc, (AO_t)(intptr_t)goro_read(sock[0], buf, sizeof buf));
+    pattern_check(&p, 99);
+    goro_wg_done(&done_wg);
+}
+
+static void close_main(void *arg)
+{
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sock), 0);
+    goro_wg_init(&done_wg);
+    goro_wg_add(&done_wg, 1);
+    cr_assert_eq(goro_go(reader_g, NULL), 0);
+    cr_assert(wait_compacted(1));
+    cr_assert_eq(goro_close(sock[0]), 0);
+    goro_wg_wait(&done_wg);
+    goro_close(sock[1]);
+}
+
+Test(compact, close_wakes_a_compacted_reader, .timeout = 30)
+{
+    bad = checked = 0;
+    run_on(2, close_main, NULL);
+    cr_assert_eq(checked, 1);
+    cr_assert_eq(bad, 0);
+    cr_assert_lt((intptr_t)read_rc, 0, "read returned %ld", (long)(intptr_t)read_rc);
+}
+
+/* ---- memory goes back; busy goroutines pay nothing --------------------- */
+
+static int64_t rss_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lld %lld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (int64_t)res * sysconf(_SC_PAGESIZE);
+}
+
+NOINLINE static long recurse(int n)
+{
+    volatile char pad[1000];
+    pad[n % 1000] = (char)n;
+    long r = n > 0 ? recurse(n - 1) : 0;
+    return r + pad[(n * 7) % 1000];
+}
+
+static goro_chan *never;
+static int64_t rss_deep, rss_compacted, rss_base;
+
+static void deep_then_park(void *arg)
+{
+    recurse(250); /* ~256 KiB: a 2 MiB stack, 256 KiB of it touched */
+    goro_wg_done(&parked_wg);
+    int64_t v;
+    goro_chan_recv(never, &v); /* until closed */
+    goro_wg_done(&done_wg);
+}
+
+static void rss_main(void *arg)
+{
+    enum { N = 2000 };
+    never = goro_chan_make(sizeof(int64_t), 0);
+    goro_wg_init(&parked_wg);
+    goro_wg_init(&done_wg);
+    goro_wg_add(&parked_wg, N);
+    goro_wg_add(&done_wg, N);
+    rss_base = rss_now();
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(goro_go(deep_then_park, NULL), 0);
+    goro_wg_wait(&parked_wg);
+    rss_deep = rss_now();
+    cr_assert(wait_compacted(N), "%llu of %d compacted, %llu compactions",
+              (unsigned long long)stats().stacks_compacted, N,
+              (unsigned long long)stats().stack_compactions);
+    rss_compacted = rss_now();
+    goro_chan_close(never);
+    goro_wg_wait(&done_wg);
+    goro_chan_free(never);
+}
+
+Test(compact, rss_falls_when_deep_goroutines_park, .timeout = 60)
+{
+    setenv("GORO_COMPACT_AFTER", "500", 1); /* after all have gone deep */
+    run_on(2, rss_main, NULL);
+    test_note("2,000 goroutines 256 KiB deep: RSS +%lld KiB parked, +%lld KiB compacted",
+              (long long)(rss_deep - rss_base) / 1024, (long long)(rss_compacted - rss_base) / 1024);
+    cr_assert_gt(rss_deep - rss_base, 2000ll * 100 * 1024, "they did not go deep");
+    /* what stays is the pools' (the 32 KiB and 256 KiB stacks they grew
+     * out of: POOL_KEEP resident a class, a page of each trimmed one) */
+    cr_assert_lt(rss_compacted - rss_base, (rss_deep - rss_base) / 5,
+                 "compaction gave back less than 80%% of what they touched");
+}
+
+/* A ping-pong between two goroutines that once grew: parks of microseconds
+ * do not shrink or compact (the default GORO_COMPACT_AFTER, 1 s); 200,000
+ * round trips, at most one shrink each. */
+static goro_chan *ping, *pong;
+
+static void ponger(void *arg)
+{
+    recurse(100);
+    int64_t v;
+    while (goro_chan_recv(ping, &v) == 1)
+        goro_chan_send(pong, &v);
+    goro_wg_done(&done_wg);
+}
+
+static void pingpong_main(void *arg)
+{
+    ping = goro_chan_make(sizeof(int64_t), 0);
+    pong = goro_chan_make(sizeof(int64_t), 0);
+    goro_wg_init(&done_wg);
+    goro_wg_add(&done_wg, 1);
+    recurse(100);
+    cr_assert_eq(goro_go(ponger, NULL), 0);
+    struct goro_stats st0 = stats();
+    for (int64_t i = 0; i < 200000; i++) {
+        int64_t v = i;
+        goro_chan_send(ping, &v);
+        goro_chan_recv(pong, &v);
+        cr_assert_eq(v, i);
+    }
+    struct goro_stats st1 = stats();
+    goro_chan_close(ping);
+    goro_wg_wait(&done_wg);
+    /* at most once each: a park can look 10 ms long to the coarse clock
+     * once (its worker's clock was stale); never once per park */
+    cr_assert_leq(st1.stack_shrinks - st0.stack_shrinks, 2, "%llu shrinks in a ping-pong",
+                  (unsigned long long)(st1.stack_shrinks - st0.stack_shrinks));
+    goro_chan_free(ping);
+    goro_chan_free(pong);
+}
+
+Test(compact, pingpong_pays_no_move, .timeout = 60)
+{
+    unsetenv("GORO_COMPACT_AFTER");
+    run_on(2, pingpong_main, NULL);
+}
