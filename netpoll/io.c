@@ -46,6 +46,9 @@ ssize_t goro_read(int fd, void *buf, size_t len)
         int e = NP_ERRNO;
         if (e == EINTR)
             continue;
+        /* buf in a compacted goroutine's stack (README rule 5) */
+        if (e == EFAULT && goro__idle_touch(buf, len))
+            continue;
         if (e != EAGAIN)
             return -e;
         if ((rc = goro__pd_wait(pd, PD_R, snap)) < 0)
@@ -78,6 +81,8 @@ ssize_t goro_write(int fd, const void *buf, size_t len)
         }
         int e = NP_ERRNO;
         if (e == EINTR)
+            continue;
+        if (e == EFAULT && goro__idle_touch(p, left))
             continue;
         if (e != EAGAIN)
             return -e;

@@ -440,6 +440,10 @@ const char *goro__stack_guard_name(void) GORO_HIDDEN; /* madvise, uffd, mprotect
  * over long-parked goroutines: it returns when it wants to run again
  * (goro_now() time), or -1. */
 void goro__stack_idle_resume(W *w, G *g) GORO_HIDDEN;
+/* A system call on [p, p + len) failed with EFAULT: if that memory lies in
+ * compacted stacks (another goroutine's, handed over by pointer), restore
+ * them and return true (retry the call). */
+bool goro__idle_touch(const void *p, size_t len) GORO_HIDDEN;
 int64_t goro__stack_idle_pass(int64_t now) GORO_HIDDEN;
 /* Growth time per event, ns, at quantile q (0..1) of this run's growths. */
 uint64_t goro__stack_growth_quantile(double q) GORO_HIDDEN;

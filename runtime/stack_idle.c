@@ -294,6 +294,29 @@ int goro__idle_fault(uintptr_t addr)
     return 0;
 }
 
+bool goro__idle_touch(const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p, end = a + len;
+    bool any = false;
+    if (idle.nctop == 0 || end < a || end <= STK_ADDR(STK_W_LO) || a >= STK_ADDR(STK_W_EMRG))
+        return false;
+    size_t pg = goro__stk.pg;
+    for (uintptr_t q = page_down(a); q < end; q += pg) {
+        for (uintptr_t top = q + pg; top <= q + pg + COMPACT_MAX; top += pg) {
+            G *volatile *slot = ctop_slot(top, false);
+            G *g = slot ? *slot : NULL;
+            if (g == NULL || (uintptr_t)g->stack.hi != top || q < (uintptr_t)g->stack.lo)
+                continue;
+            if (claim_restore(g)) {
+                restore_in_place(g, C_TOUCHED);
+                any = true;
+            }
+            break;
+        }
+    }
+    return any;
+}
+
 void goro__idle_forget(G *g)
 {
     if (g->cstate == C_NONE && g->cbuf == NULL)

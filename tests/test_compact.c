@@ -539,3 +539,60 @@ Test(compact, pingpong_pays_no_move, .timeout = 60)
     unsetenv("GORO_COMPACT_AFTER");
     run_on(2, pingpong_main, NULL);
 }
+
+/* A system call into a compacted stack: the kernel does not raise the
+ * fault, it returns EFAULT; goro_read and goro_write restore the stack and
+ * retry. B reads from a pipe into A's buffer, and writes from A's other
+ * buffer, while A (which handed them over) waits compacted. */
+static int io_pipe[2];
+
+struct iohand {
+    char *in;        /* 64 bytes on A's stack: B reads into it */
+    const char *out; /* 64 bytes on A's stack: B writes from it */
+    goro_wg *wg;
+    ssize_t rin, rout;
+};
+
+static void io_b(void *arg)
+{
+    struct iohand *h = arg;
+    cr_assert(wait_compacted(1));
+    char msg[64];
+    memset(msg, 'q', sizeof msg);
+    cr_assert_eq(write(io_pipe[1], msg, sizeof msg), (ssize_t)sizeof msg);
+    h->rin = goro_read(io_pipe[0], h->in, 64);   /* into A's compacted stack */
+    cr_assert(wait_compacted(1));                 /* A compacted again */
+    h->rout = goro_write(io_pipe[1], h->out, 64); /* from it */
+    goro_wg_done(h->wg);
+}
+
+static void io_main(void *arg)
+{
+    char in[64], out[64];
+    memset(in, 0, sizeof in);
+    memset(out, 'o', sizeof out);
+    KEEP(out);
+    goro_wg wg;
+    goro_wg_init(&wg);
+    goro_wg_add(&wg, 1);
+    struct iohand *h = malloc(sizeof *h);
+    *h = (struct iohand){ in, out, &wg, 0, 0 };
+    cr_assert_eq(pipe(io_pipe), 0);
+    cr_assert_eq(goro_go(io_b, h), 0);
+    goro_wg_wait(&wg);
+    cr_assert_eq(h->rin, 64, "goro_read into a compacted stack: %zd", h->rin);
+    cr_assert_eq(h->rout, 64, "goro_write from a compacted stack: %zd", h->rout);
+    for (int k = 0; k < 64; k++)
+        cr_assert_eq(in[k], 'q', "byte %d", k);
+    char back[64];
+    cr_assert_eq(goro_read(io_pipe[0], back, 64), 64);
+    cr_assert_eq(memcmp(back, out, 64), 0);
+    goro_close(io_pipe[0]);
+    goro_close(io_pipe[1]);
+    free(h);
+}
+
+Test(compact, system_calls_into_a_compacted_stack, .timeout = 30)
+{
+    run_on(2, io_main, NULL);
+}
