@@ -105,6 +105,23 @@ static inline int64_t rss()
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
+// Resident set plus page tables (VmPTE), as bench_mem in bench/bench.h.
+static inline int64_t mem()
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long pte = -1;
+    if (!f)
+        fail("open /proc/self/status");
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPTE: %lld kB", &pte) == 1)
+            break;
+    fclose(f);
+    if (pte < 0)
+        fail("no VmPTE in /proc/self/status");
+    return rss() + (int64_t)pte * 1024;
+}
+
 // Fail up front, rather than wake the OOM killer, when the fibers about to
 // be made would not fit: Boost's fixed 128 KiB stacks cost a fiber about
 // 10 KB of RSS (the top of its stack, its context, malloc's header), and

@@ -80,6 +80,26 @@ func CheckProcs() int {
 
 // RSS is the resident set size in bytes, from /proc/self/statm (the C side
 // reads the same file the same way).
+// Mem is the resident set plus the page tables (VmPTE), as bench_mem.
+func Mem() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		Fail("read /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmPTE:") {
+			f := strings.Fields(line)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				Fail("bad VmPTE line %q", line)
+			}
+			return RSS() + kb*1024
+		}
+	}
+	Fail("no VmPTE in /proc/self/status")
+	return 0
+}
+
 func RSS() int64 {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {

@@ -1,5 +1,5 @@
 // parked - the Go twin of bench/parked.c: spawn n goroutines that check in on
-// one WaitGroup and park on another; RSS growth (/proc/self/statm) divided
+// one WaitGroup and park on another; RSS plus page tables growth divided
 // by n. Figure: bytes per goroutine.
 package main
 
@@ -29,14 +29,16 @@ func main() {
 	started.Add(int(n))
 	release.Add(1)
 	done.Add(int(n))
+	idle := b.Int("idle_ms", 1500)
 	time.Sleep(20 * time.Millisecond) // let the runtime settle
-	before := b.RSS()
+	before := b.Mem()
 	for i := int64(0); i < n; i++ {
 		go sleeper()
 	}
 	started.Wait()
-	time.Sleep(20 * time.Millisecond) // the last ones reach their park
-	parked := b.RSS()
+	// parked for a while, as the C side (goro compacts after 1 s)
+	time.Sleep(time.Duration(idle) * time.Millisecond)
+	parked := b.Mem()
 	if atomic.LoadInt64(&finished) != 0 {
 		b.Fail("a goroutine went past its park")
 	}
@@ -45,6 +47,6 @@ func main() {
 	if f := atomic.LoadInt64(&finished); f != n {
 		b.Fail("%d goroutines finished, want %d", f, n)
 	}
-	b.Info("rss before %d KiB, parked %d KiB", before/1024, parked/1024)
+	b.Info("rss+pte before %d KiB, parked %d KiB", before/1024, parked/1024)
 	b.Report(b.Str("name", "parked"), float64(parked-before)/float64(n), "bytes/goroutine")
 }

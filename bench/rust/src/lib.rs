@@ -95,6 +95,19 @@ pub fn runtime(procs: usize) -> tokio::runtime::Runtime {
 }
 
 /// Resident set size in bytes, from /proc/self/statm (as the C and Go sides).
+/// Resident set plus page tables (VmPTE), as bench_mem in bench/bench.h.
+pub fn mem() -> i64 {
+    let s = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_else(|_| fail("read /proc/self/status"));
+    let kb: i64 = s
+        .lines()
+        .find(|l| l.starts_with("VmPTE:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| fail("no VmPTE in /proc/self/status"));
+    rss() + kb * 1024
+}
+
 pub fn rss() -> i64 {
     let s = std::fs::read_to_string("/proc/self/statm")
         .unwrap_or_else(|_| fail("read /proc/self/statm"));
