@@ -99,6 +99,9 @@ BENCHES=(
 "parked_1m|parked|P|n=1000000|abs:1536|1"
 "stack_64m|stackgrow|P|goroutines=1 target=67108864 reps=5|1|1|tokio:stackless,boost_fiber:fixed stacks"
 "stack_10k_256k|stackgrow|P|goroutines=10000 target=262144 reps=3|1|1|tokio:stackless,boost_fiber:fixed stacks"
+"stack_shrink|stackshrink|P|n=10000 depth=1048576|1|1|tokio:stackless,boost_fiber:fixed stacks"
+"idle_conns_mem|idleconns|P|conns=100000 what=mem|1|1|tokio:no twin yet,boost_fiber:no netpoller"
+"idle_conns_wake|idleconns|P|conns=100000 what=wake|-|1|tokio:no twin yet,boost_fiber:no netpoller"
 "tcp_echo_64|tcpecho|P|conns=64 rts=2000 msg=64 secs=10|1|1|boost_fiber:no netpoller"
 "rwmutex_read_heavy|rwmutex|2|n=4000000 goroutines=8 write_pct=10|-"
 "ticker_10k_1ms|ticker|2|tickers=10000 period_ms=1 ticks=20|-"
@@ -807,6 +810,8 @@ mv "$CSV" "$OUT/results.csv"
 | parked_100k, _1m | goroutines parked on a WaitGroup; RSS growth (/proc/self/statm) / n | bytes per goroutine | all parked, then all released and joined |
 | stack_64m | 1 goroutine recursing through 1 KiB frames to 52 MiB of stack (its stack grows to 64 MiB), 5 times | ms per recursion | checksum of every frame |
 | stack_10k_256k | 10,000 goroutines, each recursing to 208 KiB (stack grows to 256 KiB), 3 times | ms per 10,000 | checksum of every recursion |
+| stack_shrink | 10,000 goroutines recurse to 1 MiB once, then park 1.5 s (Go: then runtime.GC twice); RSS plus page tables growth / n | bytes per goroutine | checksum of every recursion, all parked and joined |
+| idle_conns_mem, _wake | 100,000 loopback TCP connections (fewer when RLIMIT_NOFILE's hard limit cannot be raised: the program says how many), both ends a goroutine blocked in a read, idle 1.5 s; _mem: RSS plus page tables growth / connections; _wake: a round trip through 1,000 random idle connections | bytes per connection; us per round trip | every connection accepted and parked, every echo checked, all joined |
 | tcp_echo_64 | echo server and 64 clients in one process on 127.0.0.1, 2,000 round trips of 64 bytes each (10 s cap) | round trips per second | every echo equals what was sent; server bytes = client bytes |
 | rwmutex_read_heavy | 8 goroutines on 2 workers, 4,000,000 operations on one RWMutex, 10% writes (the same xorshift choice on both sides) | ns per operation | counter = number of writes |
 | ticker_10k_1ms | 10,000 goroutines, each with a 1 ms ticker, each receiving 20 ticks (10 million ticks a second asked: slow receivers' ticks are dropped) | process CPU ns per tick received | no ticker got its ticks faster than the period (none queued) |

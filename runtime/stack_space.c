@@ -124,6 +124,7 @@
 #define CHUNK_BYTES STK_CHUNK
 #define NCHUNK      ((REGION_HI - REGION_LO) / CHUNK_BYTES)
 #define POOL_KEEP   (16ul << 20)        /* resident bytes a class's pool keeps */
+#define COLD_KEEP   1024                /* trimmed stacks a class keeps (a page each) */
 #define HBITS       18                  /* (class, offset) hash buckets: 2^18 */
 #define HUGE_SIZE   (2ul << 20)
 #define CARVE_BATCH 64
@@ -153,6 +154,7 @@ static struct {
         struct node *hot, *cold; /* resident (newest first) / trimmed */
         struct node *hot_tail;   /* the least recently pooled resident one */
         size_t resident;         /* bytes in hot */
+        size_t ncold;            /* stacks in cold */
     } pools[NCLS];
     struct node **buckets;      /* 2^HBITS heads */
     char *warm[WARM_MAX];       /* homes of goroutines that grew and exited */
@@ -422,6 +424,8 @@ static void pool_link(struct node *n)
     }
     if (!cold)
         p->resident += stk_usable(&n->s);
+    else
+        p->ncold++;
 }
 
 static void pool_unlink(struct node *n)
@@ -448,6 +452,8 @@ static void pool_unlink(struct node *n)
     }
     if (!cold)
         p->resident -= stk_usable(&n->s);
+    else
+        p->ncold--;
 }
 
 /* Take n out of its pool into *s, ready to run on. Under lock. */
@@ -485,6 +491,16 @@ void goro__space_put_locked(struct goro__stack *s)
     while (p->resident > POOL_KEEP && p->hot_tail != NULL && p->hot_tail != n &&
            stk_usable(&p->hot_tail->s) > pg) {
         struct node *t = p->hot_tail;
+        if (p->ncold >= COLD_KEEP) {
+            /* a trimmed stack keeps its top page (the node): past
+             * COLD_KEEP of them, the range goes back whole, so that the
+             * RSS falls, not only moves into a pool (stacks shrunk or
+             * compacted by stack_idle.c end up here) */
+            struct goro__stack r = t->s;
+            pool_unlink(t);
+            release_locked(&r);
+            continue;
+        }
         if (madvise(t->s.lo, stk_usable(&t->s) - pg, MADV_DONTNEED) != 0)
             break;
         pool_unlink(t);
