@@ -500,8 +500,8 @@ Test(compact, rss_falls_when_deep_goroutines_park, .timeout = 60)
 }
 
 /* A ping-pong between two goroutines that once grew: parks of microseconds
- * do not shrink or compact (the default GORO_COMPACT_AFTER, 1 s); 200,000
- * round trips, at most one shrink each. */
+ * do not shrink or compact (the default GORO_COMPACT_AFTER, 1 s): 200,000
+ * round trips, a handful of shrinks at most. */
 static goro_chan *ping, *pong;
 
 static void ponger(void *arg)
@@ -531,9 +531,10 @@ static void pingpong_main(void *arg)
     struct goro_stats st1 = stats();
     goro_chan_close(ping);
     goro_wg_wait(&done_wg);
-    /* at most once each: a park can look 10 ms long to the coarse clock
-     * once (its worker's clock was stale); never once per park */
-    cr_assert_leq(st1.stack_shrinks - st0.stack_shrinks, 2, "%llu shrinks in a ping-pong",
+    /* A park can look 10 ms long to the coarse clock when its worker's
+     * clock was stale, and each such shrink is a class or more down
+     * (256 KiB to 8 KiB to 4 KiB): a few each, never one a park */
+    cr_assert_leq(st1.stack_shrinks - st0.stack_shrinks, 8, "%llu shrinks in a ping-pong",
                   (unsigned long long)(st1.stack_shrinks - st0.stack_shrinks));
     goro_chan_free(ping);
     goro_chan_free(pong);
