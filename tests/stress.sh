@@ -18,6 +18,9 @@
 #  8. the stale suite (bytes written over stale stack pointers survive the
 #     stack's moves) 10 times, each with other random values and other stack
 #     addresses, and 3 more two at once.
+#  8b. the compaction suite (stacks compacted while parked, restored by
+#     whoever touches them) 10 times and 3 more two at once, and stackgrow
+#     with every parked stack compacted at once (GORO_COMPACT_AFTER=0);
 #  9. the suites of Go's wider vocabulary (Once, RWMutex, Cond, semaphores,
 #     ...) 10 times each, and 3 more two at once.
 set -u
@@ -96,6 +99,13 @@ for g in uffd mprotect; do
     count "$log" '^ *0 corruptions'
 done
 
+# stacks compacted as soon as their goroutine parks, and shrunk when it
+# runs again: every park a chance to lose a byte
+echo "stackgrow with GORO_COMPACT_AFTER=0, 30 s:"
+GORO_COMPACT_AFTER=0 tools/stackgrow/stackgrow --goroutines 3000 --workers 2 --max-stack 1M \
+    --duration 30 2>&1 | tee "$log"
+count "$log" '^ *0 corruptions'
+
 suite_runs "window suite" 10 build/tests/test_window
 
 echo "two stackgrows at once, 40 s:"
@@ -113,6 +123,8 @@ suite_runs "spawn suite" 10 build/tests/test_spawn
 suite_pairs "spawn suite" 5 build/tests/test_spawn
 suite_runs "switch suite" 10 build/tests/test_switch
 suite_pairs "switch suite" 5 build/tests/test_switch
+suite_runs "compact suite" 10 build/tests/test_compact
+suite_pairs "compact suite" 3 build/tests/test_compact
 suite_runs "stale suite" 10 build/tests/test_stale
 suite_pairs "stale suite" 3 build/tests/test_stale
 for v in once rwmutex cond sem local timerchan ctx waits; do

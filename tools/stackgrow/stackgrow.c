@@ -797,6 +797,8 @@ static void main_fn(void *arg)
     else
         printf("  narrow frames     off (--no-narrow)\n");
     printf("  growth events     %" PRIu64 "\n", st.stack_growths);
+    printf("  shrinks           %" PRIu64 " (and %" PRIu64 " compactions of parked stacks)\n",
+           st.stack_shrinks - st.stack_compactions, st.stack_compactions);
     printf("  bytes copied      %" PRIu64 " (%.1f MiB)\n", st.stack_bytes_copied,
            (double)st.stack_bytes_copied / 1048576.0);
     printf("  largest stack     %" PRIu64 " bytes\n", st.stack_max);
