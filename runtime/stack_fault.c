@@ -55,7 +55,9 @@
  * GORO_DEBUG=stackcheck: an old stack is not pooled but made inaccessible
  * (guard over its whole range) and kept in a ring of QUARANTINE entries;
  * touching it is reported with the goroutine, the old and the new range.
- * GORO_DEBUG=stackinfo prints the configuration and the guard mechanism.
+ * GORO_DEBUG=stackinfo prints the configuration and the guard mechanism,
+ * and at the end of goro_run the growths, shrinks and compactions (the
+ * goroutine dump shows each goroutine's stack size and "(compacted)").
  *
  * Rejected alternatives. Segmented stacks (Go before 1.3: hot splits, and C
  * code cannot check a stack bound in every prologue). Big fixed stacks (a
@@ -388,21 +390,31 @@ void goro__stack_init(void)
     goro__guard_choose();
     goro__space_init();
     goro__idle_init();
+    char compact[64] = "off (GORO_COMPACT_AFTER=off, or not madvise guards)";
+    if (goro__stk.compact)
+        snprintf(compact, sizeof compact, "after a park of %lld ms",
+                 (long long)(goro__stk.compact_after / 1000000));
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s, "
                 "region %#lx-%#lx, moves by multiples of 4 GiB%s\n"
                 "goro: stacks: shrink at a run after %lld ms parked using under a quarter; "
-                "compaction %s%lld ms\n",
+                "compaction %s\n",
                 goro__stk.min, goro__stk.max, goro__stk.gsz, goro__stack_guard_name(),
                 (unsigned long)STK_ADDR(STK_W_LO), (unsigned long)STK_ADDR(STK_W_END),
                 goro__stk.stackcheck ? ", stackcheck on" : "",
                 (long long)(GORO_SHRINK_AFTER_NS / 1000000),
-                goro__stk.compact ? "after a park of " : "off, GORO_COMPACT_AFTER=",
-                (long long)(goro__stk.compact_after / 1000000));
+                compact);
 }
 
 void goro__stack_fini(void)
 {
+    if (goro__debug("stackinfo"))
+        fprintf(stderr, "goro: stacks: %lu growths, %lu shrinks, %lu compactions, "
+                "largest %lu bytes\n",
+                (unsigned long)AO_load(&goro__ctr.stack_growths),
+                (unsigned long)AO_load(&goro__ctr.stack_shrinks),
+                (unsigned long)AO_load(&goro__ctr.stack_compactions),
+                (unsigned long)AO_load(&goro__ctr.stack_max));
     /* quarantined stacks: back to the space (emergency ones unmapped) */
     for (int i = 0; i < QUARANTINE; i++) {
         if (fs.q[i].state == Q_FULL && (fs.q[i].old.flags & SF_EMERG))
