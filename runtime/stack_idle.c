@@ -278,7 +278,7 @@ static void restore_in_place(G *g, AO_t then)
 
 int goro__idle_fault(uintptr_t addr)
 {
-    if (idle.nctop == 0 || addr < STK_ADDR(STK_W_LO) || addr >= STK_ADDR(STK_W_EMRG))
+    if (idle.nctop == 0 || addr < STK_ADDR(STK_W_LO) || addr >= STK_ADDR(STK_W_END))
         return 0;
     size_t pg = goro__stk.pg;
     for (uintptr_t top = page_down(addr) + pg; top <= page_down(addr) + pg + COMPACT_MAX;
@@ -307,7 +307,7 @@ bool goro__idle_touch(const void *p, size_t len)
 {
     uintptr_t a = (uintptr_t)p, end = a + len;
     bool any = false;
-    if (idle.nctop == 0 || end < a || end <= STK_ADDR(STK_W_LO) || a >= STK_ADDR(STK_W_EMRG))
+    if (idle.nctop == 0 || end < a || end <= STK_ADDR(STK_W_LO) || a >= STK_ADDR(STK_W_END))
         return false;
     size_t pg = goro__stk.pg;
     for (uintptr_t q = page_down(a); q < end; q += pg) {
@@ -345,7 +345,7 @@ void goro__idle_forget(G *g)
 static int shrink_class(const G *g, size_t used)
 {
     size_t size = stk_usable(&g->stack);
-    if (g->stack.cls == 0 || (g->stack.flags & SF_EMERG) || used * 4 > size)
+    if (g->stack.cls == 0 || used * 4 > size)
         return -1;
     int c = 0;
     while ((goro__stk.min << c) < used * 4)
@@ -457,7 +457,7 @@ static bool running_somewhere(const G *g)
 static void compact(G *g)
 {
     uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
-    if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi || (g->stack.flags & SF_EMERG))
+    if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi)
         return;
     struct cbuf *b = malloc(sizeof *b + (hi - rsp));
     if (b == NULL)
