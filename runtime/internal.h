@@ -124,6 +124,9 @@ struct goro__g {
     struct goro__ctx ctx;      /* saved context while not running */
     struct goro__stack stack;  /* the goroutine's stack */
     volatile AO_t status;      /* enum goro__gstatus; CAS on WAITING->RUNNABLE */
+    /* Compaction (stack_idle.c): enum goro__cstate, read by every resume
+     * (sched.c), so on the cache line of status and stack */
+    volatile AO_t cstate;
     uint64_t id;               /* 1 = main; never reused within one goro_run */
     goro_fn fn;
     void *arg;
@@ -161,10 +164,8 @@ struct goro__g {
     void *locals;              /* goroutine-local values (local.c), or NULL;
                                   only this goroutine touches them */
 
-    /* Compaction (stack_idle.c): enum goro__cstate, and the used part of
-     * the stack while it is kept aside (a struct in stack_idle.c). */
-    volatile AO_t cstate;
-    void *cbuf;
+    void *cbuf;                /* compacted: the used part of the stack,
+                                  kept aside (stack_idle.c) */
 };
 
 /* G.cstate. NONE -> COMPACTING (the idle pass, by CAS) -> COMPACTED (or

@@ -999,6 +999,15 @@ static G *find_runnable(W *w)
     }
 }
 
+/* resume()'s rare case, out of line so that the common one stays a tail
+ * call with no frame of its own (goro_yield's fast path: a frame there
+ * cost 4 ns a yield, 17.6 against 13.5 at best). */
+static __attribute__((noinline)) void resume_idle(W *w, struct goro__ctx *from, G *to)
+{
+    goro__stack_idle_resume(w, to);
+    goro__ctx_switch(from, &to->ctx, &w->curg, to);
+}
+
 /* Switch from the context saved into *from to the goroutine to. */
 static inline void resume(W *w, struct goro__ctx *from, G *to)
 {
@@ -1009,8 +1018,9 @@ static inline void resume(W *w, struct goro__ctx *from, G *to)
         /* compacted, or back from a park on a grown stack: restore or
          * shrink it first (stack_idle.c) */
         if (unlikely(to->cstate != C_NONE || (to->stack.cls != 0 && to->wait_reason != W_NONE)))
-            goro__stack_idle_resume(w, to);
-        goro__ctx_switch(from, &to->ctx, &w->curg, to);
+            resume_idle(w, from, to);
+        else
+            goro__ctx_switch(from, &to->ctx, &w->curg, to);
     } else {
         /* relaxed: a hint (stack_space.c, warm homes) */
         if (unlikely(AO_load(&goro__stack_warm) != 0))
