@@ -82,6 +82,12 @@ static void client_g(void *arg)
     goro_wg_done(&clients);
 }
 
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void raise_nofile(int64_t need)
 {
     struct rlimit rl;
@@ -143,12 +149,12 @@ static void bench_main(void *arg)
     goro_sleep(idle_ms * 1000000);
     struct goro_stats st;
     uint64_t last = UINT64_MAX;
-    for (;;) { /* until the compaction pass is done */
+    for (;;) { /* until the compaction pass is done: all, or no progress */
         goro_stats(&st);
-        if (st.stack_compactions == last)
+        if (st.stacks_compacted >= (uint64_t)(2 * conns) || st.stack_compactions == last)
             break;
         last = st.stack_compactions;
-        goro_sleep(100 * 1000000);
+        goro_sleep(300 * 1000000);
     }
     int64_t after = bench_mem();
     bench_info("%" PRId64 " connections: rss+pte +%" PRId64 " KiB, %" PRIu64
@@ -158,7 +164,9 @@ static void bench_main(void *arg)
     } else {
         uint64_t x = 88172645463325252ull;
         int64_t t0 = bench_now();
+        int64_t *each = calloc((size_t)sample, sizeof *each);
         for (int64_t k = 0; k < sample; k++) {
+            int64_t tk = bench_now();
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             int64_t i = (int64_t)(x % (uint64_t)conns), got = -1;
             char buf[MSG] = { 0 };
@@ -167,8 +175,14 @@ static void bench_main(void *arg)
                 bench_fail("write: connection %" PRId64, i);
             if (goro_chan_recv(replies, &got) != 1 || got != i)
                 bench_fail("reply from %" PRId64 ", want %" PRId64, got, i);
+            each[k] = bench_now() - tk;
         }
         figure = (double)(bench_now() - t0) / 1000.0 / (double)sample;
+        qsort(each, (size_t)sample, sizeof *each, cmp64);
+        bench_info("round trips: median %.1f us, p90 %.1f us, p99 %.1f us",
+                   (double)each[sample / 2] / 1000, (double)each[sample * 9 / 10] / 1000,
+                   (double)each[sample * 99 / 100] / 1000);
+        free(each);
     }
     for (int p = 0; p < nports; p++)
         goro_close(lfd[p]);

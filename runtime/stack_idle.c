@@ -101,7 +101,8 @@
 #define DEFAULT_COMPACT_AFTER (1000 * (int64_t)1000000) /* 1 s */
 #define COMPACT_MAX    (16 * 1024)  /* a bigger used part is not compacted */
 #define PASS_LOOKS     4096         /* G records looked at per pass slice */
-#define PASS_COMPACTS  256          /* compactions per pass slice */
+#define PASS_COMPACTS  32           /* compactions per pass slice ... */
+#define PASS_GAP_NS    1000000      /* ... and then a pause: see the pass */
 
 /* The used part of a compacted stack: the bytes [hi - len, hi). */
 struct cbuf {
@@ -541,7 +542,13 @@ static uint64_t switches(void)
  * compact_after after goroutines switched since the last walk (someone
  * may have parked); with nothing parked and nothing switching, none: an
  * idle runtime stays idle. A walk goes PASS_LOOKS records at a time so
- * that timers and I/O are not held up.
+ * that timers and I/O are not held up, and at most PASS_COMPACTS
+ * compactions a millisecond: each changes the protection of the stack
+ * region's mapping twice, which write-locks it, and every stack page fault
+ * and guard removal in the region waits for that (idle_conns_wake, woken
+ * goroutines restoring while 256 a slice were being compacted: p99 of a
+ * round trip 20 ms; a thread preempted while it holds the lock stalls
+ * them all). 32,000 a second: a million in half a minute.
  */
 int64_t goro__stack_idle_pass(int64_t now)
 {
@@ -579,8 +586,9 @@ int64_t goro__stack_idle_pass(int64_t now)
         }
     }
     idle.cursor = g;
-    if (g != NULL)
-        return now; /* more to walk */
+    if (g != NULL) /* more to walk: at once, or after a pause if this slice
+                      compacted its fill (below) */
+        return compacts < PASS_COMPACTS ? now : now + PASS_GAP_NS;
     idle.walking = false;
     idle.next_walk = idle.earliest;
     return idle.next_walk;
