@@ -100,7 +100,7 @@ BENCHES=(
 "stack_64m|stackgrow|P|goroutines=1 target=67108864 reps=5|1|1|tokio:stackless,boost_fiber:fixed stacks"
 "stack_10k_256k|stackgrow|P|goroutines=10000 target=262144 reps=3|1|1|tokio:stackless,boost_fiber:fixed stacks"
 "stack_shrink|stackshrink|P|n=10000 depth=1048576|1|1|tokio:stackless,boost_fiber:fixed stacks"
-"idle_conns_mem|idleconns|P|conns=100000 what=mem|1|1|boost_fiber:no netpoller"
+"idle_conns_mem|idleconns|P|conns=100000 what=mem|-|1|boost_fiber:no netpoller"
 "idle_conns_wake|idleconns|P|conns=100000 what=wake|-|1|boost_fiber:no netpoller"
 "tcp_echo_64|tcpecho|P|conns=64 rts=2000 msg=64 secs=10|1|1|boost_fiber:no netpoller"
 "rwmutex_read_heavy|rwmutex|2|n=4000000 goroutines=8 write_pct=10|-"
