@@ -268,8 +268,6 @@ Test(timerchan, stop_and_reset_while_firing_goroutines_and_threads, .timeout = 6
 #define LIVE 1000000
 #define CYCLES 1000000
 
-static void raw_fire(struct goro__timer *t) { (void)t; }
-
 static void million_main(void *arg)
 {
     static goro_timer *ts[LIVE];
@@ -291,35 +289,12 @@ static void million_main(void *arg)
           (unsigned long)AO_load(&goro__ctr.timers_pending));
     for (int i = 0; i < LIVE; i++)
         goro_timer_free(ts[i]);
-    /* the same cycles on bare heap entries (what goro_sleep and select
-     * timeouts cost) */
-    struct goro__timer *raw = calloc(LIVE, sizeof *raw);
-    for (int i = 0; i < LIVE; i++) {
-        raw[i].when = goro_now() + 3600 * 1000 * MS + i;
-        raw[i].fn = raw_fire;
-        goro__timer_add(&raw[i]);
-    }
-    int64_t t4 = goro_now();
-    for (int i = 0; i < CYCLES; i++) {
-        struct goro__timer *t = &raw[(int)(((int64_t)i * 7919) % LIVE)];
-        goro__timer_del(t);
-        t->when = goro_now() + 3600 * 1000 * MS + i;
-        goro__timer_add(t);
-    }
-    int64_t t5 = goro_now();
-    for (int i = 0; i < LIVE; i++)
-        goro__timer_del(&raw[i]);
-    free(raw);
-    int64_t cyc = (t2 - t1) / CYCLES, rawcyc = (t5 - t4) / CYCLES;
-    test_note("%d timers: new %lld ns each; %d resets (stop and arm) with %d armed: %lld ns per "
-              "cycle (bare heap entries: %lld ns); stop %lld ns", LIVE,
-              (long long)((t1 - t0) / LIVE), CYCLES, LIVE, (long long)cyc,
-              (long long)rawcyc, (long long)((t3 - t2) / LIVE));
-    /* The same O(log n) heap work; the rest is the record's size (about
-     * 250 bytes against 48: the heap's sift touches 4x the memory) and
-     * three uncontended spinlocks. Generous: the machine is shared. */
-    CHECK(cyc <= rawcyc * 4 + 1000, "a goro_timer reset costs %lld ns, the heap's %lld ns",
-          (long long)cyc, (long long)rawcyc);
+    test_note("%d timers: new %lld ns each; %d resets (stop and arm) with %d armed: %lld ns "
+              "each; stop %lld ns", LIVE, (long long)((t1 - t0) / LIVE), CYCLES, LIVE,
+              (long long)((t2 - t1) / CYCLES), (long long)((t3 - t2) / LIVE));
+    /* The cost itself is measured by bench/timer.c (make bench, rows
+     * timer_reset_1m and timer_reset_1m_bare), not asserted here: the
+     * machine is shared and a test never times. */
     check_no_leaks();
 }
 
