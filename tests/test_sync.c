@@ -1,6 +1,7 @@
 /*
  * test_sync.c - Mutex: mutual exclusion under contention, trylock, no
- * starvation, unlock from another goroutine, many parked waiters.
+ * starvation, unlock from another goroutine, many parked waiters; the
+ * runtime's spinlock under contention from plain threads.
  */
 #include "goro_check.h"
 
