@@ -77,7 +77,7 @@ $(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 $(OUTDIR)tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)

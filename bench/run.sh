@@ -105,6 +105,8 @@ BENCHES=(
 "tcp_echo_64|tcpecho|P|conns=64 rts=2000 msg=64 secs=10|1|1|boost_fiber:no netpoller"
 "rwmutex_read_heavy|rwmutex|2|n=4000000 goroutines=8 write_pct=10|-"
 "ticker_10k_1ms|ticker|2|tickers=10000 period_ms=1 ticks=20|-"
+"timer_reset_1m|timer|P|n=1000000 resets=1000000|-"
+"timer_reset_1m_bare|timer|P|n=1000000 resets=1000000 kind=bare|-"
 "local_get|local|1|n=100000000|-"
 )
 

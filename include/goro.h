@@ -242,8 +242,11 @@ GORO_API void goro_cond_init(goro_cond *c);
  * broadcast or timeout_ns passes; locks mu again before returning (also on
  * timeout). 0 woken (which, as in Go, does not mean the condition holds:
  * check it in a loop), -ETIMEDOUT; timeout_ns 0 returns -ETIMEDOUT at once
- * without unlocking mu. -EPERM outside a goroutine. A signal is given to a
- * waiter only once: a waiter whose timeout has fired no longer counts. */
+ * without unlocking mu. -EPERM outside a goroutine. Go's Cond has no
+ * timeouts; here a signal and a timeout never share a waiter: a signal
+ * wakes a waiter that returns 0, never one that returns -ETIMEDOUT (a
+ * waiter whose timeout has fired has left the queue, and the signal goes
+ * to the next in line), so no signal is swallowed by a timeout. */
 GORO_API int  goro_cond_wait(goro_cond *c, goro_mutex *mu, int64_t timeout_ns);
 /* Wake the longest waiting goroutine, if any (mu need not be held); any
  * thread. */

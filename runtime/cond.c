@@ -192,3 +192,14 @@ void goro_cond_broadcast(goro_cond *pub)
         list = next;
     }
 }
+
+int goro__cond_waiters(goro_cond *pub)
+{
+    struct cond *c = cond_of(pub);
+    int n = 0;
+    goro__spin_lock(&c->lock);
+    for (struct cwaiter *w = c->head; w; w = w->next)
+        n++;
+    goro__spin_unlock(&c->lock);
+    return n;
+}

@@ -10,10 +10,11 @@
  *   channel locks (in address order, select)  >  sync-object locks
  *   >  timer heap lock  >  sched.lock (global queue, idle workers, allg)
  * Go's wider vocabulary (0.2) adds, above channel locks: a goro_timer's
- * oplock > its lock (timerchan.c) and the context tree lock (ctx.c), which
- * close and send on channels; a cond's or sem's lock is a sync-object lock
- * (it arms timers); local.c's key lock and timerchan.c's registry and
- * after-list locks are leaves.
+ * lock (timerchan.c; its BUSY flag, held across waiting for a callback,
+ * is above it) and the context tree lock (ctx.c), which close and send on
+ * channels; a cond's or sem's lock is a sync-object lock (it arms
+ * timers); local.c's key lock and timerchan.c's slab and after-list locks
+ * are leaves.
  * No runtime lock is held across a context switch except through park's
  * unlock function, which runs after the switch.
  */
@@ -469,8 +470,9 @@ bool goro__timer_del(struct goro__timer *t) GORO_HIDDEN; /* true: removed before
  * -1 when the heap is empty. */
 int64_t goro__timers_run(int64_t now) GORO_HIDDEN;
 void goro__timers_reset(void) GORO_HIDDEN;
-/* timerchan.c: goro_run returned; disarm the goro_timer records (the heap
- * forgot them) and free goro_after's. Called by goro__timers_reset. */
+/* timerchan.c: goro_run returned; the goro_timer records' armings become
+ * stale (the heap forgot them) and goro_after's are freed. Called by
+ * goro__timers_reset. */
 void goro__timerchan_reset(void) GORO_HIDDEN;
 
 /* ---------------------------------------------------------------------

@@ -211,3 +211,14 @@ void goro_sem_release(goro_sem *pub, int64_t n)
     goro__spin_unlock(&s->lock);
     sem_wake_list(list);
 }
+
+int goro__sem_waiters(goro_sem *pub)
+{
+    struct sem *s = sem_of(pub);
+    int n = 0;
+    goro__spin_lock(&s->lock);
+    for (struct swaiter *w = s->head; w; w = w->next)
+        n++;
+    goro__spin_unlock(&s->lock);
+    return n;
+}

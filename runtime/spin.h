@@ -5,9 +5,11 @@
  * call anything that can block while they hold it (a channel lock is handed
  * across a context switch only through goro__park's unlock function, which
  * releases it on the next context at once), so critical sections are a few
- * dozen instructions and a futex would only add syscalls. After a while of
- * spinning the waiter yields the CPU: the holder may be an OS thread that the
- * kernel descheduled (two cores here, shared with other processes).
+ * dozen instructions and a futex would only add syscalls. A waiter backs off
+ * exponentially between looks (spin.c says why: two threads fighting over a
+ * busy channel), and after a while yields the CPU: the holder may be an OS
+ * thread that the kernel descheduled (two cores here, shared with other
+ * processes).
  *
  * Rejected: pthread_mutex_t (a syscall on contention, and 40 bytes);
  * AO_TS_t with AO_test_and_set (no plain load to spin on without writing the
@@ -20,6 +22,9 @@
 #include <sched.h>
 
 typedef volatile AO_t goro__spin;   /* 0: free, 1: held */
+
+/* The contended path (spin.c), out of line. */
+void goro__spin_lock_slow(goro__spin *l) GORO_HIDDEN;
 
 static inline void goro__cpu_relax(void)
 {
@@ -38,18 +43,7 @@ static inline void goro__spin_lock(goro__spin *l)
      * visible to us once we own it. */
     if (likely(AO_compare_and_swap_acquire(l, 0, 1)))
         return;
-    for (unsigned spins = 0;; spins++) {
-        /* plain load while it is held: spin on a shared cache line without
-         * stealing it; the CAS above/below provides the ordering. */
-        while (AO_load(l) != 0) {
-            if (++spins < 128)
-                goro__cpu_relax();
-            else
-                sched_yield();
-        }
-        if (AO_compare_and_swap_acquire(l, 0, 1))
-            return;
-    }
+    goro__spin_lock_slow(l);
 }
 
 static inline bool goro__spin_trylock(goro__spin *l)

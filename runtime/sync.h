@@ -13,6 +13,11 @@
  * parked itself: spinning only burns the worker its wakers need). */
 int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin) GORO_HIDDEN;
 
+/* How many goroutines wait on c or s right now (under its lock; for the
+ * tests, which wait for waiters to queue instead of sleeping and hoping). */
+int goro__cond_waiters(goro_cond *c) GORO_HIDDEN;
+int goro__sem_waiters(goro_sem *s) GORO_HIDDEN;
+
 /* An absolute goro_now() deadline timeout_ns (> 0) from now, saturated. */
 static inline int64_t goro__deadline_after(int64_t timeout_ns)
 {

@@ -49,6 +49,21 @@ static inline void check_no_leaks(void)
           (unsigned long)AO_load(&goro__ctr.timers_pending));
 }
 
+/* From a goroutine: wait until expr holds, looking every 0.1 ms, for at
+ * most 10 s; true if it came to hold. A test waits for what it needs to
+ * have happened (a waiter queued, a wake-up logged) rather than sleeping a
+ * fixed time and hoping: on a loaded machine (make stress runs suites two
+ * at once, other processes share the CPUs) a runnable goroutine can wait
+ * 100 ms for its worker thread. */
+#define WAIT_FOR(expr)                                                   \
+    ({                                                                   \
+        int64_t end_ = goro_now() + 10000000000LL;                       \
+        bool ok_;                                                        \
+        while (!(ok_ = (expr)) && goro_now() < end_)                     \
+            goro_sleep(100000);                                          \
+        ok_;                                                             \
+    })
+
 /* ---- scenarios in a child process -----------------------------------------
  * The test binary re-executes itself with GORO_TEST_SCENARIO=name; a
  * constructor in the test file runs the scenario before Criterion's main. */

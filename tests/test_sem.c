@@ -4,6 +4,7 @@
  * it in), a stress run that never exceeds the size, the error returns.
  */
 #include "goro_check.h"
+#include "sync.h"   /* goro__sem_waiters */
 
 #include <pthread.h>
 
@@ -51,12 +52,17 @@ static void fifo_main(void *arg)
     goro_wg_add(&wg, 4);
     for (int i = 0; i < 4; i++) {
         goro_go(acquirer, &rs[i]);
-        goro_sleep(3000000);   /* queue in this order */
+        /* queue in this order */
+        CHECK(WAIT_FOR(goro__sem_waiters(&sem) == i + 1), "%c did not queue", rs[i].name);
     }
     CHECK(goro_sem_tryacquire(&sem, 1) == -EAGAIN, "tryacquire with waiters");
     goro_sem_release(&sem, 10);
-    goro_sleep(10000000);
-    /* a (7) and b (1) fit; c (3) does not, so d (2), which would, waits too */
+    /* a (7) and b (1) fit; c (3) does not, so d (2), which would, waits
+     * too. The release granted a and b before it returned. */
+    CHECK(goro__sem_waiters(&sem) == 2, "%d waiting after the release, want c and d",
+          goro__sem_waiters(&sem));
+    CHECK(WAIT_FOR(AO_load(&norder) >= 2), "a and b never ran");
+    goro_sleep(5000000);   /* c or d, had either been let in, would log now */
     /* a and b are granted by one release: they may log in either order */
     CHECK(strlen(order) == 2 && strchr(order, 'a') && strchr(order, 'b'),
           "after release: %s, want a and b", order);
@@ -79,26 +85,35 @@ Test(sem, fifo_mixed_weights_no_barging, .timeout = 20)
 
 /* ---- cancellation by timeout -------------------------------------------------- */
 
-static void cancel_main(void *arg)
+/* One try: big (5) waits at the front with a timeout of to_ns; small ones
+ * (1, 1) behind it fit all along but must wait their turn, until big gives
+ * up. Returns false, inconclusive, when big timed out before both small
+ * ones had queued behind it (a loaded machine): the caller tries again with
+ * a longer timeout. */
+static bool cancel_try(int64_t to_ns)
 {
     goro_sem_init(&sem, 10);
     norder = 0;
     memset(order, 0, sizeof order);
     release_all = 0;
     CHECK(goro_sem_acquire(&sem, 8, -1) == 0, "take 8");
-    /* big (5) times out at the front; small ones (1, 1) behind it fit all
-     * along but must wait their turn, until big gives up */
-    static struct req rs[] = {
-        { 5, 30000000, 'B', 1, false }, { 1, -1, 's', 1, true }, { 1, -1, 't', 1, true },
-    };
+    static struct req rs[3];
+    rs[0] = (struct req){ 5, to_ns, 'B', 1, false };
+    rs[1] = (struct req){ 1, -1, 's', 1, true };
+    rs[2] = (struct req){ 1, -1, 't', 1, true };
     goro_wg_init(&wg);
     goro_wg_add(&wg, 3);
+    bool queued = true;
     for (int i = 0; i < 3; i++) {
         goro_go(acquirer, &rs[i]);
-        goro_sleep(2000000);
+        /* s or t would get in at once if B had left: then it is no test */
+        queued = queued && WAIT_FOR(goro__sem_waiters(&sem) == i + 1 || rs[0].rc != 1);
+        queued = queued && rs[0].rc == 1;
     }
-    CHECK(norder == 0, "someone got in: %s", order);
-    goro_sleep(60000000);
+    if (queued)
+        CHECK(AO_load(&norder) == 0, "someone got in past B: %s", order);
+    /* B's timeout lets s and t in; nothing else does */
+    CHECK(WAIT_FOR(AO_load(&norder) == 2), "s and t never got in: %s", order);
     CHECK(rs[0].rc == -ETIMEDOUT, "big: %d", rs[0].rc);
     /* both granted by the timeout at once: they may log in either order */
     CHECK(strlen(order) == 2 && strchr(order, 's') && strchr(order, 't'),
@@ -108,6 +123,17 @@ static void cancel_main(void *arg)
     goro_sem_release(&sem, 8);
     CHECK(goro_sem_tryacquire(&sem, 10) == 0, "all units back");
     goro_sem_release(&sem, 10);
+    return queued;
+}
+
+static void cancel_main(void *arg)
+{
+    int64_t to = 30000000;
+    while (!cancel_try(to) && to < 4000000000LL) {
+        test_note("B timed out before s and t queued in %lld ms: again, longer",
+                  (long long)to / 1000000);
+        to *= 4;
+    }
     /* timeout 0, and a timeout that passes with nobody in the way */
     CHECK(goro_sem_acquire(&sem, 10, 0) == 0, "timeout 0, free");
     CHECK(goro_sem_acquire(&sem, 1, 0) == -ETIMEDOUT, "timeout 0, full");

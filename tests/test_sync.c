@@ -1,6 +1,7 @@
 /*
  * test_sync.c - Mutex: mutual exclusion under contention, trylock, no
- * starvation, unlock from another goroutine, many parked waiters.
+ * starvation, unlock from another goroutine, many parked waiters; the
+ * runtime's spinlock under contention from plain threads.
  */
 #include "goro_check.h"
 
@@ -187,4 +188,56 @@ Test(sync, unlock_by_other_goroutine_and_1000_waiters, .timeout = 30)
 {
     run_on(2, hand_main, NULL);
     CHECKS_PASSED();
+}
+
+/* ---- the runtime's spinlock: exclusion and progress under contention -----
+ * spin.h's lock backs off exponentially between looks at a held lock
+ * (spin.c). Four plain threads (more than the CPUs: holders are preempted
+ * inside) take one lock 200,000 times each and count, with a non-atomic
+ * read-modify-write and an occupancy check inside: a lost update or two
+ * holders at once fails; a waiter that never got the lock back would hang
+ * to the timeout. */
+
+#include "spin.h"
+#include <pthread.h>
+
+#define SPIN_T 4
+#define SPIN_N 200000
+
+static goro__spin test_spin;
+static uint64_t spin_count;          /* under test_spin */
+static volatile AO_t spin_inside, spin_overlap;
+static pthread_barrier_t spin_start;
+
+static void *spin_worker(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&spin_start);   /* all at once: contention */
+    for (int i = 0; i < SPIN_N; i++) {
+        goro__spin_lock(&test_spin);
+        if (AO_fetch_and_add1(&spin_inside) != 0)
+            AO_fetch_and_add1(&spin_overlap);
+        uint64_t c = spin_count;
+        for (int k = 0; k < 4; k++)              /* a window for a lost update */
+            goro__cpu_relax();
+        spin_count = c + 1;
+        AO_fetch_and_sub1(&spin_inside);
+        goro__spin_unlock(&test_spin);
+    }
+    return NULL;
+}
+
+Test(sync, spinlock_excludes_and_progresses_under_contention, .timeout = 60)
+{
+    pthread_t t[SPIN_T];
+    pthread_barrier_init(&spin_start, NULL, SPIN_T);
+    for (int i = 0; i < SPIN_T; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, spin_worker, NULL), 0);
+    for (int i = 0; i < SPIN_T; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&spin_start);
+    cr_assert_eq(AO_load(&spin_overlap), 0, "%lu times two holders at once",
+                 (unsigned long)AO_load(&spin_overlap));
+    cr_assert_eq(spin_count, (uint64_t)SPIN_T * SPIN_N, "count %llu, want %d",
+                 (unsigned long long)spin_count, SPIN_T * SPIN_N);
 }
