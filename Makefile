@@ -83,9 +83,10 @@ $(OUTDIR)tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS) -lm
 
-$(EXAMPLES): $(OUTDIR)%: $$(dir %)main.c $(BUILD)/libgoro.a
+# An example is every .c file in its directory (main.c and the rest).
+$(EXAMPLES): $(OUTDIR)%: $$(wildcard $$(dir %)*.c) $$(wildcard $$(dir %)*.h) $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $*)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 # Each suite is its own binary; Criterion runs every test in its own process.
 # GORO_TEST_JOBS limits Criterion's parallel test processes (2 cores here).
