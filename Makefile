@@ -71,9 +71,14 @@ $(BUILD)/libgoro.a: $(LIB_OBJ)
 $(BUILD)/libgoro.so: $(LIB_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
+# test_http and test_kv link their example's files but main.c, and run the
+# binaries from EXAMPLES_DIR.
+TEST_EX_SRC = $(filter-out %/main.c,$(wildcard examples/$(patsubst test_%,%,$(1))/*.c))
+$(BUILD)/tests/%: tests/%.c tests/*.h $$(call TEST_EX_SRC,$$*) $$(wildcard examples/$$(patsubst test_%,%,$$*)/*.h) \
+		$(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime -DEXAMPLES_DIR='"$(abspath $(OUTDIR)examples)"' \
+		$< $(call TEST_EX_SRC,$*) -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
