@@ -11,8 +11,9 @@
 #       (default 5) against examples/http, bench/go/httpnet (net/http) and
 #       bench/go/httpraw (raw net, the same parsing as goro's): req/s, p99
 #   kv_p1, kv_p16                redis-benchmark -c 50 -P 1|16 -t
-#       ping,set,get,incr,mset against examples/kv, bench/go/kv and
-#       redis-server (persistence off, on a free port): req/s per command
+#       ping,set,get,incr,mset (-n 50,000 | 1,000,000 a test) against
+#       examples/kv, bench/go/kv and redis-server (persistence off, on a
+#       free port): req/s per command
 #   kv_p16_2w                    the same -P 16 with 2 workers a server
 #       (redis-server stays one thread: that is what it is)
 #
@@ -111,8 +112,9 @@ start_server() {
     go_kv) bin=$BUILD/bench/go/kv ;;
     redis)
         SPORT=$(free_port)
-        "${ts[@]}" redis-server --port "$SPORT" --bind 127.0.0.1 --save '' --appendonly no \
-            --protected-mode no --daemonize no --logfile "" >"$log" 2>&1 &
+        # exec: $! must be the server itself (its CPU time is read from /proc)
+        (exec "${ts[@]}" redis-server --port "$SPORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --protected-mode no --daemonize no --logfile "" >"$log" 2>&1) &
         SPID=$!
         for _ in $(seq 100); do
             redis-cli -p "$SPORT" ping >/dev/null 2>&1 && return 0
@@ -121,7 +123,7 @@ start_server() {
         kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID= SPORT=
         return 1 ;;
     esac
-    GORO_PROCS=$workers GOMAXPROCS=$workers "${ts[@]}" "$bin" -p 0 >"$log" 2>&1 &
+    (GORO_PROCS=$workers GOMAXPROCS=$workers exec "${ts[@]}" "$bin" -p 0 >"$log" 2>&1) &
     SPID=$!
     for _ in $(seq 100); do
         SPORT=$(sed -n 's/.*listening on .* port \([0-9]*\).*/\1/p' "$log" | head -1)
@@ -131,6 +133,13 @@ start_server() {
     kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID= SPORT=
     return 1
 }
+# CPU time a process has used, all its threads, in clock ticks
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+per_req() { # ticks0 ticks1 requests -> server CPU microseconds per request
+    awk -v a="$1" -v b="$2" -v t="$TCK" -v n="$3" 'BEGIN { if (n > 0 && b >= a) printf "%.3f", (b - a) / t * 1e6 / n }'
+}
+
 stop_server() {
     [ -n "$SPID" ] || return 0
     kill -TERM "$SPID" 2>/dev/null
@@ -174,7 +183,9 @@ run_row() { # row
         ERR[$row.$s]=$why
     done
     ACTIVE[$row]="${active[*]}"
-    local n=100000
+    # requests per redis-benchmark test: a second or two each on this kind
+    # of machine (P1 is round-trip bound, P16 is not)
+    local n=50000
     [ "$pipe" -gt 1 ] && n=1000000
     for run in $(seq 1 "$RUNS"); do
         local msg
@@ -184,15 +195,20 @@ run_row() { # row
             local log=$LOGS/real.$row.$s.$run
             local pinned=()
             [ -n "$pin_t" ] && pinned=(taskset -c "$pin_t")
-            if ! start_server "$s" "$workers" "$pin_s" "$log.server"; then
+            if ! start_server "$s" "$workers" "$pin_s" "$log.server" ||
+                ! grep -qE 'kv|http|redis' "/proc/$SPID/comm" 2>/dev/null; then
+                stop_server
                 ERR[$row.$s]="run $run: the server did not start (see $log.server)"
                 msg="$msg  $s FAIL"
                 continue
             fi
+            local c0 c1
+            c0=$(cpu_ticks "$SPID")
             if [ $tool = wrk ]; then
                 timeout -k 5 $((SECS + 30)) "${pinned[@]}" wrk -t1 -c"$conns" -d"${SECS}s" --latency \
                     "http://127.0.0.1:$SPORT/" >"$log.out" 2>&1
                 local rps p99 errs
+                c1=$(cpu_ticks "$SPID")
                 rps=$(awk '/^Requests\/sec:/ { print $2 }' "$log.out")
                 p99=$(awk '$1 == "99%" { v = $2; u = v; gsub(/[0-9.]/, "", u); sub(/[a-z]+$/, "", v);
                     if (u == "us") v /= 1000; else if (u == "s") v *= 1000; print v }' "$log.out")
@@ -206,6 +222,10 @@ run_row() { # row
                 else
                     VALS[$row.rps.$s]="${VALS[$row.rps.$s]:-} $rps"
                     VALS[$row.p99.$s]="${VALS[$row.p99.$s]:-} $p99"
+                    local cpu
+                    cpu=$(per_req "$c0" "$c1" "$(awk '/ requests in / { print $1; exit }' "$log.out")")
+                    [ -n "$cpu" ] && VALS[$row.cpu.$s]="${VALS[$row.cpu.$s]:-} $cpu" &&
+                        echo "$row,cpu,$s,$run,$cpu,us/req,ok," >>"$CSV"
                     echo "$row,rps,$s,$run,$rps,req/s,ok,\"$errs\"" >>"$CSV"
                     echo "$row,p99,$s,$run,$p99,ms,ok," >>"$CSV"
                     msg="$msg  $s $(printf '%.0f' "$rps") req/s p99 ${p99}ms"
@@ -213,7 +233,12 @@ run_row() { # row
             else
                 timeout -k 5 300 "${pinned[@]}" redis-benchmark -p "$SPORT" -c 50 -P "$pipe" -n "$n" \
                     -t ping,set,get,incr,mset --csv >"$log.out" 2>"$log.err"
-                local t v got=""
+                c1=$(cpu_ticks "$SPID")
+                local t v got="" cpu
+                # six tests of n requests each (an MSET of 10 keys is one request)
+                cpu=$(per_req "$c0" "$c1" $((n * 6)))
+                [ -n "$cpu" ] && grep -q MSET "$log.out" && VALS[$row.cpu.$s]="${VALS[$row.cpu.$s]:-} $cpu" &&
+                    echo "$row,cpu,$s,$run,$cpu,us/req,ok," >>"$CSV"
                 for t in $RB_TESTS; do
                     v=$(awk -F'"' -v t="$t" '$2 == t || ($2 ~ "^" t " ") { print $4; exit }' "$log.out")
                     if [ -z "$v" ]; then
@@ -256,6 +281,8 @@ MD=$REAL_OUT/real.md
     echo
     echo "Layout: $LAYOUT1. $LAYOUT2."
     echo
+    echo "Ratios are goro's advantage (above 1: goro better): goro's requests/s over the peer's; for p99 and CPU, the peer's over goro's. \"Server CPU per request\" is the server process's user + system time (all its threads, from /proc/PID/stat) over the requests in the run: less noisy than the rates on a shared machine, and it shows what a request costs rather than how much CPU the server could get."
+    echo
     for row in "${ROWS[@]}"; do
         read -r -a act <<<"${ACTIVE[$row]}"
         case $row in
@@ -266,8 +293,9 @@ MD=$REAL_OUT/real.md
             has go && printf ' goro / net/http | goro / raw net |'
             echo
             printf '|---|'; for _ in "${act[@]}"; do printf -- '---:|'; done; has go && printf -- '---:|---:|'; echo
-            for m in rps p99; do
-                [ $m = rps ] && printf '| requests/s |' || printf '| p99 latency, ms |'
+            for m in rps p99 cpu; do
+                case $m in rps) printf '| requests/s |' ;; p99) printf '| p99 latency, ms |' ;;
+                cpu) printf '| server CPU per request, us |' ;; esac
                 for s in "${act[@]}"; do printf ' %s |' "$(fmtn "$(cell "$row" $m "$s")")"; done
                 if has go; then
                     g=$(cell "$row" $m goro_http)
@@ -304,6 +332,12 @@ MD=$REAL_OUT/real.md
                 has redis && printf ' **%s** |' "$(ratio "$g" "$(cell "$row" "$t" redis)")"
                 echo
             done
+            printf '| server CPU per request, us (all six) |'
+            for s in "${act[@]}"; do printf ' %s |' "$(fmtn "$(cell "$row" cpu "$s")")"; done
+            g=$(cell "$row" cpu goro_kv)
+            has go && printf ' %s |' "$(ratio "$(cell "$row" cpu go_kv)" "$g")"
+            has redis && printf ' %s |' "$(ratio "$(cell "$row" cpu redis)" "$g")"
+            echo
             ;;
         esac
         for s in "${act[@]}"; do
