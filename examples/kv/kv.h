@@ -38,7 +38,11 @@ struct kv_shard {
     struct kv_entry **buckets; /* nbuckets, a power of two */
     size_t nbuckets, count;
     size_t sweep;              /* the expiry sweep's next bucket */
-} __attribute__((aligned(64)));
+    /* a cache line between two shards' fields, so that workers locking
+     * neighbouring shards do not share a line; padding, not alignment,
+     * so a struct kv_server may live in any malloc'd memory */
+    char pad[64];
+};
 
 struct kv_db {
     struct kv_shard shard[KV_SHARDS];
