@@ -56,20 +56,14 @@ static void cmd_set(struct kv_db *db, struct kv_arg *a, size_t n, struct kv_out 
             return;
         }
     }
-    if (nx || xx) {
-        /* the check and the write are two lock sections: another SET can
-         * come between them (Redis runs commands one at a time) */
-        bool exists = kv_db_exists(db, a[1].p, a[1].len);
-        if (exists == nx) {
-            kv_out_nil(o);
-            return;
-        }
-    }
-    if (kv_db_set(db, a[1].p, a[1].len, a[2].p, a[2].len, expire) < 0) {
+    int rc = kv_db_set(db, a[1].p, a[1].len, a[2].p, a[2].len, expire,
+                       nx ? KV_IF_ABSENT : xx ? KV_IF_PRESENT : KV_ALWAYS);
+    if (rc < 0)
         o->oom = true;
-        return;
-    }
-    kv_out_simple(o, "OK");
+    else if (rc == 0)
+        kv_out_nil(o);
+    else
+        kv_out_simple(o, "OK");
 }
 
 int kv_exec(struct kv_db *db, struct kv_arg *a, size_t n, struct kv_out *o)
@@ -149,7 +143,7 @@ int kv_exec(struct kv_db *db, struct kv_arg *a, size_t n, struct kv_out *o)
             if (n < 3 || n % 2 != 1)
                 goto arity;
             for (size_t i = 1; i < n; i += 2)
-                if (kv_db_set(db, a[i].p, a[i].len, a[i + 1].p, a[i + 1].len, 0) < 0) {
+                if (kv_db_set(db, a[i].p, a[i].len, a[i + 1].p, a[i + 1].len, 0, KV_ALWAYS) < 0) {
                     o->oom = true;
                     return KV_KEEP;
                 }

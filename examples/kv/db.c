@@ -186,12 +186,17 @@ int kv_db_get(struct kv_db *db, const char *k, size_t kl, struct kv_out *out)
     return e != NULL;
 }
 
-int kv_db_set(struct kv_db *db, const char *k, size_t kl, const char *v, size_t vl, int64_t expire)
+int kv_db_set(struct kv_db *db, const char *k, size_t kl, const char *v, size_t vl, int64_t expire,
+              int when)
 {
     uint64_t h = hash_key(k, kl);
     struct kv_shard *s = shard_of(db, h);
     goro_mutex_lock(&s->mu);
-    int rc = put(s, h, k, kl, v, vl, expire);
+    int rc = 1;
+    if (when != KV_ALWAYS && (*find(s, h, k, kl) != NULL) != (when == KV_IF_PRESENT))
+        rc = 0;
+    else if (put(s, h, k, kl, v, vl, expire) < 0)
+        rc = -ENOMEM;
     goro_mutex_unlock(&s->mu);
     return rc;
 }

@@ -53,8 +53,12 @@ void kv_db_free(struct kv_db *db);
 struct kv_out;
 /* Append key's value as a bulk string (or a nil) to out. */
 int kv_db_get(struct kv_db *db, const char *k, size_t kl, struct kv_out *out);
-/* expire: absolute goro_now() ns, 0: none. 0 or -ENOMEM. */
-int kv_db_set(struct kv_db *db, const char *k, size_t kl, const char *v, size_t vl, int64_t expire);
+/* expire: absolute goro_now() ns, 0: none. when: KV_ALWAYS, KV_IF_ABSENT
+ * (NX) or KV_IF_PRESENT (XX), checked under the same lock as the write.
+ * 1 set, 0 not set (the condition failed), or -ENOMEM. */
+enum { KV_ALWAYS, KV_IF_ABSENT, KV_IF_PRESENT };
+int kv_db_set(struct kv_db *db, const char *k, size_t kl, const char *v, size_t vl, int64_t expire,
+              int when);
 int kv_db_del(struct kv_db *db, const char *k, size_t kl);       /* 1 deleted, 0 absent */
 int kv_db_exists(struct kv_db *db, const char *k, size_t kl);    /* 1 or 0 */
 /* *val += by: 0, -EINVAL (not an integer), -ERANGE (overflow), -ENOMEM */
