@@ -71,9 +71,14 @@ $(BUILD)/libgoro.a: $(LIB_OBJ)
 $(BUILD)/libgoro.so: $(LIB_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
+# test_http and test_kv link their example's files but main.c, and run the
+# binaries from EXAMPLES_DIR.
+TEST_EX_SRC = $(filter-out %/main.c,$(wildcard examples/$(patsubst test_%,%,$(1))/*.c))
+$(BUILD)/tests/%: tests/%.c tests/*.h $$(call TEST_EX_SRC,$$*) $$(wildcard examples/$$(patsubst test_%,%,$$*)/*.h) \
+		$(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime -DEXAMPLES_DIR='"$(abspath $(OUTDIR)examples)"' \
+		$< $(call TEST_EX_SRC,$*) -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
@@ -83,9 +88,10 @@ $(OUTDIR)tools/stackgrow/stackgrow: $(wildcard tools/stackgrow/*.c) $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS) -lm
 
-$(EXAMPLES): $(OUTDIR)%: $$(dir %)main.c $(BUILD)/libgoro.a
+# An example is every .c file in its directory (main.c and the rest).
+$(EXAMPLES): $(OUTDIR)%: $$(wildcard $$(dir %)*.c) $$(wildcard $$(dir %)*.h) $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(dir $*)main.c -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(filter %.c,$^) -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 # Each suite is its own binary; Criterion runs every test in its own process.
 # GORO_TEST_JOBS limits Criterion's parallel test processes (2 cores here).

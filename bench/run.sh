@@ -9,9 +9,10 @@
 #                      program name such as pingpong, or "switch" for the
 #                      switch-cost table); results then go to bench/out/ so
 #                      the committed ones stay whole
-#   BENCH_SIDES=a,b    the sides to run, from goro,go,tokio,boost_fiber (the
-#                      default: all); goro always runs. BENCH_SIDES=goro,go
-#                      skips the peers that need Rust and Boost
+#   BENCH_SIDES=a,b    the sides to run, from goro,go,tokio,boost_fiber,redis
+#                      (the default: all); goro always runs. BENCH_SIDES=goro,go
+#                      skips the peers that need Rust and Boost, and
+#                      redis-server in the real-clients rows
 #   BENCH_RUNS=n       override the number of runs
 #   GORO_PROCS=n       worker threads (default: online CPUs); every side gets
 #                      the same number (Go: GOMAXPROCS; Tokio: worker_threads;
@@ -29,6 +30,12 @@
 # spreads. A side that does not build, crashes, hangs or checks wrong is
 # FAIL in its column; a side with no twin for a row (Tokio has no stacks to
 # grow) is n/a with the reason; the rest carry on.
+#
+# The real-clients rows (wrk and redis-benchmark against examples/http and
+# examples/kv, their Go twins and redis-server) are bench/real.sh's; their
+# ids (http_wrk_64, http_wrk_1000, kv_p1, kv_p16, kv_p16_2w, or "real" for
+# all) work in BENCH_ONLY too. Their section goes into RESULTS.md and their
+# runs into real.csv.
 #
 # Outputs: the table on stdout and in RESULTS.md, every run in results.csv,
 # the ratios and bars in ratios.png (gnuplot), logs in bench/out/logs/.
@@ -50,7 +57,7 @@ full) RUNS=${BENCH_RUNS:-10} ;;
 *) echo "bench: BENCH must be quick or full, not '$MODE'" >&2; exit 2 ;;
 esac
 # The sides: goro always, then the peers BENCH_SIDES keeps, in this order.
-ALL_SIDES="goro go tokio boost_fiber"
+ALL_SIDES="goro go tokio boost_fiber redis"
 WANT_SIDES=${BENCH_SIDES:-goro,go,tokio,boost_fiber}
 for s in ${WANT_SIDES//,/ }; do
     case " $ALL_SIDES " in *" $s "*) ;; *)
@@ -125,10 +132,18 @@ if [ -z "$ONLY" ]; then DO_SWITCH=1; else case ",$ONLY," in *",switch,"*) DO_SWI
 if [ $DO_SWITCH = 1 ]; then
     case " ${selected[*]%%|*} " in *" yield "*) ;; *) selected=("${BENCHES[0]}" "${selected[@]}") ;; esac
 fi
-if [ ${#selected[@]} -eq 0 ] && [ $DO_SWITCH = 0 ]; then
+# the real-clients rows (bench/real.sh)
+DO_REAL=0
+if [ -z "$ONLY" ]; then DO_REAL=1; else
+    for r in real http kv http_wrk_64 http_wrk_1000 kv_p1 kv_p16 kv_p16_2w; do
+        case ",$ONLY," in *",$r,"*) DO_REAL=1 ;; esac
+    done
+fi
+if [ ${#selected[@]} -eq 0 ] && [ $DO_SWITCH = 0 ] && [ $DO_REAL = 0 ]; then
     echo "bench: BENCH_ONLY=$ONLY matches nothing; benchmarks are:" >&2
     for b in "${BENCHES[@]}"; do echo "  ${b%%|*}" >&2; done
     echo "  switch" >&2
+    echo "  real (http_wrk_64 http_wrk_1000 kv_p1 kv_p16 kv_p16_2w)" >&2
     exit 2
 fi
 
@@ -265,7 +280,7 @@ build_tokio() { # sets TOKIO_OK (ok, or why not), RUSTBIN, RUSTCV, TOKIOV
     TOKIOV=${TOKIOV:-?}
     TOKIO_OK=ok
 }
-if has_side tokio; then
+if has_side tokio && [ ${#progs[@]} -gt 0 ]; then
     build_tokio
     [ "$TOKIO_OK" = ok ] || say "bench: Tokio: $TOKIO_OK"
     for prog in "${progs[@]}"; do
@@ -449,6 +464,14 @@ fi
 
 ELAPSED=$(($(date +%s) - T0))
 LOAD1=$(cut -d" " -f1 /proc/loadavg)
+
+# The real-clients rows, after the others (they print their own table).
+rm -f "$WORK/real.md"
+if [ $DO_REAL = 1 ]; then
+    echo >&2
+    BUILD="$BUILD" BENCH="$MODE" REAL_OUT="$WORK" LOGS="$LOGS" bench/real.sh ||
+        say "bench: bench/real.sh failed"
+fi
 
 # ---------------------------------------------------------------------------
 # Summarise: median, min, max; ratio as goro's advantage over the best peer.
@@ -769,6 +792,7 @@ fi
 
 # RESULTS.md and the CSV.
 mv "$CSV" "$OUT/results.csv"
+[ "$OUT" != "$WORK" ] && [ -f "$WORK/real.csv" ] && [ $DO_REAL = 1 ] && cp "$WORK/real.csv" "$OUT/real.csv"
 {
     echo "# $TITLE: benchmark results"
     echo
@@ -797,6 +821,7 @@ mv "$CSV" "$OUT/results.csv"
     echo "Every run: [results.csv](results.csv)."
     echo
     switch_md
+    [ -s "$WORK/real.md" ] && cat "$WORK/real.md" && echo "Every run: [real.csv](real.csv)." && echo
     cat <<'EOF'
 ## What each benchmark does (the same on every side)
 

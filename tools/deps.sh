@@ -2,8 +2,9 @@
 # tools/deps.sh - install what the build needs on Debian, when it is missing.
 # Usage: tools/deps.sh build|test|bench
 # As root it runs apt-get; otherwise it prints the exact command to run.
-# bench: the peers too (Go, Rust's cargo and Tokio, Boost.Fiber), unless
-# BENCH_SIDES leaves them out.
+# test: redis-cli too (test_kv). bench: the peers too (Go, Rust's cargo and
+# Tokio, Boost.Fiber), unless BENCH_SIDES leaves them out, and wrk,
+# redis-benchmark and redis-server for the real-clients rows.
 set -eu
 what=${1:-build}
 pkgs=() # required
@@ -12,6 +13,10 @@ opt=()  # wanted by `bench` only: the peers and gnuplot
 command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$what" = test ] || [ "$what" = bench ]; then
     [ -f /usr/include/criterion/criterion.h ] || pkgs+=(libcriterion-dev)
+fi
+if [ "$what" = test ]; then
+    # test_kv drives examples/kv with the stock redis-cli
+    command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
 fi
 if [ "$what" = bench ]; then
     # the peers bench/run.sh compares goro with, and gnuplot for its chart:
@@ -36,6 +41,11 @@ if [ "$what" = bench ]; then
         [ -f /usr/include/boost/fiber/all.hpp ] || opt+=(libboost-fiber-dev) ;;
     esac
     command -v gnuplot >/dev/null 2>&1 || opt+=(gnuplot-nox)
+    # the real-clients section: the load tools and the server people run
+    # (bench/real.sh; a missing one is FAIL in its rows)
+    command -v wrk >/dev/null 2>&1 || opt+=(wrk)
+    command -v redis-benchmark >/dev/null 2>&1 || opt+=(redis-tools)
+    command -v redis-server >/dev/null 2>&1 || opt+=(redis-server)
 fi
 [ ${#pkgs[@]} -eq 0 ] && [ ${#opt[@]} -eq 0 ] && exit 0
 root=0
