@@ -31,6 +31,8 @@ CFLAGS_COMMON = -std=gnu11 $(OPT) -g -fstack-clash-protection -fno-omit-frame-po
 LIB_CFLAGS = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iruntime
 LDLIBS   = -latomic_ops -pthread
 TEST_LDLIBS = -lcriterion $(LDLIBS)
+# where the suites that drive tools (install, gdb) find the tree and the build
+TEST_DIRS = -DGORO_SRC_DIR='"$(CURDIR)"' -DGORO_BUILD_DIR='"$(BUILD)"'
 
 LIB_SRC  = $(wildcard runtime/*.c) $(wildcard netpoll/*.c)
 ASM_SRC  = runtime/asm/switch_x86_64.S
@@ -73,7 +75,7 @@ $(BUILD)/libgoro.so: $(LIB_OBJ)
 
 $(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $(TEST_DIRS) $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
@@ -101,6 +103,13 @@ stress: test-deps all $(TESTS)
 bench: bench-deps
 	@MAKE="$(MAKE)" BUILD="$(BUILD)" CC="$(CC)" bench/run.sh
 
+# goro.pc carries an rpath to $(PREFIX)/lib unless that is a directory the
+# loader searches by itself, so that the README's commands (make install
+# PREFIX=$$HOME/.local, then cc ... $$(pkg-config --libs goro), then ./squares)
+# run as written: a private prefix is not in the loader's path, and the
+# rpath costs nothing where it is not needed.
+SYSLIBDIRS = /lib /usr/lib /lib64 /usr/lib64 /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu
+RPATH    = $(if $(filter $(PREFIX)/lib,$(SYSLIBDIRS)),,-Wl,-rpath,$${libdir})
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/goro.h $(DESTDIR)$(PREFIX)/include/
@@ -109,7 +118,7 @@ install: all
 	  'Name: goro' 'Description: M:N goroutine runtime for C' 'Version: $(VERSION)' \
 	  'Requires.private: atomic_ops' \
 	  'Cflags: -I$${includedir} -pthread -fstack-clash-protection' \
-	  'Libs: -L$${libdir} -lgoro -pthread' 'Libs.private: -latomic_ops' \
+	  'Libs: -L$${libdir} $(RPATH) -lgoro -pthread' 'Libs.private: -latomic_ops' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/goro.pc
 
 clean:
