@@ -77,6 +77,19 @@ $(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $(TEST_DIRS) $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
+# tests/test_gdb.c drives gdb over tests/gdb/parked.c linked both ways; the
+# shared one finds the extension next to libgoro.so, as an install has it.
+GDB_PROGS = $(BUILD)/tests/gdb/parked_static $(BUILD)/tests/gdb/parked_shared
+$(BUILD)/tests/test_gdb: $(GDB_PROGS) $(BUILD)/libgoro.so-gdb.py
+$(BUILD)/tests/gdb/parked_static: tests/gdb/parked.c $(BUILD)/libgoro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
+$(BUILD)/tests/gdb/parked_shared: tests/gdb/parked.c $(BUILD)/libgoro.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $< -o $@ -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lgoro -pthread
+$(BUILD)/libgoro.so-gdb.py: tools/gdb/goro-gdb.py
+	cp $< $@
+
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
@@ -107,13 +120,18 @@ bench: bench-deps
 # loader searches by itself, so that the README's commands (make install
 # PREFIX=$$HOME/.local, then cc ... $$(pkg-config --libs goro), then ./squares)
 # run as written: a private prefix is not in the loader's path, and the
-# rpath costs nothing where it is not needed.
+# rpath costs nothing where it is not needed. The gdb extension goes under
+# share/goro (to `source`) and next to libgoro.so as libgoro.so-gdb.py,
+# which gdb loads with the library once the directory is in its auto-load
+# safe-path.
 SYSLIBDIRS = /lib /usr/lib /lib64 /usr/lib64 /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu
 RPATH    = $(if $(filter $(PREFIX)/lib,$(SYSLIBDIRS)),,-Wl,-rpath,$${libdir})
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/goro
 	install -m 644 include/goro.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 tools/gdb/goro-gdb.py $(DESTDIR)$(PREFIX)/share/goro/
+	install -m 644 tools/gdb/goro-gdb.py $(DESTDIR)$(PREFIX)/lib/libgoro.so-gdb.py
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: goro' 'Description: M:N goroutine runtime for C' 'Version: $(VERSION)' \
 	  'Requires.private: atomic_ops' \

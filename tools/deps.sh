@@ -12,6 +12,7 @@ opt=()  # wanted by `bench` only: the peers and gnuplot
 command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
 if [ "$what" = test ] || [ "$what" = bench ]; then
     [ -f /usr/include/criterion/criterion.h ] || pkgs+=(libcriterion-dev)
+    command -v gdb >/dev/null 2>&1 || pkgs+=(gdb)   # tests/test_gdb.c
 fi
 if [ "$what" = bench ]; then
     # the peers bench/run.sh compares goro with, and gnuplot for its chart:
