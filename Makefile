@@ -18,8 +18,14 @@ ifeq ($(DEBUG),1)
 OPT      = -O0 -DGORO_DEBUG_CHECKS=1
 endif
 SANFLAGS =
+SANINC   =
 ifneq ($(SAN),)
 SANFLAGS = -fsanitize=$(SAN)
+endif
+# ThreadSanitizer cannot see libatomic_ops' assembly: its interface on the
+# compiler's builtins instead (runtime/tsan/atomic_ops.h says why)
+ifeq ($(SAN),thread)
+SANINC   = -Iruntime/tsan
 endif
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -27,12 +33,12 @@ WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 # Everything that runs on a goroutine is built with stack-clash protection
 # (DESIGN.md, Stacks 7): frames larger than a page probe each page in order.
 CFLAGS_COMMON = -std=gnu11 $(OPT) -g -fstack-clash-protection -fno-omit-frame-pointer \
-           $(WARN) $(SANFLAGS) -pthread -Iinclude
+           $(WARN) $(SANFLAGS) $(SANINC) -pthread -Iinclude
 LIB_CFLAGS = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iruntime
 LDLIBS   = -latomic_ops -pthread
 TEST_LDLIBS = -lcriterion $(LDLIBS)
 # where the suites that drive tools (install, gdb) find the tree and the build
-TEST_DIRS = -DGORO_SRC_DIR='"$(CURDIR)"' -DGORO_BUILD_DIR='"$(BUILD)"'
+TEST_DIRS = -DGORO_SRC_DIR='"$(CURDIR)"' -DGORO_BUILD_DIR='"$(BUILD)"' -DGORO_SANFLAGS='"$(SANFLAGS)"'
 
 LIB_SRC  = $(wildcard runtime/*.c) $(wildcard netpoll/*.c)
 ASM_SRC  = runtime/asm/switch_x86_64.S
@@ -73,9 +79,12 @@ $(BUILD)/libgoro.a: $(LIB_OBJ)
 $(BUILD)/libgoro.so: $(LIB_OBJ)
 	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/*.h $(BUILD)/libgoro.a | test-deps
+# Under ThreadSanitizer the suites carry tests/tsan_criterion.c, without
+# which Criterion cannot start there (that file says why).
+TEST_EXTRA = $(if $(filter thread,$(SAN)),tests/tsan_criterion.c)
+$(BUILD)/tests/%: tests/%.c tests/*.h $(TEST_EXTRA) $(BUILD)/libgoro.a | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $(TEST_DIRS) $< -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Iruntime $(TEST_DIRS) $< $(TEST_EXTRA) -o $@ $(BUILD)/libgoro.a $(TEST_LDLIBS)
 
 # tests/test_gdb.c drives gdb over tests/gdb/parked.c linked both ways; the
 # shared one finds the extension next to libgoro.so, as an install has it.
@@ -89,6 +98,11 @@ $(BUILD)/tests/gdb/parked_shared: tests/gdb/parked.c $(BUILD)/libgoro.so
 	$(CC) $(CFLAGS_COMMON) $< -o $@ -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lgoro -pthread
 $(BUILD)/libgoro.so-gdb.py: tools/gdb/goro-gdb.py
 	cp $< $@
+# tests/test_race.c runs tests/race/race.c (ThreadSanitizer builds only)
+$(BUILD)/tests/test_race: $(BUILD)/tests/race/race
+$(BUILD)/tests/race/race: tests/race/race.c $(BUILD)/libgoro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $< -o $@ $(BUILD)/libgoro.a $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(BUILD)/libgoro.a
 	@mkdir -p $(dir $@)
@@ -104,8 +118,16 @@ $(EXAMPLES): $(OUTDIR)%: $$(dir %)main.c $(BUILD)/libgoro.a
 
 # Each suite is its own binary; Criterion runs every test in its own process.
 # GORO_TEST_JOBS limits Criterion's parallel test processes (2 cores here).
+# Under a sanitizer the suites run with its options (SAN_ENV): a test that
+# asks malloc for too much expects NULL, a test that dies by SIGSEGV must
+# not be turned into an ASan report, and Criterion's own leaks are not ours.
+SAN_ENV_address = ASAN_OPTIONS=allocator_may_return_null=1:handle_segv=0:detect_leaks=1 \
+                  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
+SAN_ENV_thread  = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$(CURDIR)/tests/tsan.supp
+SAN_ENV_undefined = UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_ENV  = $(SAN_ENV_$(SAN))
 test: test-deps all $(TESTS)
-	@tests/run.sh $(TESTS)
+	@$(SAN_ENV) tests/run.sh $(TESTS)
 
 stress: test-deps all $(TESTS)
 	@tests/stress.sh

@@ -24,6 +24,11 @@ awk '/^## A complete example/ { on = 1 } on && /^```sh$/ { s = 1; next }
 [ -s "$tmp/work/squares.c" ] && [ -s "$tmp/steps.sh" ] || { echo "README: example not found"; exit 1; }
 grep -q '^make install' "$tmp/steps.sh" || { echo "README: no make install step"; exit 1; }
 echo "== the README's steps:"; cat "$tmp/steps.sh"
+# A sanitizer build's library needs its runtime in the program too
+# (GORO_SANFLAGS, from the Makefile's SANFLAGS): cc gets the flag.
+if [ -n "${GORO_SANFLAGS:-}" ]; then
+    cc() { command cc $GORO_SANFLAGS "$@"; }
+fi
 # make runs in the source tree, the rest where squares.c is, as a reader
 # would (cd back and forth is not written in the README).
 while IFS= read -r line; do

@@ -10,6 +10,9 @@
 #ifndef GORO_SRC_DIR
 #define GORO_SRC_DIR "."
 #endif
+#ifndef GORO_SANFLAGS
+#define GORO_SANFLAGS ""
+#endif
 #ifndef GORO_BUILD_DIR
 #define GORO_BUILD_DIR "build"
 #endif
@@ -17,8 +20,8 @@
 Test(install, readme_example_runs_as_written, .timeout = 120)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s/tests/readme_example.sh' '%s' 2>&1", GORO_SRC_DIR,
-             GORO_BUILD_DIR);
+    snprintf(cmd, sizeof cmd, "GORO_SANFLAGS='%s' '%s/tests/readme_example.sh' '%s' 2>&1",
+             GORO_SANFLAGS, GORO_SRC_DIR, GORO_BUILD_DIR);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     char out[16384];
