@@ -3,6 +3,8 @@
 #   make                 libgoro.a, libgoro.so, tools and examples
 #   make test            Criterion suites (installs missing packages first)
 #   make stress          the long stress runs
+#   make check-all       the suites under ASan, TSan, UBSan, then Valgrind
+#   make valgrind        the examples, a growth run and some suites under memcheck
 #   make bench           every benchmark in C and in Go, side by side
 #   make install PREFIX=/usr/local
 #   make DEBUG=1         -O0, assertions on;  make SAN=address|thread|undefined
@@ -56,7 +58,7 @@ EX_DIRS  = $(patsubst %/main.c,%,$(wildcard examples/*/main.c))
 EXAMPLES = $(foreach d,$(EX_DIRS),$(OUTDIR)$(d)/$(notdir $(d)))
 
 .SECONDEXPANSION:
-.PHONY: all deps test-deps bench-deps test stress bench install clean
+.PHONY: all deps test-deps bench-deps valgrind-deps test stress check-all valgrind bench install clean
 all: deps $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(TOOLS) $(EXAMPLES)
 
 deps:
@@ -123,7 +125,7 @@ $(EXAMPLES): $(OUTDIR)%: $$(dir %)main.c $(BUILD)/libgoro.a
 # not be turned into an ASan report, and Criterion's own leaks are not ours.
 SAN_ENV_address = ASAN_OPTIONS=allocator_may_return_null=1:handle_segv=0:detect_leaks=1 \
                   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
-SAN_ENV_thread  = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$(CURDIR)/tests/tsan.supp
+SAN_ENV_thread  = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1
 SAN_ENV_undefined = UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 SAN_ENV  = $(SAN_ENV_$(SAN))
 test: test-deps all $(TESTS)
@@ -131,6 +133,22 @@ test: test-deps all $(TESTS)
 
 stress: test-deps all $(TESTS)
 	@tests/stress.sh
+
+# Everything beyond make test (not in CI: ~15 minutes): the suites under
+# AddressSanitizer, ThreadSanitizer and UBSan, each in a build directory of
+# its own, then Valgrind. Each step stops the target on a failure.
+check-all: test
+	$(MAKE) SAN=address BUILD=build-asan test
+	$(MAKE) SAN=thread BUILD=build-tsan test
+	$(MAKE) SAN=undefined BUILD=build-ubsan test
+	$(MAKE) valgrind
+
+# memcheck, no error allowed: the README's example, the example servers,
+# tools/stackgrow and a set of suites (tests/valgrind.sh)
+valgrind: valgrind-deps all $(TESTS)
+	@tests/valgrind.sh $(BUILD)
+valgrind-deps:
+	@tools/deps.sh valgrind
 
 # The runner builds the library and each bench/*.c itself, one at a time, so
 # that a benchmark whose C side does not build yet is a FAIL in the table, not

@@ -19,13 +19,14 @@
  *    runs there but the switch's own tail (annotate.h, "Protocol").
  */
 #include "annotate.h"
-#include "stack.h"
+#include "stack.h"   /* goro__stk, REDZONE */
 
 #include <pthread.h>
 #include <stdio.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define HAVE_VALGRIND 1
 #endif
@@ -61,10 +62,26 @@ static unsigned long *vg_id(G *g)
     return (unsigned long *)(void *)g->stack.hi - 1;
 }
 
+static char *vg_lo(G *g)
+{
+    return g->stack.lo;
+}
+
+/* Before the copy: the new place may carry "inaccessible" from its last
+ * user's popped frames, and the copy writes it. */
+void goro__vg_move_begin(const struct goro__stack *ns)
+{
+#if HAVE_VALGRIND
+    VALGRIND_MAKE_MEM_UNDEFINED(ns->lo, (size_t)(ns->hi - ns->lo));
+#else
+    (void)ns;
+#endif
+}
+
 void goro__vg_start(G *g)
 {
 #if HAVE_VALGRIND
-    *vg_id(g) = VALGRIND_STACK_REGISTER(g->stack.lo, g->stack.hi);
+    *vg_id(g) = VALGRIND_STACK_REGISTER(vg_lo(g), g->stack.hi);
 #else
     (void)g;
 #endif
@@ -79,13 +96,35 @@ void goro__vg_exit(G *g)
 #endif
 }
 
-/* From the fault handler, on the new stack's copy of the id. */
-void goro__vg_moved(G *g)
+/* From the fault handler, on the new stack's copy of the id. Memcheck
+ * tracks which bits of memory are defined; the move copied the stack with
+ * arithmetic (relocation) that memcheck takes to make a partly written word
+ * wholly undefined: a char written beside stale bytes would then read as
+ * uninitialised. The copy's definedness is the old stack's, bit for bit:
+ * say so, a chunk at a time (the handler runs on the small alternate
+ * signal stack). */
+void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext)
 {
 #if HAVE_VALGRIND
-    VALGRIND_STACK_CHANGE(*vg_id(g), g->stack.lo, g->stack.hi);
+    /* rsp is the new stack's already (stack_move.c relocated it) */
+    ucontext_t *uc = ucontext;
+    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t nlo = (uintptr_t)g->stack.lo, nhi = (uintptr_t)g->stack.hi;
+    uintptr_t from = rsp - REDZONE;
+    if (from < nlo)
+        from = nlo;
+    intptr_t delta = (intptr_t)(nhi - (uintptr_t)old->hi);
+    if (from < nhi) {
+        char bits[1024];
+        for (uintptr_t a = from; a < nhi; a += sizeof bits) {
+            size_t n = nhi - a < sizeof bits ? nhi - a : sizeof bits;
+            if (VALGRIND_GET_VBITS((char *)(a - (uintptr_t)delta), bits, n) == 1)
+                VALGRIND_SET_VBITS((char *)a, bits, n);
+        }
+    }
+    VALGRIND_STACK_CHANGE(*vg_id(g), vg_lo(g), g->stack.hi);
 #else
-    (void)g;
+    (void)g, (void)old, (void)ucontext;
 #endif
 }
 
@@ -189,8 +228,10 @@ void goro__ann_move_begin(const struct goro__stack *old, const struct goro__stac
     __asan_unpoison_memory_region(old->lo, (size_t)(old->hi - old->lo));
     __asan_unpoison_memory_region(ns->lo, (size_t)(ns->hi - ns->lo));
 #else
-    (void)old, (void)ns;
+    (void)old;
 #endif
+    if (unlikely(goro__on_valgrind))
+        goro__vg_move_begin(ns);
 }
 
 #if GORO_ANN_ASAN
@@ -243,7 +284,21 @@ void goro__ann_moved(G *g, const struct goro__stack *old, void *ucontext)
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
     if (unlikely(goro__on_valgrind))
-        goro__vg_moved(g);
+        goro__vg_moved(g, old, ucontext);
 }
 
 #endif /* GORO_ANN_FIBERS */
+
+#if GORO_ANN_TSAN
+/* Reads the runtime makes without synchronization on purpose, for every
+ * program linked with a ThreadSanitizer build of goro (weak: a program's
+ * own __tsan_default_suppressions replaces it). The goroutine dump runs
+ * from a signal handler (SIGQUIT) or with the runtime wedged (deadlock):
+ * it takes no lock and reads every goroutine's record as it is. */
+__attribute__((weak, visibility("default"))) const char *__tsan_default_suppressions(void);
+__attribute__((weak, visibility("default"))) const char *__tsan_default_suppressions(void)
+{
+    return "race:goro__dump\n"
+           "race:status_name\n";
+}
+#endif

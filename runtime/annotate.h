@@ -61,7 +61,8 @@ extern bool goro__on_valgrind GORO_HIDDEN;   /* RUNNING_ON_VALGRIND, at goro_run
 void goro__ann_init(void) GORO_HIDDEN;       /* goro_run start */
 void goro__vg_start(G *g) GORO_HIDDEN;
 void goro__vg_exit(G *g) GORO_HIDDEN;
-void goro__vg_moved(G *g) GORO_HIDDEN;
+void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext) GORO_HIDDEN;
+void goro__vg_move_begin(const struct goro__stack *ns) GORO_HIDDEN;
 
 #if GORO_ANN_FIBERS
 void goro__ann_worker_start(W *w) GORO_HIDDEN;
@@ -98,13 +99,14 @@ static inline void goro__ann_g_exit(G *g)
 static inline void goro__ann_move_begin(const struct goro__stack *old,
                                         const struct goro__stack *ns)
 {
-    (void)old, (void)ns;
+    (void)old;
+    if (unlikely(goro__on_valgrind))
+        goro__vg_move_begin(ns);
 }
 static inline void goro__ann_moved(G *g, const struct goro__stack *old, void *ucontext)
 {
-    (void)old, (void)ucontext;
     if (unlikely(goro__on_valgrind))
-        goro__vg_moved(g);
+        goro__vg_moved(g, old, ucontext);
 }
 #endif
 

@@ -39,11 +39,14 @@ static pthread_mutex_t gfree_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 
 static G *gfree_get(W *w)
 {
-    if (w != NULL && w->gfree == NULL && goro__sched.gfree != NULL) {
+    /* relaxed: a hint; the list is taken under gfree_lock (its writers
+     * store atomically for this read) */
+    if (w != NULL && w->gfree == NULL &&
+        __atomic_load_n(&goro__sched.gfree, __ATOMIC_RELAXED) != NULL) {
         pthread_mutex_lock(&gfree_lock);
         while (w->ngfree < GFREE_BATCH && goro__sched.gfree) {
             G *g = goro__sched.gfree;
-            goro__sched.gfree = g->schedlink;
+            __atomic_store_n(&goro__sched.gfree, g->schedlink, __ATOMIC_RELAXED);
             goro__sched.ngfree--;
             g->schedlink = w->gfree;
             w->gfree = g;
@@ -63,7 +66,7 @@ static G *gfree_get(W *w)
     pthread_mutex_lock(&gfree_lock);
     G *g = goro__sched.gfree;
     if (g) {
-        goro__sched.gfree = g->schedlink;
+        __atomic_store_n(&goro__sched.gfree, g->schedlink, __ATOMIC_RELAXED);
         goro__sched.ngfree--;
     }
     pthread_mutex_unlock(&gfree_lock);
@@ -205,7 +208,7 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
     g->ctx.rsp = NULL;
     g->status = G_RUNNABLE;
     if (w != NULL)
-        w->nspawn++;
+        GORO_OWNER_STORE(w->nspawn, w->nspawn + 1); /* read by goro_stats */
     else
         AO_fetch_and_add1(&goro__sched.spawned_foreign);
     return g;
@@ -237,7 +240,7 @@ void goro__g_free(W *w, G *g)
             tail = tail->schedlink;
         pthread_mutex_lock(&gfree_lock);
         tail->schedlink = goro__sched.gfree;
-        goro__sched.gfree = head;
+        __atomic_store_n(&goro__sched.gfree, head, __ATOMIC_RELAXED);
         goro__sched.ngfree += n;
         pthread_mutex_unlock(&gfree_lock);
     }

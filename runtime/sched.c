@@ -327,7 +327,7 @@ static inline __attribute__((always_inline)) G *runnext_swap(W *w, G *g)
     AO_t old;
     if (rn_plain_begin(w)) {
         old = w->runnext;
-        w->runnext = (AO_t)g;
+        GORO_OWNER_STORE(w->runnext, (AO_t)g); /* sysmon reads it */
         rn_plain_end(w);
     } else {
         do {
@@ -373,7 +373,7 @@ static inline __attribute__((always_inline)) G *runnext_take(W *w)
     AO_t next;
     if (rn_plain_begin(w)) {
         next = w->runnext;
-        w->runnext = 0;
+        GORO_OWNER_STORE(w->runnext, 0); /* sysmon reads it */
         rn_plain_end(w);
     } else {
         next = AO_load(&w->runnext);
@@ -676,7 +676,8 @@ static bool start_spinner(void)
     }
     goro__sched.idle = w->idlenext;
     w->onidle = false;
-    w->spinning = true;
+    /* relaxed atomic: the sleeper may be reading it (sleep_worker) */
+    __atomic_store_n(&w->spinning, true, __ATOMIC_RELAXED);
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
     /* release: spinning and onidle before the worker sees parked == 0 */
     __atomic_store_n(&w->parked, 0, __ATOMIC_RELEASE);
@@ -795,9 +796,12 @@ static void sleep_worker(W *w)
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) + 1);
     pthread_mutex_unlock(&goro__sched.lock);
 
-    bool was_spinning = w->spinning;
+    /* relaxed atomics: once w is on the idle list, a waker may set it
+     * (start_spinner, only when nspinning was 0, so w was not spinning:
+     * whichever value is read, the counts stay consistent) */
+    bool was_spinning = __atomic_load_n(&w->spinning, __ATOMIC_RELAXED);
     if (was_spinning) {
-        w->spinning = false;
+        __atomic_store_n(&w->spinning, false, __ATOMIC_RELAXED);
         /* full: lower nspinning before re-checking the queues (wakep reads
          * them in the other order) */
         AO_fetch_and_sub1_full(&goro__sched.nspinning);
@@ -1008,7 +1012,7 @@ static inline void resume(W *w, struct goro__ctx *from, G *fromg, G *to, bool ex
 {
     to->status = G_RUNNING;
     to->w = w;
-    w->nswitch++;
+    GORO_OWNER_STORE(w->nswitch, w->nswitch + 1); /* read by goro_stats */
     if (likely(to->ctx.rsp != NULL)) {
         if (exiting)
             goro__ann_switch_exit(w, fromg, to);
@@ -1359,7 +1363,7 @@ void goro__g_main(G *g)
 void goro__exit_current(W *w, G *g)
 {
     g->status = G_DEAD;
-    w->nexit++;
+    GORO_OWNER_STORE(w->nexit, w->nexit + 1); /* read by goro_stats */
     w->pend = g;
     w->pendkind = PEND_EXIT;
     G *next = local_next(w);
