@@ -99,6 +99,7 @@ $(BUILD)/tests/gdb/parked_shared: tests/gdb/parked.c $(BUILD)/libgoro.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $< -o $@ -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -lgoro -pthread
 $(BUILD)/libgoro.so-gdb.py: tools/gdb/goro-gdb.py
+	@mkdir -p $(dir $@)
 	cp $< $@
 # tests/test_race.c runs tests/race/race.c (ThreadSanitizer builds only)
 $(BUILD)/tests/test_race: $(BUILD)/tests/race/race
