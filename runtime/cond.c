@@ -74,7 +74,7 @@ static void cond_unlink(struct cond *c, struct cwaiter *w)
     if (w->prev)
         w->prev->next = w->next;
     else
-        c->head = w->next;
+        __atomic_store_n(&c->head, w->next, __ATOMIC_RELAXED); /* peeked by signal */
     if (w->next)
         w->next->prev = w->prev;
     else
@@ -114,7 +114,7 @@ static bool cond_park_commit(G *g, void *arg)
     if (c->tail)
         c->tail->next = w;
     else
-        c->head = w;
+        __atomic_store_n(&c->head, w, __ATOMIC_RELAXED); /* peeked by signal */
     c->tail = w;
     w->linked = true;
     if (w->has_timer) {
@@ -184,7 +184,8 @@ void goro_cond_broadcast(goro_cond *pub)
     struct cwaiter *list = c->head;
     for (struct cwaiter *w = list; w; w = w->next)
         w->linked = false;   /* next stays: our private list now */
-    c->head = c->tail = NULL;
+    __atomic_store_n(&c->head, NULL, __ATOMIC_RELAXED); /* peeked by signal */
+    c->tail = NULL;
     goro__spin_unlock(&c->lock);
     while (list) {
         struct cwaiter *next = list->next;   /* read before it may run */

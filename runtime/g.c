@@ -10,30 +10,13 @@
  * run is on the allg list (under sched.lock) for the dump and the clean-up.
  */
 #include "internal.h"
+#include "annotate.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Under AddressSanitizer, a stack reused by a new goroutine still carries
- * the shadow poison of the frames the last one left behind when it
- * switched away for good; clear it. (ASan cannot follow growth by fault:
- * run sanitized builds with GORO_STACK_MIN large enough not to grow.) */
-#if defined(__SANITIZE_ADDRESS__)
-#define GORO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GORO_ASAN 1
-#endif
-#endif
-#ifdef GORO_ASAN
-void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
-#define unpoison_stack(s) __asan_unpoison_memory_region((s)->lo, (size_t)((s)->hi - (s)->lo))
-#else
-#define unpoison_stack(s) ((void)(s))
-#endif
 
 #define GFREE_LOCAL 64   /* records a worker keeps before spilling */
 #define GFREE_BATCH 32   /* records moved to/from the global list at once */
@@ -56,11 +39,14 @@ static pthread_mutex_t gfree_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 
 static G *gfree_get(W *w)
 {
-    if (w != NULL && w->gfree == NULL && goro__sched.gfree != NULL) {
+    /* relaxed: a hint; the list is taken under gfree_lock (its writers
+     * store atomically for this read) */
+    if (w != NULL && w->gfree == NULL &&
+        __atomic_load_n(&goro__sched.gfree, __ATOMIC_RELAXED) != NULL) {
         pthread_mutex_lock(&gfree_lock);
         while (w->ngfree < GFREE_BATCH && goro__sched.gfree) {
             G *g = goro__sched.gfree;
-            goro__sched.gfree = g->schedlink;
+            __atomic_store_n(&goro__sched.gfree, g->schedlink, __ATOMIC_RELAXED);
             goro__sched.ngfree--;
             g->schedlink = w->gfree;
             w->gfree = g;
@@ -80,7 +66,7 @@ static G *gfree_get(W *w)
     pthread_mutex_lock(&gfree_lock);
     G *g = goro__sched.gfree;
     if (g) {
-        goro__sched.gfree = g->schedlink;
+        __atomic_store_n(&goro__sched.gfree, g->schedlink, __ATOMIC_RELAXED);
         goro__sched.ngfree--;
     }
     pthread_mutex_unlock(&gfree_lock);
@@ -164,7 +150,6 @@ void goro__g_first_stack(G *g)
 {
     if (goro__stack_start(g, g->start_cls & ~G_START_PROBE) < 0)
         g->start_cls = (uint8_t)g->stack.cls; /* no memory: one page it is */
-    unpoison_stack(&g->stack);
 }
 
 /* g exits: what did its stack tell about fn? */
@@ -206,7 +191,6 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
     bool probe;
     int cls = hint_get(w, fn, &probe);
     g->start_cls = (uint8_t)(cls | (probe ? G_START_PROBE : 0));
-    unpoison_stack(&g->stack);
     g->fn = fn;
     g->arg = arg;
     g->is_main = false;
@@ -224,7 +208,7 @@ G *goro__g_new(W *w, goro_fn fn, void *arg)
     g->ctx.rsp = NULL;
     g->status = G_RUNNABLE;
     if (w != NULL)
-        w->nspawn++;
+        GORO_OWNER_STORE(w->nspawn, w->nspawn + 1); /* read by goro_stats */
     else
         AO_fetch_and_add1(&goro__sched.spawned_foreign);
     return g;
@@ -256,7 +240,7 @@ void goro__g_free(W *w, G *g)
             tail = tail->schedlink;
         pthread_mutex_lock(&gfree_lock);
         tail->schedlink = goro__sched.gfree;
-        goro__sched.gfree = head;
+        __atomic_store_n(&goro__sched.gfree, head, __ATOMIC_RELAXED);
         goro__sched.ngfree += n;
         pthread_mutex_unlock(&gfree_lock);
     }
@@ -274,6 +258,11 @@ void goro__g_free_all(void)
     pthread_mutex_unlock(&gfree_lock);
     while (g) {
         G *next = g->allnext;
+        /* discarded while alive (goro_run returned): its stack's
+         * registration and fiber (annotate.h) go with it */
+        AO_t st = g->status;
+        if ((st == G_RUNNABLE || st == G_RUNNING || st == G_WAITING) && g->ctx.rsp != NULL)
+            goro__ann_g_exit(g);
         goro__stack_free_g(g);
         goro__local_free(g);
         free(g);

@@ -39,6 +39,42 @@
 typedef struct goro__g G;
 typedef struct goro__w W;
 
+/* Sanitizer builds (runtime/annotate.h): which one, and the fiber state
+ * kept at the end of G and W for it (nothing in other builds). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GORO_ANN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORO_ANN_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GORO_ANN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_ANN_TSAN 1
+#endif
+#endif
+#ifndef GORO_ANN_ASAN
+#define GORO_ANN_ASAN 0
+#endif
+#ifndef GORO_ANN_TSAN
+#define GORO_ANN_TSAN 0
+#endif
+#define GORO_ANN_FIBERS (GORO_ANN_ASAN || GORO_ANN_TSAN)
+#if GORO_ANN_FIBERS
+struct goro__ann_g {
+    void *fake;            /* ASan: this context's fake stack while away */
+    void *fiber;           /* TSan: this goroutine's fiber */
+};
+struct goro__ann_w {
+    struct goro__ann_g g0; /* the same for the worker's g0 */
+    const void *g0_lo;     /* g0's stack (the thread's) */
+    size_t g0_size;
+    bool inflight;         /* a switch started: the next context finishes it */
+};
+#endif
+
 /* ---------------------------------------------------------------------
  * Context: what runtime/asm/switch_*.S saves and restores. The offsets are
  * used by the assembly: keep them in sync (static-asserted in sched.c).
@@ -167,6 +203,9 @@ struct goro__g {
 
     void *cbuf;                /* compacted: the used part of the stack,
                                   kept aside (stack_idle.c) */
+#if GORO_ANN_FIBERS
+    struct goro__ann_g ann;    /* sanitizer builds only (annotate.h) */
+#endif
 };
 
 /* G.cstate. NONE -> COMPACTING (the idle pass, by CAS) -> COMPACTED (or
@@ -262,6 +301,9 @@ struct goro__w {
     uint32_t lifo_aged;                /* owner's schedtick at the last aged take */
     G *lifo[GORO_LIFO];
     uint32_t lifo_tick[GORO_LIFO];     /* owner's schedtick at each push */
+#if GORO_ANN_FIBERS
+    struct goro__ann_w ann;            /* sanitizer builds only (annotate.h) */
+#endif
 };
 
 /* ---------------------------------------------------------------------

@@ -86,6 +86,7 @@
  *  - a W taken off the idle list by a waker has spinning set and parked 0.
  */
 #include "internal.h"
+#include "annotate.h"
 #include "asm/offsets.h"
 
 #include <linux/futex.h>
@@ -326,7 +327,7 @@ static inline __attribute__((always_inline)) G *runnext_swap(W *w, G *g)
     AO_t old;
     if (rn_plain_begin(w)) {
         old = w->runnext;
-        w->runnext = (AO_t)g;
+        GORO_OWNER_STORE(w->runnext, (AO_t)g); /* sysmon reads it */
         rn_plain_end(w);
     } else {
         do {
@@ -372,7 +373,7 @@ static inline __attribute__((always_inline)) G *runnext_take(W *w)
     AO_t next;
     if (rn_plain_begin(w)) {
         next = w->runnext;
-        w->runnext = 0;
+        GORO_OWNER_STORE(w->runnext, 0); /* sysmon reads it */
         rn_plain_end(w);
     } else {
         next = AO_load(&w->runnext);
@@ -675,7 +676,8 @@ static bool start_spinner(void)
     }
     goro__sched.idle = w->idlenext;
     w->onidle = false;
-    w->spinning = true;
+    /* relaxed atomic: the sleeper may be reading it (sleep_worker) */
+    __atomic_store_n(&w->spinning, true, __ATOMIC_RELAXED);
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
     /* release: spinning and onidle before the worker sees parked == 0 */
     __atomic_store_n(&w->parked, 0, __ATOMIC_RELEASE);
@@ -794,9 +796,12 @@ static void sleep_worker(W *w)
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) + 1);
     pthread_mutex_unlock(&goro__sched.lock);
 
-    bool was_spinning = w->spinning;
+    /* relaxed atomics: once w is on the idle list, a waker may set it
+     * (start_spinner, only when nspinning was 0, so w was not spinning:
+     * whichever value is read, the counts stay consistent) */
+    bool was_spinning = __atomic_load_n(&w->spinning, __ATOMIC_RELAXED);
     if (was_spinning) {
-        w->spinning = false;
+        __atomic_store_n(&w->spinning, false, __ATOMIC_RELAXED);
         /* full: lower nspinning before re-checking the queues (wakep reads
          * them in the other order) */
         AO_fetch_and_sub1_full(&goro__sched.nspinning);
@@ -865,7 +870,8 @@ static inline __attribute__((always_inline)) G *local_next(W *w)
 {
     if (unlikely(AO_load(&goro__sched.shutdown)))
         return NULL;
-    uint32_t tick = ++w->schedtick;
+    uint32_t tick = w->schedtick + 1;
+    GORO_OWNER_STORE(w->schedtick, tick); /* read by thieves and sysmon */
     G *g = NULL;
     if (unlikely(tick == w->nextround)) {
         if (w->round_global) {
@@ -1002,38 +1008,58 @@ static G *find_runnable(W *w)
 /* resume()'s rare case, out of line so that the common one stays a tail
  * call with no frame of its own (goro_yield's fast path: a frame there
  * cost 4 ns a yield, 17.6 against 13.5 at best). */
-static __attribute__((noinline)) void resume_idle(W *w, struct goro__ctx *from, G *to)
+static __attribute__((noinline)) void resume_idle(W *w, struct goro__ctx *from, G *fromg,
+                                                  G *to, bool exiting)
 {
     goro__stack_idle_resume(w, to);
+    if (exiting)
+        goro__ann_switch_exit(w, fromg, to);
+    else
+        goro__ann_switch(w, fromg, to);
     goro__ctx_switch(from, &to->ctx, &w->curg, to);
 }
 
-/* Switch from the context saved into *from to the goroutine to. */
-static inline void resume(W *w, struct goro__ctx *from, G *to)
+/* Switch from the context saved into *from (fromg's, or g0's when fromg
+ * is NULL; exiting: fromg is leaving for good) to the goroutine to. The
+ * annotations (annotate.h) are empty outside sanitizer builds. */
+static inline void resume(W *w, struct goro__ctx *from, G *fromg, G *to, bool exiting)
 {
     to->status = G_RUNNING;
     to->w = w;
-    w->nswitch++;
+    GORO_OWNER_STORE(w->nswitch, w->nswitch + 1); /* read by goro_stats */
     if (likely(to->ctx.rsp != NULL)) {
         /* compacted, or back from a park on a grown stack: restore or
          * shrink it first (stack_idle.c) */
-        if (unlikely(to->cstate != C_NONE || (to->stack.cls != 0 && to->wait_reason != W_NONE)))
-            resume_idle(w, from, to);
-        else
+        if (unlikely(to->cstate != C_NONE || (to->stack.cls != 0 && to->wait_reason != W_NONE))) {
+            resume_idle(w, from, fromg, to, exiting);
+        } else {
+            if (exiting)
+                goro__ann_switch_exit(w, fromg, to);
+            else
+                goro__ann_switch(w, fromg, to);
             goro__ctx_switch(from, &to->ctx, &w->curg, to);
+        }
     } else {
         /* relaxed: a hint (stack_space.c, warm homes) */
         if (unlikely(AO_load(&goro__stack_warm) != 0))
             goro__stack_adopt(to);
         if (unlikely((to->start_cls & ~G_START_PROBE) != to->stack.cls))
             goro__g_first_stack(to);
+        goro__ann_g_start(w, to);
+        if (exiting)
+            goro__ann_switch_exit(w, fromg, to);
+        else
+            goro__ann_switch(w, fromg, to);
         goro__ctx_start(from, to->stack.hi - 16, &w->curg, to);
     }
 }
 
+/* From the running goroutine from to to; returns when from runs again
+ * (perhaps on another worker). */
 static inline void switch_to(W *w, G *from, G *to)
 {
-    resume(w, &from->ctx, to);
+    resume(w, &from->ctx, from, to, false);
+    goro__ann_resumed(tls_w);
 }
 
 /* A parker's unlock found its wait over already: runnable again. */
@@ -1065,6 +1091,7 @@ static inline __attribute__((always_inline)) void after_switch(W *w)
         runq_put(w, p, true);
         break;
     case PEND_EXIT:
+        goro__ann_g_exit(p);
         goro__g_free(w, p);
         break;
     }
@@ -1083,6 +1110,7 @@ static __attribute__((noinline)) void switch_pend_other(W *w)
 void goro__switch_pend(G **cur)
 {
     W *w = (W *)((char *)cur - offsetof(W, curg));
+    goro__ann_resumed(w);
     G *p = w->pend;
     if (likely(w->pendkind == PEND_PARK && p->unlockf != NULL)) {
         /* Nothing live across the call (W.pend stays set until after it,
@@ -1116,10 +1144,13 @@ static void schedule_away(W *w, G *g)
 {
     g->saved_errno = *w->errno_ptr;
     G *next = local_next(w);
-    if (next)
+    if (next) {
         switch_to(w, g, next);
-    else
+    } else {
+        goro__ann_switch(w, g, NULL);
         goro__ctx_switch(&g->ctx, &w->g0ctx, &w->curg, NULL);
+        goro__ann_resumed(tls_w);
+    }
     /* back on g, perhaps on another worker; the switch ran the pending
      * action of the context before and restored errno */
 }
@@ -1319,7 +1350,7 @@ void goro_yield(void)
                    w->lifo_top == w->lifo_bot_seen)) {
             G *next = (G *)w->runq[h % GORO_RUNQ];
             if (likely(next->ctx.rsp != NULL)) {
-                w->schedtick = tick;
+                GORO_OWNER_STORE(w->schedtick, tick);
                 w->runq[t % GORO_RUNQ] = (AO_t)g;
                 w->runq_head = h + 1;
                 w->runq_tail = t + 1;
@@ -1336,6 +1367,7 @@ void goro_yield(void)
 /* Every goroutine starts here (called by goro__g_entry). */
 void goro__g_main(G *g)
 {
+    goro__ann_resumed(g->w);
     after_switch(g->w);
     *g->w->errno_ptr = 0;
     g->fn(g->arg);
@@ -1351,14 +1383,16 @@ void goro__g_main(G *g)
 void goro__exit_current(W *w, G *g)
 {
     g->status = G_DEAD;
-    w->nexit++;
+    GORO_OWNER_STORE(w->nexit, w->nexit + 1); /* read by goro_stats */
     w->pend = g;
     w->pendkind = PEND_EXIT;
     G *next = local_next(w);
-    if (next)
-        switch_to(w, g, next);
-    else
+    if (next) {
+        resume(w, &g->ctx, g, next, true);
+    } else {
+        goro__ann_switch_exit(w, g, NULL);
         goro__ctx_switch(&g->ctx, &w->g0ctx, &w->curg, NULL);
+    }
     goro__fatal("dead goroutine resumed");
 }
 
@@ -1379,11 +1413,13 @@ static void *worker_main(void *arg)
     tls_w = w;
     w->errno_ptr = errno_location();
     goro__signal_worker_init(w);
+    goro__ann_worker_start(w);
     for (;;) {
         G *g = find_runnable(w);
         if (g == NULL)
             break;
-        resume(w, &w->g0ctx, g);
+        resume(w, &w->g0ctx, NULL, g, false);
+        goro__ann_resumed(w);
     }
     goro__signal_worker_fini(w);
     tls_w = NULL;
@@ -1453,7 +1489,7 @@ int goro_run(goro_fn main_fn, void *arg)
     goro__sched.next_id = 1;
     goro__sched.nodeadlock = debug_has("nodeadlock");
     /* registering is idempotent; failure (old kernel) means CAS everywhere */
-    goro__sched.asym = !debug_has("nomembarrier") &&
+    goro__sched.asym = !debug_has("nomembarrier") && !GORO_ANN_NO_MEMBARRIER &&
                        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
     goro__sched.dump_at_exit = debug_has("dump");
     goro__g_hints_init(debug_has("nostackhint"));
@@ -1477,6 +1513,7 @@ int goro_run(goro_fn main_fn, void *arg)
     }
 
     int rc = 0;
+    goro__ann_init();     /* before the stacks: Valgrind or not */
     goro__stack_init();
     goro__signal_init();
     goro__diag_init();

@@ -26,7 +26,15 @@
 
 /* ---- the stack region ------------------------------------------------- */
 
+#if GORO_ANN_TSAN
+/* ThreadSanitizer allows application memory only in some ranges (its
+ * shadow takes the rest); 0x7e80_0000_0000.. is one, with the same 127
+ * rows. Byte 5 is then '~', text: relocation's guarantee (above) is
+ * weaker in such builds, which are for finding races (annotate.h). */
+#define STK_B5     0x7eu            /* byte 5 of every stack address */
+#else
 #define STK_B5     0x1fu            /* byte 5 of every stack address */
+#endif
 #define STK_W_LO   0x80u            /* byte 4: rows from here ... */
 #define STK_W_EMRG 0xf8u            /* ... pooled rows end, emergency rows begin */
 #define STK_W_END  0xffu            /* ... and 0xff is never used */
@@ -56,6 +64,8 @@ struct goro__stk {
     bool stackcheck;    /* GORO_DEBUG=stackcheck */
     bool emergency;     /* GORO_DEBUG=stackemergency: every growth takes the
                          * lock-free path (for the tests) */
+    bool shrink;        /* shrinking on (stack_idle.c; off under Valgrind
+                         * and the sanitizers) */
     bool compact;       /* compaction on (stack_idle.c) */
     int64_t compact_after; /* GORO_COMPACT_AFTER, ns */
 };

@@ -86,6 +86,7 @@
  *    rows of stack.h (tests/test_stale.c and test_stack.c check both).
  */
 #include "stack.h"
+#include "annotate.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -265,6 +266,7 @@ static void grow(G *g, uintptr_t addr, ucontext_t *uc)
                     (unsigned long long)g->id, nsz, strerror(-rc),
                     goro__stk.guard == GUARD_MPROTECT ? ": the vm.max_map_count limit?" : "");
 
+    goro__ann_move_begin(&old, &ns);
     size_t copied = goro__stack_move(uc, addr, &old, &ns);
 
     /* The running goroutine's own record may point into its stack while it
@@ -282,6 +284,7 @@ static void grow(G *g, uintptr_t addr, ucontext_t *uc)
 
     bool home = stk_is_home(g, &old);
     g->stack = ns;
+    goro__ann_moved(g, &old, uc);
     goro__stack_retire(g, &old, home);
 
     /* relaxed: statistics */
@@ -381,7 +384,7 @@ void goro__stack_init(void)
     goro__stk.max = goro__stk.env_max;
     goro__stk.stackcheck = goro__debug("stackcheck");
     goro__stk.emergency = goro__debug("stackemergency");
-    if (goro__stk.pidfd < 0)
+    if (goro__stk.pidfd < 0 && !goro__on_valgrind) /* Valgrind lacks pidfd_open */
         goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0); /* kept across runs */
     memset((void *)fs.q, 0, sizeof fs.q);
     memset((void *)fs.hist, 0, sizeof fs.hist);

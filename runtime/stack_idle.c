@@ -83,6 +83,7 @@
  *    fault handler, on any thread, under any runtime lock.
  */
 #include "stack.h"
+#include "annotate.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -199,7 +200,12 @@ void goro__idle_init(void)
     goro__stk.compact_after = env_ms("GORO_COMPACT_AFTER", DEFAULT_COMPACT_AFTER, &off);
     if (idle.memfd < 0)
         idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC); /* kept across runs */
-    goro__stk.compact = !off && goro__stk.guard == GUARD_MADVISE && idle.memfd >= 0;
+    /* Under Valgrind and the sanitizers neither: their shadow of a stack
+     * does not follow a copy they do not see (annotate.h tells them about
+     * growth only) */
+    goro__stk.shrink = !goro__on_valgrind && !GORO_ANN_FIBERS;
+    goro__stk.compact = !off && goro__stk.shrink && goro__stk.guard == GUARD_MADVISE &&
+                        idle.memfd >= 0;
     idle.nctop = (size_t)(STK_ROW / goro__stk.pg); /* a slot per page of a row */
     idle.cursor = NULL;
     idle.walking = false;
@@ -346,7 +352,7 @@ void goro__idle_forget(G *g)
 static int shrink_class(const G *g, size_t used)
 {
     size_t size = stk_usable(&g->stack);
-    if (g->stack.cls == 0 || used * 4 > size)
+    if (g->stack.cls == 0 || used * 4 > size || !goro__stk.shrink)
         return -1;
     int c = 0;
     while ((goro__stk.min << c) < used * 4)

@@ -17,6 +17,7 @@
  * before they touch it.
  */
 #include "util.h"
+#include "internal.h" /* GORO_ANN_ASAN */
 
 #include <alloca.h>
 #include <errno.h>
@@ -164,7 +165,7 @@ static void check_sweep(const char *what, struct sweep_result *r)
 {
     test_note("%s: %lu growths; at %ld depths the stack grew inside the call", what,
               (unsigned long)r->total, r->in_window);
-    /* without growth (GORO_STACK_MIN large, as under ASan) nothing to see */
+    /* without growth (GORO_STACK_MIN large) nothing to see */
     if (r->total > 0)
         cr_expect_gt(r->in_window, 0, "%s: no depth grew the stack in the window", what);
 }
@@ -408,14 +409,31 @@ static void derived_main(void *p)
     r->total = growths() - g0;
 }
 
+/* Under AddressSanitizer derived_write's prologue writes its frame's
+ * header (ASan's frame description) before the asm store, so the guard is
+ * always hit there, by a plain store: the derived base never meets the
+ * guard, and only the writes' correctness is checked. */
+static void run_derived(int procs, bool stackcheck, const char *what)
+{
+#if GORO_ANN_ASAN
+    stackcheck_on(stackcheck);
+    struct sweep_result r = { 0 };
+    run_on(procs, derived_main, &r);
+    test_note("%s: %lu growths; at %ld depths inside the call (ASan build: not checked)",
+              what, (unsigned long)r.total, r.in_window);
+#else
+    run_sweep(procs, stackcheck, derived_main, what);
+#endif
+}
+
 Test(window, derived_base_register_below_the_guard, .timeout = 60)
 {
-    run_sweep(1, false, derived_main, "derived base register");
+    run_derived(1, false, "derived base register");
 }
 
 Test(window, derived_base_register_below_the_guard_stackcheck, .timeout = 60)
 {
-    run_sweep(2, true, derived_main, "derived base register (stackcheck)");
+    run_derived(2, true, "derived base register (stackcheck)");
 }
 
 /* ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/deps.sh - install what the build needs on Debian, when it is missing.
-# Usage: tools/deps.sh build|test|bench
+# Usage: tools/deps.sh build|test|bench|valgrind
 # As root it runs apt-get; otherwise it prints the exact command to run.
 # test: redis-cli too (test_kv). bench: the peers too (Go, Rust's cargo and
 # Tokio, Boost.Fiber), unless BENCH_SIDES leaves them out, and wrk,
@@ -11,8 +11,16 @@ pkgs=() # required
 opt=()  # wanted by `bench` only: the peers and gnuplot
 [ -f /usr/include/atomic_ops.h ] || pkgs+=(libatomic-ops-dev)
 command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+# Valgrind's client-request header (runtime/annotate.c): Debian ships it in
+# the valgrind package, which `make valgrind` runs too
+[ -f /usr/include/valgrind/valgrind.h ] || pkgs+=(valgrind)
+if [ "$what" = valgrind ]; then
+    command -v valgrind >/dev/null 2>&1 || pkgs+=(valgrind)
+    [ -f /usr/include/criterion/criterion.h ] || pkgs+=(libcriterion-dev)
+fi
 if [ "$what" = test ] || [ "$what" = bench ]; then
     [ -f /usr/include/criterion/criterion.h ] || pkgs+=(libcriterion-dev)
+    command -v gdb >/dev/null 2>&1 || pkgs+=(gdb)   # tests/test_gdb.c
 fi
 if [ "$what" = test ]; then
     # test_kv drives examples/kv with the stock redis-cli

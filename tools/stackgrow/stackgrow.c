@@ -64,7 +64,8 @@ static struct {
     bool quiet;
     bool narrow;        /* narrow frames (--no-narrow: off) */
     bool keep_going;    /* count corruptions, do not stop at the first */
-} opt = { 1000, 0, 1 << 20, 0, 10, 0, false, true, false };
+    bool vector;        /* stack pointers in vector registers (--no-vector: off) */
+} opt = { 1000, 0, 1 << 20, 0, 10, 0, false, true, false, true };
 
 static volatile AO_t stop, dives_done, spawned, corruptions;
 static volatile AO_t narrow_frames, narrow_bytes, narrow_bad;
@@ -246,7 +247,7 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
             bad |= libc_print(me.tag, depth) << 1;                                  \
         if ((r & 0xf0) == 0x10)                                                     \
             bad |= libc_sort(arr, (WORDS) < 32 ? (WORDS) - 1 : 32) << 2;            \
-        if ((r & 0x300) == 0x100)                                                   \
+        if ((r & 0x300) == 0x100 && opt.vector)                                     \
             bad |= vec_probe(&arr[0]) << 3;                                         \
         if ((r & 0xfc00) == 0x400)                                                  \
             goro_yield();                                                           \
@@ -856,6 +857,9 @@ static void usage(FILE *f)
         "                       function needed before and never grow)\n"
         "      --no-narrow      no narrow frames (partly written words over stale\n"
         "                       stack pointers: the bytes relocation may change)\n"
+        "      --no-vector      no stack pointers held in vector registers across a\n"
+        "                       growth (under Valgrind, whose signal frames do not\n"
+        "                       carry the vector registers, they cannot be moved)\n"
         "  -k, --keep-going     count corruptions to the end instead of stopping at\n"
         "                       the first (a corrupted pointer may then crash)\n"
         "  -h, --help           this text\n"
@@ -882,6 +886,7 @@ int main(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "hints", no_argument, NULL, 'H' },
         { "no-narrow", no_argument, NULL, 'N' },
+        { "no-vector", no_argument, NULL, 'V' },
         { "keep-going", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -900,6 +905,7 @@ int main(int argc, char **argv)
         case 'q': opt.quiet = true; break;
         case 'H': hints = true; break;
         case 'N': opt.narrow = false; break;
+        case 'V': opt.vector = false; break;
         case 'k': opt.keep_going = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

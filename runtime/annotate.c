@@ -1,0 +1,304 @@
+/*
+ * annotate.c - the out-of-line half of annotate.h: Valgrind's stack
+ * registrations, and the sanitizers' fiber switches. annotate.h says what
+ * each tool is told and why.
+ *
+ * Valgrind. A stack registration has an id, needed to change or drop it.
+ * G has no room for one (a parked goroutine's record must stay in its
+ * malloc chunk: parked_1m's bar); the id lives in the stack's own top
+ * word, which nothing else uses, and moves with the stack. No lock, no
+ * allocation: the move's hook runs in the fault handler.
+ *
+ * Invariants:
+ *  - A goroutine's stack is registered from its first run to its exit,
+ *    as [stack.lo, stack.hi), and changed with every move (stack_fault.c,
+ *    on its own worker, while it runs): no two registrations overlap.
+ *  - Under the sanitizers, W.ann.inflight is set by goro__ann_switch on
+ *    the worker it runs on and cleared by the first goro__ann_resumed on
+ *    the same worker, in the context switched to, before anything else
+ *    runs there but the switch's own tail (annotate.h, "Protocol").
+ */
+#include "annotate.h"
+#include "stack.h"   /* goro__stk, REDZONE */
+
+#include <pthread.h>
+#include <stdio.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define HAVE_VALGRIND 1
+#endif
+#endif
+#ifndef HAVE_VALGRIND
+#define HAVE_VALGRIND 0
+#endif
+
+#if GORO_ANN_ASAN
+#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
+#endif
+#if GORO_ANN_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+bool goro__on_valgrind;
+
+/* ---- Valgrind --------------------------------------------------------- */
+
+void goro__ann_init(void)
+{
+#if HAVE_VALGRIND
+    goro__on_valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
+}
+
+/* The registration's id, in the top word of the stack: the 16 bytes above
+ * the entry frame are never used (switch_x86_64.S), and a move copies
+ * them with the rest (a small integer is never taken for a pointer). */
+static unsigned long *vg_id(G *g)
+{
+    return (unsigned long *)(void *)g->stack.hi - 1;
+}
+
+static char *vg_lo(G *g)
+{
+    return g->stack.lo;
+}
+
+/* Before the copy: the new place may carry "inaccessible" from its last
+ * user's popped frames, and the copy writes it. */
+void goro__vg_move_begin(const struct goro__stack *ns)
+{
+#if HAVE_VALGRIND
+    VALGRIND_MAKE_MEM_UNDEFINED(ns->lo, (size_t)(ns->hi - ns->lo));
+#else
+    (void)ns;
+#endif
+}
+
+void goro__vg_start(G *g)
+{
+#if HAVE_VALGRIND
+    *vg_id(g) = VALGRIND_STACK_REGISTER(vg_lo(g), g->stack.hi);
+#else
+    (void)g;
+#endif
+}
+
+void goro__vg_exit(G *g)
+{
+#if HAVE_VALGRIND
+    VALGRIND_STACK_DEREGISTER(*vg_id(g));
+#else
+    (void)g;
+#endif
+}
+
+/* From the fault handler, on the new stack's copy of the id. Memcheck
+ * tracks which bits of memory are defined; the move copied the stack with
+ * arithmetic (relocation) that memcheck takes to make a partly written word
+ * wholly undefined: a char written beside stale bytes would then read as
+ * uninitialised. The copy's definedness is the old stack's, bit for bit:
+ * say so, a chunk at a time (the handler runs on the small alternate
+ * signal stack). */
+void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext)
+{
+#if HAVE_VALGRIND
+    /* rsp is the new stack's already (stack_move.c relocated it) */
+    ucontext_t *uc = ucontext;
+    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t nlo = (uintptr_t)g->stack.lo, nhi = (uintptr_t)g->stack.hi;
+    uintptr_t from = rsp - REDZONE;
+    if (from < nlo)
+        from = nlo;
+    intptr_t delta = (intptr_t)(nhi - (uintptr_t)old->hi);
+    if (from < nhi) {
+        char bits[1024];
+        for (uintptr_t a = from; a < nhi; a += sizeof bits) {
+            size_t n = nhi - a < sizeof bits ? nhi - a : sizeof bits;
+            if (VALGRIND_GET_VBITS((char *)(a - (uintptr_t)delta), bits, n) == 1)
+                VALGRIND_SET_VBITS((char *)a, bits, n);
+        }
+    }
+    VALGRIND_STACK_CHANGE(*vg_id(g), vg_lo(g), g->stack.hi);
+#else
+    (void)g, (void)old, (void)ucontext;
+#endif
+}
+
+/* ---- the sanitizers --------------------------------------------------- */
+
+#if GORO_ANN_FIBERS
+
+void goro__ann_worker_start(W *w)
+{
+    pthread_attr_t a;
+    void *lo = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstack(&a, &lo, &size);
+        pthread_attr_destroy(&a);
+    }
+    w->ann.g0_lo = lo;
+    w->ann.g0_size = size;
+    w->ann.inflight = false;
+#if GORO_ANN_TSAN
+    w->ann.g0.fiber = __tsan_get_current_fiber();
+#endif
+}
+
+static struct goro__ann_g *slot(W *w, G *g)
+{
+    return g ? &g->ann : &w->ann.g0;
+}
+
+static void switch_common(W *w, G *from, G *to, bool exiting)
+{
+    w->ann.inflight = true;
+#if GORO_ANN_ASAN
+    const void *lo = to ? (const void *)to->stack.lo : w->ann.g0_lo;
+    size_t size = to ? (size_t)(to->stack.hi - to->stack.lo) : w->ann.g0_size;
+    /* a goroutine leaving for good gives its fake stack up (NULL) */
+    __sanitizer_start_switch_fiber(exiting ? NULL : &slot(w, from)->fake, lo, size);
+#else
+    (void)from, (void)exiting;
+#endif
+#if GORO_ANN_TSAN
+    __tsan_switch_to_fiber(slot(w, to)->fiber, 0);
+#endif
+}
+
+void goro__ann_switch(W *w, G *from, G *to)
+{
+    switch_common(w, from, to, false);
+}
+
+void goro__ann_switch_exit(W *w, G *from, G *to)
+{
+    switch_common(w, from, to, true);
+}
+
+void goro__ann_resumed_slow(W *w)
+{
+    w->ann.inflight = false;
+#if GORO_ANN_ASAN
+    G *g = w->curg;
+    __sanitizer_finish_switch_fiber(slot(w, g)->fake, NULL, NULL);
+#endif
+}
+
+void goro__ann_g_start(W *w, G *g)
+{
+    (void)w;
+    g->ann.fake = NULL;
+#if GORO_ANN_ASAN
+    /* a reused or new stack may carry poison from the frames its last
+     * goroutine left behind */
+    __asan_unpoison_memory_region(g->stack.lo, (size_t)(g->stack.hi - g->stack.lo));
+#endif
+#if GORO_ANN_TSAN
+    g->ann.fiber = __tsan_create_fiber(0);
+    char name[32];
+    snprintf(name, sizeof name, "goroutine %llu", (unsigned long long)g->id);
+    __tsan_set_fiber_name(g->ann.fiber, name);
+#endif
+    if (unlikely(goro__on_valgrind))
+        goro__vg_start(g);
+}
+
+void goro__ann_g_exit(G *g)
+{
+#if GORO_ANN_TSAN
+    if (g->ann.fiber) {
+        __tsan_destroy_fiber(g->ann.fiber);
+        g->ann.fiber = NULL;
+    }
+#endif
+    if (unlikely(goro__on_valgrind))
+        goro__vg_exit(g);
+}
+
+void goro__ann_move_begin(const struct goro__stack *old, const struct goro__stack *ns)
+{
+#if GORO_ANN_ASAN
+    /* the copy reads the old frames' red zones and writes over whatever
+     * the new stack's last user left poisoned */
+    __asan_unpoison_memory_region(old->lo, (size_t)(old->hi - old->lo));
+    __asan_unpoison_memory_region(ns->lo, (size_t)(ns->hi - ns->lo));
+#else
+    (void)old;
+#endif
+    if (unlikely(goro__on_valgrind))
+        goro__vg_move_begin(ns);
+}
+
+#if GORO_ANN_ASAN
+/* An instrumented function computes the shadow address of its frame once,
+ * in its prologue, and keeps it (in a register or a stack slot) to poison
+ * and unpoison its variables' scopes and its frame at return: gcc keeps
+ * the address shifted (addr >> 3, the offset added by the instruction
+ * that uses it), clang the shadow address itself. In a frame that lives
+ * across a move, that value still names the old stack's shadow: such
+ * frames would go on poisoning the old place, by then another goroutine's
+ * stack, with false reports there (seen: a loop's scoped array in the
+ * goroutine's first frame). Relocate both kinds of words the way
+ * stack_move.c relocates pointers into the stack, by the shadow's
+ * distance (a move is a multiple of 4 GiB: exact in eighths), in the copy
+ * and in the registers. */
+static void asan_reloc_shadow(G *g, const struct goro__stack *old, ucontext_t *uc)
+{
+    size_t scale, off;
+    __asan_get_shadow_mapping(&scale, &off);
+    uintptr_t glo = (uintptr_t)old->lo - goro__stk.gsz, ghi = (uintptr_t)old->hi;
+    uintptr_t slo = glo >> scale, shi = ghi >> scale;  /* gcc's */
+    uintptr_t olo = slo + off, ohi = shi + off;         /* clang's */
+    intptr_t delta = (intptr_t)((uintptr_t)g->stack.hi - ghi);
+    uint64_t sdelta = (uint64_t)(delta / ((intptr_t)1 << scale));
+    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t from = rsp - REDZONE;
+    if (from < (uintptr_t)g->stack.lo)
+        from = (uintptr_t)g->stack.lo;
+    for (uint64_t *p = (uint64_t *)(from & ~(uintptr_t)7); p < (uint64_t *)g->stack.hi; p++)
+        if (stk_in(*p, slo, shi) || stk_in(*p, olo, ohi))
+            *p += sdelta;
+    for (int r = 0; r < NGREG; r++) {
+        if (r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
+            r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
+            continue;
+        uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
+        if (stk_in(v, slo, shi) || stk_in(v, olo, ohi))
+            uc->uc_mcontext.gregs[r] = (greg_t)(v + sdelta);
+    }
+}
+#endif
+
+void goro__ann_moved(G *g, const struct goro__stack *old, void *ucontext)
+{
+#if GORO_ANN_ASAN
+    asan_reloc_shadow(g, old, ucontext);
+    /* the thread runs on the new stack from the handler's return on */
+    void *fake;
+    __sanitizer_start_switch_fiber(&fake, g->stack.lo, (size_t)(g->stack.hi - g->stack.lo));
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    if (unlikely(goro__on_valgrind))
+        goro__vg_moved(g, old, ucontext);
+}
+
+#endif /* GORO_ANN_FIBERS */
+
+#if GORO_ANN_TSAN
+/* Reads the runtime makes without synchronization on purpose, for every
+ * program linked with a ThreadSanitizer build of goro (weak: a program's
+ * own __tsan_default_suppressions replaces it). The goroutine dump runs
+ * from a signal handler (SIGQUIT) or with the runtime wedged (deadlock):
+ * it takes no lock and reads every goroutine's record as it is. */
+__attribute__((weak, visibility("default"))) const char *__tsan_default_suppressions(void);
+__attribute__((weak, visibility("default"))) const char *__tsan_default_suppressions(void)
+{
+    return "race:goro__dump\n"
+           "race:status_name\n";
+}
+#endif
