@@ -251,6 +251,16 @@ static void unguard(const struct goro__stack *s)
                     (void *)s->hi, strerror(errno));
 }
 
+/* g (RESTORING) has its stack back, restored where its top was: out of
+ * the table, and cstate then. */
+static void uncompacted(G *g, uintptr_t top, AO_t then)
+{
+    *ctop_slot(top, false) = NULL;
+    AO_fetch_and_sub1(&goro__ctr.stacks_compacted); /* relaxed: a statistic */
+    /* release: the restored bytes before anyone sees the stack usable */
+    AO_store_release(&g->cstate, then);
+}
+
 /* g is RESTORING: the used part back where it was. Async-signal-safe.
  * then: C_TOUCHED from the fault handler, while g is parked and others
  * may be touching its stack (two goroutines it handed pointers to, say):
@@ -277,57 +287,55 @@ static void restore_in_place(G *g, AO_t then)
         unguard(&g->stack);
         memcpy(used, b->data, b->len);
     }
-    *ctop_slot((uintptr_t)g->stack.hi, false) = NULL;
-    AO_fetch_and_sub1(&goro__ctr.stacks_compacted); /* relaxed: a statistic */
-    /* release: the restored bytes before anyone sees the stack usable */
-    AO_store_release(&g->cstate, then);
+    uncompacted(g, (uintptr_t)g->stack.hi, then);
 }
 
-int goro__idle_fault(uintptr_t addr)
+/* The goroutine in the table (compacted, or being compacted or restored)
+ * whose stack holds addr, or NULL. Its used part, the only part anyone may
+ * touch, lies within COMPACT_MAX below its top. */
+static G *compacted_at(uintptr_t addr)
 {
     if (idle.nctop == 0 || addr < STK_ADDR(STK_W_LO) || addr >= STK_ADDR(STK_W_END))
-        return 0;
+        return NULL;
     size_t pg = goro__stk.pg;
     for (uintptr_t top = page_down(addr) + pg; top <= page_down(addr) + pg + COMPACT_MAX;
          top += pg) {
         G *volatile *slot = ctop_slot(top, false);
         G *g = slot ? *slot : NULL;
-        if (g == NULL || (uintptr_t)g->stack.hi != top || addr < (uintptr_t)g->stack.lo)
-            continue;
-        if (claim_restore(g)) {
-            restore_in_place(g, C_TOUCHED);
-            retry_addr = 0;
-            return 1;
-        }
-        /* not compacted (any more): someone restored it between the fault
-         * and now, so the access can run again; but only once, in case the
-         * fault was something else */
-        if (retry_addr == addr)
-            return 0;
-        retry_addr = addr;
+        if (g != NULL && (uintptr_t)g->stack.hi == top && addr >= (uintptr_t)g->stack.lo)
+            return g;
+    }
+    return NULL;
+}
+
+int goro__idle_fault(uintptr_t addr)
+{
+    G *g = compacted_at(addr);
+    if (g == NULL)
+        return 0;
+    if (claim_restore(g)) {
+        restore_in_place(g, C_TOUCHED);
+        retry_addr = 0;
         return 1;
     }
-    return 0;
+    /* not compacted (any more): someone restored it between the fault and
+     * now, so the access can run again; but only once, in case the fault
+     * was something else */
+    if (retry_addr == addr)
+        return 0;
+    retry_addr = addr;
+    return 1;
 }
 
 bool goro__idle_touch(const void *p, size_t len)
 {
     uintptr_t a = (uintptr_t)p, end = a + len;
     bool any = false;
-    if (idle.nctop == 0 || end < a || end <= STK_ADDR(STK_W_LO) || a >= STK_ADDR(STK_W_END))
-        return false;
-    size_t pg = goro__stk.pg;
-    for (uintptr_t q = page_down(a); q < end; q += pg) {
-        for (uintptr_t top = q + pg; top <= q + pg + COMPACT_MAX; top += pg) {
-            G *volatile *slot = ctop_slot(top, false);
-            G *g = slot ? *slot : NULL;
-            if (g == NULL || (uintptr_t)g->stack.hi != top || q < (uintptr_t)g->stack.lo)
-                continue;
-            if (claim_restore(g)) {
-                restore_in_place(g, C_TOUCHED);
-                any = true;
-            }
-            break;
+    for (uintptr_t q = page_down(a); q < end && q >= page_down(a); q += goro__stk.pg) {
+        G *g = compacted_at(q < a ? a : q);
+        if (g != NULL && claim_restore(g)) {
+            restore_in_place(g, C_TOUCHED);
+            any = true;
         }
     }
     return any;
@@ -425,13 +433,10 @@ void goro__stack_idle_resume(W *w, G *g)
         struct cbuf *b = g->cbuf;
         int cls = shrink_class(g, b->len);
         uintptr_t top = (uintptr_t)g->stack.hi;
-        if (cls >= 0 && shrink_to(g, b->data, b->len, cls, true)) {
-            *ctop_slot(top, false) = NULL;
-            AO_fetch_and_sub1(&goro__ctr.stacks_compacted);
-            AO_store_release(&g->cstate, C_NONE);
-        } else {
+        if (cls >= 0 && shrink_to(g, b->data, b->len, cls, true))
+            uncompacted(g, top, C_NONE);
+        else
             restore_in_place(g, C_NONE);
-        }
         free(b);
         g->cbuf = NULL;
         return;
