@@ -130,6 +130,27 @@ static inline int64_t bench_mem(void)
     return bench_rss() + (int64_t)pte * 1024;
 }
 
+/* On a goroutine, after parked goroutines have stayed parked past
+ * GORO_COMPACT_AFTER: wait until the compaction pass has done what it will
+ * (want stacks compacted, or no progress for 1.2 s: a pass may wait for
+ * the next goroutine to become due). Returns the stats. */
+static inline struct goro_stats bench_compaction_settle(uint64_t want)
+{
+    struct goro_stats st;
+    uint64_t last = UINT64_MAX;
+    int still = 0;
+    for (;;) {
+        goro_stats(&st);
+        if (st.stacks_compacted >= want)
+            return st;
+        still = st.stack_compactions == last ? still + 1 : 0;
+        if (still == 4)
+            return st;
+        last = st.stack_compactions;
+        goro_sleep(300 * 1000000);
+    }
+}
+
 /* One figure, printed by the main thread after goro_run returned. */
 static inline void bench_report(const char *name, double value, const char *unit)
 {

@@ -147,15 +147,7 @@ static void bench_main(void *arg)
     }
     goro_wg_wait(&parked);
     goro_sleep(idle_ms * 1000000);
-    struct goro_stats st;
-    uint64_t last = UINT64_MAX;
-    for (;;) { /* until the compaction pass is done: all, or no progress */
-        goro_stats(&st);
-        if (st.stacks_compacted >= (uint64_t)(2 * conns) || st.stack_compactions == last)
-            break;
-        last = st.stack_compactions;
-        goro_sleep(300 * 1000000);
-    }
+    struct goro_stats st = bench_compaction_settle((uint64_t)(2 * conns));
     int64_t after = bench_mem();
     bench_info("%" PRId64 " connections: rss+pte +%" PRId64 " KiB, %" PRIu64
                " goroutines compacted", conns, (after - before) / 1024, st.stacks_compacted);

@@ -41,15 +41,7 @@ static void bench_main(void *arg)
         bench_go(sleeper, NULL);
     goro_wg_wait(&started);
     goro_sleep(idle_ms * 1000000);     /* parked for a while */
-    /* and until the compaction pass has done what it will */
-    uint64_t last = UINT64_MAX;
-    for (;;) {
-        goro_stats(&st);
-        if (st.stack_compactions == last)
-            break;
-        last = st.stack_compactions;
-        goro_sleep(100 * 1000000);
-    }
+    st = bench_compaction_settle((uint64_t)n);
     mem_parked = bench_mem();
     if (AO_load(&finished) != 0)
         bench_fail("a goroutine went past its park");

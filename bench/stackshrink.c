@@ -57,15 +57,7 @@ static void bench_main(void *arg)
     goro_wg_wait(&parked);
     mem_deep = bench_mem();
     goro_sleep(idle_ms * 1000000);
-    struct goro_stats st;
-    uint64_t last = UINT64_MAX;
-    for (;;) { /* until the compaction pass is done */
-        goro_stats(&st);
-        if (st.stack_compactions == last)
-            break;
-        last = st.stack_compactions;
-        goro_sleep(100 * 1000000);
-    }
+    bench_compaction_settle((uint64_t)n);
     mem_parked = bench_mem();
     rss_parked = bench_rss();
     goro_wg_done(&release);
