@@ -11,7 +11,7 @@
  * the server took came back: goro_stats and /proc/self/fd against the
  * counts taken before it started.
  */
-#include "goro_check.h"
+#include "servers.h"
 
 #include "../examples/http/http.h"
 
@@ -19,21 +19,6 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-
-#define MS ((int64_t)1000000)
-#define SEC ((int64_t)1000000000)
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n - 3; /* ".", ".." and the directory's own fd */
-}
 
 /* ---- a server in this process -------------------------------------------- */
 
@@ -75,14 +60,7 @@ static struct run *start(void (*cfg)(struct http_server *))
 static void check_idle(struct run *r)
 {
     int want_fd = r->base_fd + 1 + (r->s.root_fd >= 0); /* the listener, the root */
-    int64_t until = goro_now() + 2 * SEC;
-    while (goro_now() < until &&
-           (alive_now() != r->base_g + 1 || count_fds() != want_fd || r->s.nconns != 0))
-        goro_sleep(5 * MS);
-    CHECK(r->s.nconns == 0, "%ld connections still open", r->s.nconns);
-    CHECK(alive_now() == r->base_g + 1, "%llu goroutines, want %llu",
-          (unsigned long long)alive_now(), (unsigned long long)r->base_g + 1);
-    CHECK(count_fds() == want_fd, "%d fds, want %d", count_fds(), want_fd);
+    settle_at(r->base_g + 1, want_fd, &r->s.nconns, "idle");
 }
 
 /* Stop it and check that everything came back. */
@@ -90,22 +68,11 @@ static void stop(struct run *r)
 {
     http_shutdown(&r->s);
     goro_wg_wait(&r->done);
-    int64_t until = goro_now() + 2 * SEC;
-    while (goro_now() < until && (alive_now() != r->base_g || count_fds() != r->base_fd))
-        goro_sleep(5 * MS);
-    CHECK(alive_now() == r->base_g, "%llu goroutines after stop, want %llu",
-          (unsigned long long)alive_now(), (unsigned long long)r->base_g);
-    CHECK(count_fds() == r->base_fd, "%d fds after stop, want %d", count_fds(), r->base_fd);
+    settle_at(r->base_g, r->base_fd, NULL, "after stop");
     free(r);
 }
 
 /* ---- a client -------------------------------------------------------------- */
-
-struct client {
-    int fd;
-    size_t len;
-    char buf[1 << 16];
-};
 
 struct resp {
     int status;
@@ -116,22 +83,7 @@ struct resp {
     char *body;        /* malloc'd, clen bytes */
 };
 
-static struct client *dial(struct run *r)
-{
-    struct client *c = calloc(1, sizeof *c);
-    c->fd = goro_dial_tcp("127.0.0.1", r->s.port, 2 * SEC);
-    CHECK(c->fd >= 0, "dial: %s", strerror(-c->fd));
-    if (c->fd >= 0)
-        goro_fd_deadline(c->fd, goro_now() + 10 * SEC, goro_now() + 10 * SEC);
-    return c;
-}
-
-static void hangup(struct client *c)
-{
-    if (c->fd >= 0)
-        goro_close(c->fd);
-    free(c);
-}
+#define dial(r) dial_port((r)->s.port)
 
 static void send_str(struct client *c, const char *s)
 {
@@ -191,18 +143,6 @@ static int read_resp(struct client *c, struct resp *r, bool head_req)
 }
 
 /* The server closed the connection (EOF or reset), within 2 s. */
-static bool at_eof(struct client *c)
-{
-    goro_fd_deadline(c->fd, goro_now() + 2 * SEC, 0);
-    char b[256];
-    for (;;) {
-        ssize_t n = goro_read(c->fd, b, sizeof b);
-        if (n == 0 || n == -ECONNRESET)
-            return true;
-        if (n < 0)
-            return false;
-    }
-}
 
 /* One request on a new connection: the response's status, and whether the
  * server then closed. */
@@ -770,23 +710,8 @@ Test(http, graceful_stop, .timeout = 20)
 
 Test(http, binary_sigterm_exits_0, .timeout = 20)
 {
-    const char *bin = EXAMPLES_DIR "/http/http";
-    int po[2];
-    cr_assert_eq(pipe(po), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(po[1], 1);
-        close(po[0]);
-        execl(bin, "http", "-p", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(po[1]);
-    FILE *f = fdopen(po[0], "r");
-    char line[256] = "";
-    cr_assert_not_null(fgets(line, sizeof line, f), "%s printed nothing", bin);
-    int port = 0;
-    cr_assert_eq(sscanf(line, "http: listening on 127.0.0.1 port %d", &port), 1, "line: %s", line);
+    struct binary bin = binary_start(EXAMPLES_DIR "/http/http", "http");
+    int port = bin.port;
     char cmd[256];
     snprintf(cmd, sizeof cmd, "exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && "
                               "grep -q 'Hello from goro' <&3", port);
@@ -799,12 +724,5 @@ Test(http, binary_sigterm_exits_0, .timeout = 20)
     int st;
     waitpid(sh, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "GET / through bash failed");
-    kill(pid, SIGTERM);
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    char rest[1024] = "";
-    size_t n = fread(rest, 1, sizeof rest - 1, f);
-    rest[n] = 0;
-    cr_assert_not_null(strstr(rest, "answered 1 requests"), "%s", rest);
-    fclose(f);
+    binary_stop(&bin, "answered 1 requests");
 }

@@ -9,28 +9,13 @@
  * The server runs in this process, as in test_http, and every test ends
  * with goroutines and /proc/self/fd back where they were before it.
  */
-#include "goro_check.h"
+#include "servers.h"
 
 #include "../examples/kv/kv.h"
 
 #include <dirent.h>
 #include <stdio.h>
 #include <sys/socket.h>
-
-#define MS ((int64_t)1000000)
-#define SEC ((int64_t)1000000000)
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n - 3;
-}
 
 struct run {
     struct kv_server s;
@@ -65,14 +50,7 @@ static struct run *start(void)
  * and its listener only. */
 static void check_idle(struct run *r)
 {
-    int64_t until = goro_now() + 2 * SEC;
-    while (goro_now() < until &&
-           (alive_now() != r->base_g + 2 || count_fds() != r->base_fd + 1 || r->s.nconns != 0))
-        goro_sleep(5 * MS);
-    CHECK(r->s.nconns == 0, "%ld connections still open", r->s.nconns);
-    CHECK(alive_now() == r->base_g + 2, "%llu goroutines, want %llu",
-          (unsigned long long)alive_now(), (unsigned long long)r->base_g + 2);
-    CHECK(count_fds() == r->base_fd + 1, "%d fds, want %d", count_fds(), r->base_fd + 1);
+    settle_at(r->base_g + 2, r->base_fd + 1, &r->s.nconns, "idle");
 }
 
 static void stop(struct run *r)
@@ -80,12 +58,7 @@ static void stop(struct run *r)
     kv_shutdown(&r->s);
     goro_wg_wait(&r->done);
     kv_server_free(&r->s);
-    int64_t until = goro_now() + 2 * SEC;
-    while (goro_now() < until && (alive_now() != r->base_g || count_fds() != r->base_fd))
-        goro_sleep(5 * MS);
-    CHECK(alive_now() == r->base_g, "%llu goroutines after stop, want %llu",
-          (unsigned long long)alive_now(), (unsigned long long)r->base_g);
-    CHECK(count_fds() == r->base_fd, "%d fds after stop, want %d", count_fds(), r->base_fd);
+    settle_at(r->base_g, r->base_fd, NULL, "after stop");
     free(r);
 }
 
@@ -188,26 +161,7 @@ Test(kv, redis_cli_every_command, .timeout = 30)
 
 /* ---- raw RESP over a socket ----------------------------------------------- */
 
-struct client {
-    int fd;
-    size_t len;
-    char buf[1 << 16];
-};
-
-static struct client *dial(struct run *r)
-{
-    struct client *c = calloc(1, sizeof *c);
-    c->fd = goro_dial_tcp("127.0.0.1", r->s.port, 2 * SEC);
-    CHECK(c->fd >= 0, "dial: %s", strerror(-c->fd));
-    goro_fd_deadline(c->fd, goro_now() + 10 * SEC, goro_now() + 10 * SEC);
-    return c;
-}
-
-static void hangup(struct client *c)
-{
-    goro_close(c->fd);
-    free(c);
-}
+#define dial(r) dial_port((r)->s.port)
 
 static void send_bytes(struct client *c, const char *s, size_t n)
 {
@@ -242,18 +196,6 @@ static bool expect(struct client *c, const char *want)
     return true;
 }
 
-static bool at_eof(struct client *c)
-{
-    goro_fd_deadline(c->fd, goro_now() + 2 * SEC, 0);
-    char b[256];
-    for (;;) {
-        ssize_t n = goro_read(c->fd, b, sizeof b);
-        if (n == 0 || n == -ECONNRESET)
-            return true;
-        if (n < 0)
-            return false;
-    }
-}
 
 static const struct {
     const char *in, *reply;
@@ -524,34 +466,11 @@ Test(kv, set_nx_races_one_winner, .timeout = 30)
 Test(kv, binary_sigterm_exits_0, .timeout = 20)
 {
     cr_assert_eq(system("command -v redis-cli >/dev/null"), 0, "redis-cli is missing");
-    const char *bin = EXAMPLES_DIR "/kv/kv";
-    int po[2];
-    cr_assert_eq(pipe(po), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(po[1], 1);
-        close(po[0]);
-        execl(bin, "kv", "-p", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(po[1]);
-    FILE *f = fdopen(po[0], "r");
-    char line[256] = "";
-    cr_assert_not_null(fgets(line, sizeof line, f), "%s printed nothing", bin);
-    int port = 0;
-    cr_assert_eq(sscanf(line, "kv: listening on 127.0.0.1 port %d", &port), 1, "line: %s", line);
+    struct binary bin = binary_start(EXAMPLES_DIR "/kv/kv", "kv");
+    int port = bin.port;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "redis-cli -p %d set a b | grep -q OK && redis-cli -p %d get a | grep -q b",
              port, port);
     cr_assert_eq(system(cmd), 0, "redis-cli against the binary");
-    kill(pid, SIGTERM);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    char rest[1024] = "";
-    size_t n = fread(rest, 1, sizeof rest - 1, f);
-    rest[n] = 0;
-    cr_assert_not_null(strstr(rest, "ran 2 commands, 1 keys at the end"), "%s", rest);
-    fclose(f);
+    binary_stop(&bin, "ran 2 commands, 1 keys at the end");
 }
