@@ -1,42 +1,59 @@
 /*
  * sync.c - WaitGroup (and Mutex, below it).
  *
- * WaitGroup: the counter is one atomic word, so Add/Done never take a lock
- * unless the counter reaches zero. Waiters queue on a list (linked through
- * G.schedlink, free while a G is parked) under a small spinlock; a waiter
- * re-checks the counter under that lock before it parks, and the goroutine
- * whose Add brings the counter to zero takes the lock after the decrement,
- * so it either finds the waiter on the list or the waiter saw zero: no lost
- * wakeup. Holders of the spinlock never park while holding it (the waiter's
- * lock is released by park's unlock function, after the switch).
+ * WaitGroup (Go's design): one atomic word holds the counter (high 32
+ * bits) and the number of waiters (low 32), so Add and Done never take a
+ * lock unless the counter reaches zero with waiters. Waiters queue on a
+ * list (linked through G.schedlink, free while a G is parked) under a
+ * small spinlock: a waiter takes it, then registers (CAS waiters + 1, only
+ * while the counter is not zero) and queues itself, and releases it only
+ * in park's unlock function, after the switch. The Done that brings the
+ * counter to zero sees how many registered: none, and it returns without
+ * touching the WaitGroup again; some, and it clears the word, takes the
+ * lock (every registered waiter is on the list by then), takes the list,
+ * unlocks, and readies them. So once Wait has returned, nothing in the
+ * runtime touches the WaitGroup (its owner may free it; the last waiter's
+ * wake comes after the unlock): the earlier design, a count and a list
+ * emptied under the lock by every Done that reached zero, wrote to it
+ * after a Wait could have seen zero and returned (ThreadSanitizer found
+ * it: test_sync's waitgroup_untouched_after_wait_returns). Holders of the
+ * spinlock never park while holding it.
  */
 #include "internal.h"
 #include "spin.h"
 #include "sync.h"
 
 struct wg {
-    volatile AO_t count;   /* the counter (as int64) */
+    volatile AO_t state;   /* counter << 32 | waiters */
     goro__spin lock;       /* protects head/tail */
     G *head, *tail;        /* parked waiters, FIFO */
 };
 _Static_assert(sizeof(struct wg) <= sizeof(goro_wg), "goro_wg too small");
 
+#define WG_COUNTER(s) ((int32_t)((uint64_t)(s) >> 32))
+#define WG_WAITERS(s) ((uint32_t)(s))
+
 void goro_wg_init(goro_wg *wg)
 {
     struct wg *w = (struct wg *)(void *)wg;
-    w->count = 0;
+    w->state = 0;
     w->lock = 0;
     w->head = w->tail = NULL;
 }
 
-/* The counter reached zero: ready every waiter. Out of line, so that an
- * Add or Done that does not reach zero saves no registers. */
+/* The counter reached zero with waiters registered: ready them. Nothing
+ * else can change the word now (a waiter registers only while the counter
+ * is not zero; an Add racing with the last Done and a Wait is the
+ * program's error, as in Go). Out of line, so that an Add or Done that
+ * does not reach zero saves no registers. */
 static __attribute__((noinline)) void wg_release(struct wg *w)
 {
+    AO_store(&w->state, 0);
     goro__spin_lock(&w->lock);
     G *list = w->head;
     w->head = w->tail = NULL;
     goro__spin_unlock(&w->lock);
+    /* w is not touched from here on: a waiter returns once readied */
     while (list) {
         G *next = list->schedlink;
         goro__ready(list, false);
@@ -47,13 +64,17 @@ static __attribute__((noinline)) void wg_release(struct wg *w)
 void goro_wg_add(goro_wg *wg, int64_t delta)
 {
     struct wg *w = (struct wg *)(void *)wg;
+    if (delta > INT32_MAX || delta < -(int64_t)INT32_MAX)
+        goro__fatal("sync: WaitGroup delta %lld out of range", (long long)delta);
     /* full: the work done before Done must be visible to whoever sees the
      * counter reach zero (the waiter, through the lock or its fast path) */
-    int64_t now = (int64_t)AO_fetch_and_add_full(&w->count, (AO_t)delta) + delta;
-    if (now < 0)
+    AO_t s = AO_fetch_and_add_full(&w->state, (AO_t)((uint64_t)delta << 32)) +
+             (AO_t)((uint64_t)delta << 32);
+    int32_t n = WG_COUNTER(s);
+    if (n < 0)
         goro__fatal("sync: negative WaitGroup counter");
-    if (now != 0)
-        return;
+    if (n != 0 || WG_WAITERS(s) == 0)
+        return; /* not zero, or nobody waits: w is not touched again */
     wg_release(w);
 }
 
@@ -76,12 +97,20 @@ int goro_wg_wait(goro_wg *wg)
     if (g == NULL)
         return -EPERM;
     /* acquire: pairs with the full fetch-and-add of the last Done */
-    if (AO_load_acquire(&w->count) == 0)
+    if (WG_COUNTER(AO_load_acquire(&w->state)) == 0)
         return 0;
     goro__spin_lock(&w->lock);
-    if (AO_load_acquire(&w->count) == 0) {
-        goro__spin_unlock(&w->lock);
-        return 0;
+    for (;;) {
+        AO_t s = AO_load_acquire(&w->state);
+        if (WG_COUNTER(s) == 0) {
+            /* a Done that saw registered waiters may still take the
+             * lock: they have not returned, so w is still alive */
+            goro__spin_unlock(&w->lock);
+            return 0;
+        }
+        /* full: registered before the Done that reaches zero reads it */
+        if (AO_compare_and_swap_full(&w->state, s, s + 1))
+            break;
     }
     g->schedlink = NULL;
     if (w->tail)

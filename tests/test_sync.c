@@ -241,3 +241,78 @@ Test(sync, spinlock_excludes_and_progresses_under_contention, .timeout = 60)
     cr_assert_eq(spin_count, (uint64_t)SPIN_T * SPIN_N, "count %llu, want %d",
                  (unsigned long long)spin_count, SPIN_T * SPIN_N);
 }
+
+/* ---- a WaitGroup is not touched once Wait has returned ----------------- */
+
+/* Wait's caller may free or reuse the WaitGroup as soon as Wait returns
+ * (when it is the only waiter). Here it overwrites it at once, on one
+ * worker, while the goroutine whose Done released it runs on the other;
+ * if Done still wrote to the WaitGroup after bringing the counter to zero
+ * (it took the waiters' lock and cleared their list even with nobody
+ * waiting: found by ThreadSanitizer as a write racing with test_http's
+ * free of one), the pattern is damaged. Both goroutines spin, never park,
+ * so that they run at once on the two workers; the waiter calls Wait the
+ * moment the counter (the WaitGroup's first word, sync.c) reads zero. */
+#define WG_REUSE_N (TEST_TSAN ? 10000 : 100000) /* TSan: 10x slower (util.h) */
+#define WG_REUSE_SLOTS 8
+static struct {
+    goro_wg wg;
+    char pad[64];
+} wg_slot[WG_REUSE_SLOTS];
+static volatile AO_t wg_round, wg_done_round, wg_damaged;
+
+/* spin; a yield now and then, in case both are on one worker still */
+static void wg_spin(unsigned *n)
+{
+    if (++*n % 256 == 0)
+        goro_yield();
+    else
+        goro__cpu_relax();
+}
+
+static void wg_doner(void *arg)
+{
+    (void)arg;
+    unsigned n = 0;
+    for (AO_t i = 1; i <= WG_REUSE_N; i++) {
+        while (AO_load(&wg_round) != i)
+            wg_spin(&n);
+        goro_wg_done(&wg_slot[i % WG_REUSE_SLOTS].wg);
+        AO_store(&wg_done_round, i);
+    }
+}
+
+static void wg_reuse_main(void *arg)
+{
+    (void)arg;
+    CHECK(goro_go(wg_doner, NULL) == 0, "go");
+    static goro_wg pattern;
+    memset(&pattern, 0x5a, sizeof pattern);
+    pattern.goro_private_[1] = 0; /* the waiters' lock, as free: a late
+                                     Done there takes it and goes on
+                                     (not spinning forever on it) */
+    unsigned n = 0;
+    for (AO_t i = 1; i <= WG_REUSE_N; i++) {
+        goro_wg *wg = &wg_slot[i % WG_REUSE_SLOTS].wg;
+        goro_wg_init(wg);
+        goro_wg_add(wg, 1);
+        AO_store(&wg_round, i);
+        while (AO_load((volatile AO_t *)&wg->goro_private_[0]) != 0)
+            wg_spin(&n);
+        goro_wg_wait(wg);
+        memcpy(wg, &pattern, sizeof pattern); /* reused at once */
+        while (AO_load(&wg_done_round) != i)
+            wg_spin(&n);
+        if (memcmp(wg, &pattern, sizeof pattern) != 0)
+            AO_fetch_and_add1(&wg_damaged);
+    }
+}
+
+Test(sync, waitgroup_untouched_after_wait_returns, .timeout = 60)
+{
+    wg_damaged = wg_round = wg_done_round = 0;
+    run_on(2, wg_reuse_main, NULL);
+    CHECKS_PASSED();
+    cr_assert_eq(wg_damaged, 0, "Done wrote to the WaitGroup after Wait returned, %lu times in %d",
+                 (unsigned long)wg_damaged, WG_REUSE_N);
+}

@@ -8,6 +8,40 @@
 #include <stdio.h>
 #include <time.h>
 
+/* ThreadSanitizer builds (make SAN=thread). TSan makes every goroutine
+ * that has run a fiber, and counts fibers among its threads: past 8,128
+ * alive at once it stops the program ("Thread limit exceeded"). A test
+ * that keeps more goroutines alive at once runs TSAN_ALIVE(n) of them
+ * there, its checks unchanged. And everything runs several times slower
+ * (5-20x here): a bound that is a time budget (not one about timing
+ * itself) is multiplied by SLOW. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+/* Stacks are never shrunk or compacted in sanitizer builds (stack_idle.c:
+ * a sanitizer's shadow of a stack would not follow the copy). */
+#define TEST_COMPACTION (!TEST_TSAN && !TEST_ASAN)
+#define TSAN_ALIVE_MAX 2000 /* a fiber is ~1 MB of TSan's memory */
+#define TSAN_ALIVE(n) (TEST_TSAN && (n) > TSAN_ALIVE_MAX ? TSAN_ALIVE_MAX : (n))
+#define SLOW (TEST_TSAN ? 10 : 1)
+
 /* Run fn as main goroutine on `procs` workers (0: the default) and check
  * that the runtime started, ran and left no goroutine behind but main. */
 static inline void run_on(int procs, goro_fn fn, void *arg)
