@@ -676,8 +676,9 @@ static bool start_spinner(void)
     }
     goro__sched.idle = w->idlenext;
     w->onidle = false;
-    /* relaxed atomic: the sleeper may be reading it (sleep_worker) */
-    __atomic_store_n(&w->spinning, true, __ATOMIC_RELAXED);
+    /* w's own thread reads it after it sees parked == 0 (acquire) or
+     * after it takes the lock (sleep_worker's re-check) */
+    w->spinning = true;
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) - 1);
     /* release: spinning and onidle before the worker sees parked == 0 */
     __atomic_store_n(&w->parked, 0, __ATOMIC_RELEASE);
@@ -789,6 +790,16 @@ static void sleep_worker(W *w)
         pthread_mutex_unlock(&goro__sched.lock);
         return;
     }
+    /* w->spinning is read and cleared here, before w joins the idle list:
+     * from then on a waker may set it (start_spinner, under the lock). Read
+     * after the unlock, as it once was, a waker's spinning = true was taken
+     * for w's own: w lowered nspinning on the waker's behalf and woke as a
+     * non-spinner (no wakeup lost, but the "last spinner wakes another"
+     * chain of that wake was). Cleared here while w stays counted in
+     * nspinning until the decrement below, no waker (which needs nspinning
+     * == 0) can take w off the list before that. */
+    bool was_spinning = w->spinning;
+    w->spinning = false;
     w->onidle = true;
     w->idlenext = goro__sched.idle;
     goro__sched.idle = w;
@@ -796,12 +807,7 @@ static void sleep_worker(W *w)
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) + 1);
     pthread_mutex_unlock(&goro__sched.lock);
 
-    /* relaxed atomics: once w is on the idle list, a waker may set it
-     * (start_spinner, only when nspinning was 0, so w was not spinning:
-     * whichever value is read, the counts stay consistent) */
-    bool was_spinning = __atomic_load_n(&w->spinning, __ATOMIC_RELAXED);
     if (was_spinning) {
-        __atomic_store_n(&w->spinning, false, __ATOMIC_RELAXED);
         /* full: lower nspinning before re-checking the queues (wakep reads
          * them in the other order) */
         AO_fetch_and_sub1_full(&goro__sched.nspinning);
