@@ -27,6 +27,7 @@
  * goro_run).
  */
 #include "internal.h"
+#include "annotate.h"
 #include "netpoll.h"
 
 #include <signal.h>
@@ -197,6 +198,7 @@ static bool queue_job(G *g, void *arg)
     else
         p->head = j;
     p->tail = j;
+    goro__ann_lock_enter(&p->lock); /* taken on the goroutine (annotate.h) */
     pthread_mutex_unlock(&p->lock);
     return true;
 }
@@ -226,6 +228,7 @@ intptr_t goro_blocking(intptr_t (*fn)(void *arg), void *arg)
     /* before the park: not asleep for deadlock detection (no ordering: the
      * worker is busy until the park completes) */
     AO_fetch_and_add1(&goro__ctr.blocking_running);
+    goro__ann_lock_leave(&p->lock); /* queue_job releases it */
     goro__park(queue_job, &j, W_BLOCKING, (void *)fn);
     /* full: lowered only after our ready (sched.c deadlock check) */
     AO_fetch_and_sub1_full(&goro__ctr.blocking_running);

@@ -120,6 +120,33 @@ static inline void goro__ann_moved(G *g, const struct goro__stack *old, void *uc
 #define GORO_OWNER_STORE(lv, v) ((lv) = (v))
 #endif
 
+/* A pthread mutex that a goroutine takes and its park's unlock function
+ * releases, on the next context after the switch (blocking.c's pool
+ * lock). One OS thread holds it throughout, but ThreadSanitizer gives each
+ * context a fiber of its own and takes the unlock for another thread's:
+ * it reports "unlock of an unlocked mutex", never releases the mutex's
+ * clock, and then reports every access the lock orders. Told, it sees the
+ * hand-over: goro__ann_lock_leave(m) on the goroutine just before it
+ * parks (it released m), goro__ann_lock_enter(m) in the unlock function
+ * before the real unlock (the next context took m); the switch between
+ * them synchronizes. Nothing in other builds. */
+#if GORO_ANN_TSAN
+#include <sanitizer/tsan_interface.h>
+static inline void goro__ann_lock_leave(void *m)
+{
+    __tsan_mutex_pre_unlock(m, 0);
+    __tsan_mutex_post_unlock(m, 0);
+}
+static inline void goro__ann_lock_enter(void *m)
+{
+    __tsan_mutex_pre_lock(m, 0);
+    __tsan_mutex_post_lock(m, 0, 0);
+}
+#else
+static inline void goro__ann_lock_leave(void *m) { (void)m; }
+static inline void goro__ann_lock_enter(void *m) { (void)m; }
+#endif
+
 /* ThreadSanitizer cannot see membarrier's ordering (sched.c's asymmetric
  * runnext claims): use CAS on both sides there. */
 #define GORO_ANN_NO_MEMBARRIER GORO_ANN_TSAN
