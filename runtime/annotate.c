@@ -144,6 +144,7 @@ void goro__ann_worker_start(W *w)
     w->ann.g0_lo = lo;
     w->ann.g0_size = size;
     w->ann.inflight = false;
+    w->ann.fibers.head = w->ann.fibers.n = 0;
 #if GORO_ANN_TSAN
     w->ann.g0.fiber = __tsan_get_current_fiber();
 #endif
@@ -152,6 +153,60 @@ void goro__ann_worker_start(W *w)
 static struct goro__ann_g *slot(W *w, G *g)
 {
     return g ? &g->ann : &w->ann.g0;
+}
+
+#if GORO_ANN_TSAN
+/* ThreadSanitizer's fibers are costly to make: __tsan_create_fiber clears
+ * a ThreadState of 900 KB here (gcc 12's libtsan: 785 KB of it, its clock
+ * 127 KB more), 400 us a goroutine, and a spawn-and-exit then cost 0.4 ms.
+ * A fiber whose goroutine exited is kept instead, on the worker it exited
+ * on, in a ring of FIBER_KEEP, and a goroutine starting there takes the
+ * oldest while the ring holds more than FIBER_AGE (so a fiber is reused
+ * only after FIBER_AGE more exits on that worker, as TSan itself keeps a
+ * dead thread's record for a while before it reuses its number). Reuse loses
+ * no report: the new goroutine starts on the worker the old one ended on,
+ * after it, and TSan orders what ran on one worker before what runs there
+ * later anyway (annotate.h: a switch synchronizes), so the old
+ * goroutine's accesses happen before the new one's with or without a
+ * shared fiber. What changes is a report's name for an access made long
+ * ago by an exited goroutine: the fiber's name is its newest goroutine's
+ * (TSan's own reuse of a thread's number does the same). W.ann.fibers is
+ * the worker's own (its thread, or a goroutine on it): no lock. */
+static void *fiber_get(W *w)
+{
+    struct goro__ann_fibers *r = &w->ann.fibers;
+    if (r->n <= FIBER_AGE)
+        return __tsan_create_fiber(0);
+    void *f = r->ring[r->head];
+    r->head = (r->head + 1) % FIBER_KEEP;
+    r->n--;
+    return f;
+}
+
+static void fiber_put(W *w, void *f)
+{
+    struct goro__ann_fibers *r = &w->ann.fibers;
+    if (r->n == FIBER_KEEP) {
+        __tsan_destroy_fiber(r->ring[r->head]);
+        r->head = (r->head + 1) % FIBER_KEEP;
+        r->n--;
+    }
+    r->ring[(r->head + r->n) % FIBER_KEEP] = f;
+    r->n++;
+}
+#endif
+
+void goro__ann_worker_stop(W *w)
+{
+#if GORO_ANN_TSAN
+    struct goro__ann_fibers *r = &w->ann.fibers;
+    for (; r->n > 0; r->n--) {
+        __tsan_destroy_fiber(r->ring[r->head]);
+        r->head = (r->head + 1) % FIBER_KEEP;
+    }
+#else
+    (void)w;
+#endif
 }
 
 static void switch_common(W *w, G *from, G *to, bool exiting)
@@ -191,7 +246,6 @@ void goro__ann_resumed_slow(W *w)
 
 void goro__ann_g_start(W *w, G *g)
 {
-    (void)w;
     g->ann.fake = NULL;
 #if GORO_ANN_ASAN
     /* a reused or new stack may carry poison from the frames its last
@@ -199,7 +253,7 @@ void goro__ann_g_start(W *w, G *g)
     __asan_unpoison_memory_region(g->stack.lo, (size_t)(g->stack.hi - g->stack.lo));
 #endif
 #if GORO_ANN_TSAN
-    g->ann.fiber = __tsan_create_fiber(0);
+    g->ann.fiber = fiber_get(w);
     char name[32];
     snprintf(name, sizeof name, "goroutine %llu", (unsigned long long)g->id);
     __tsan_set_fiber_name(g->ann.fiber, name);
@@ -212,7 +266,12 @@ void goro__ann_g_exit(G *g)
 {
 #if GORO_ANN_TSAN
     if (g->ann.fiber) {
-        __tsan_destroy_fiber(g->ann.fiber);
+        /* on the next context of its worker, or after goro_run (no worker) */
+        W *w = goro__self_w();
+        if (w)
+            fiber_put(w, g->ann.fiber);
+        else
+            __tsan_destroy_fiber(g->ann.fiber);
         g->ann.fiber = NULL;
     }
 #endif

@@ -25,7 +25,8 @@
  *    memory they leave keeps no stale poison) and names the new stack.
  *  - ThreadSanitizer gives each goroutine a fiber (__tsan_create_fiber at
  *    its first run, __tsan_destroy_fiber after it exits, on the next
- *    context), __tsan_switch_to_fiber just before each switch. A switch
+ *    context; annotate.c keeps the last few exited ones of each worker
+ *    for reuse), __tsan_switch_to_fiber just before each switch. A switch
  *    synchronizes (flags 0): what ran on a worker before a switch happens
  *    before what runs after it, which is true of one thread. Races between
  *    goroutines on different workers are reported, with both goroutines'
@@ -66,6 +67,7 @@ void goro__vg_move_begin(const struct goro__stack *ns) GORO_HIDDEN;
 
 #if GORO_ANN_FIBERS
 void goro__ann_worker_start(W *w) GORO_HIDDEN;
+void goro__ann_worker_stop(W *w) GORO_HIDDEN;  /* on the worker, its g0, at its end */
 void goro__ann_switch(W *w, G *from, G *to) GORO_HIDDEN;
 void goro__ann_switch_exit(W *w, G *from, G *to) GORO_HIDDEN;
 void goro__ann_resumed_slow(W *w) GORO_HIDDEN;
@@ -82,6 +84,7 @@ static inline void goro__ann_resumed(W *w)
 }
 #else
 static inline void goro__ann_worker_start(W *w) { (void)w; }
+static inline void goro__ann_worker_stop(W *w) { (void)w; }
 static inline void goro__ann_switch(W *w, G *from, G *to) { (void)w, (void)from, (void)to; }
 static inline void goro__ann_switch_exit(W *w, G *from, G *to) { (void)w, (void)from, (void)to; }
 static inline void goro__ann_resumed(W *w) { (void)w; }

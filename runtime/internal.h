@@ -67,8 +67,15 @@ struct goro__ann_g {
     void *fake;            /* ASan: this context's fake stack while away */
     void *fiber;           /* TSan: this goroutine's fiber */
 };
+#define FIBER_KEEP 64 /* at most this many kept, the newest FIBER_AGE not reused */
+#define FIBER_AGE 8
+struct goro__ann_fibers {  /* TSan: exited goroutines' fibers (annotate.c) */
+    void *ring[FIBER_KEEP];
+    unsigned head, n;
+};
 struct goro__ann_w {
     struct goro__ann_g g0; /* the same for the worker's g0 */
+    struct goro__ann_fibers fibers;
     const void *g0_lo;     /* g0's stack (the thread's) */
     size_t g0_size;
     bool inflight;         /* a switch started: the next context finishes it */

@@ -1427,6 +1427,7 @@ static void *worker_main(void *arg)
         resume(w, &w->g0ctx, NULL, g, false);
         goro__ann_resumed(w);
     }
+    goro__ann_worker_stop(w);
     goro__signal_worker_fini(w);
     tls_w = NULL;
     return NULL;
