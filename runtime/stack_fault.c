@@ -102,6 +102,19 @@
 #define FAST_GROW_BELOW (1024 * 1024)   /* stacks below this grow eightfold */
 #define QUARANTINE      256             /* old stacks kept by stackcheck */
 #define DEFAULT_MAX     (1ul << 30)     /* GORO_STACK_MAX default, as in Go */
+/* GORO_STACK_MIN's default: a page; 64 KiB in ThreadSanitizer builds.
+ * TSan's runtime runs on the goroutine's stack, and is not told of a move
+ * (annotate.h): with one-page stacks, test_netpoll's echo test hung in a
+ * TSan race report (two workers waiting on TSan's thread-registry lock; a
+ * report that does not come with 32 KiB stacks or more, so one about
+ * moved stacks), and the growth the report's deep frames need is a fault
+ * inside TSan's runtime. Larger first stacks make growth, in TSan's
+ * runtime or not, rare: a fiber costs TSan ~1 MB anyway (annotate.c). */
+#if GORO_ANN_TSAN
+#define DEFAULT_MIN     (64 * 1024)
+#else
+#define DEFAULT_MIN     0               /* the page size */
+#endif
 
 struct goro__stk goro__stk = { .uffd = -1, .pidfd = -1 };
 
@@ -372,7 +385,7 @@ static size_t env_bytes(const char *name, size_t def)
 void goro__stack_init(void)
 {
     size_t pg = goro__pagesize();
-    size_t min = env_bytes("GORO_STACK_MIN", pg);
+    size_t min = env_bytes("GORO_STACK_MIN", DEFAULT_MIN ? DEFAULT_MIN : pg);
     min = (min + pg - 1) & ~(pg - 1);
     goro__stk.min = min;
     size_t gsz = env_bytes("GORO_STACK_GUARD", DEFAULT_GUARD);
