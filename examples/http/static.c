@@ -143,8 +143,10 @@ static intptr_t open_fn(void *arg)
             break;
         int dfd = fd; /* a directory: its index.html */
         fd = open_beneath(dfd, "index.html");
+        int e = errno; /* a successful close may change it */
         j->index = true;
         close(dfd);
+        errno = e;
     }
     if (fd >= 0)
         close(fd);
