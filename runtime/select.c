@@ -127,9 +127,16 @@ static bool select_park_commit(G *g, void *arg)
         goro_chan *ch = sg->ch;
         goro__waitq_push(sg->is_send ? &ch->sendq : &ch->recvq, sg);
     }
+    /* Read b before the timer is armed: once it is, it may fire and g run
+     * and free b, and with no channel (a select on a timeout alone) no
+     * lock makes g wait for us (ThreadSanitizer saw the read race with
+     * the free, test_stale). With channels, g frees b only once it holds
+     * their locks, after our unlocks. */
+    goro_chan **lockorder = b->lockorder;
+    size_t nch = b->nch;
     if (b->has_timer)
         goro__timer_add(&b->timer);   /* lock order: channels > timer heap */
-    selunlock(b->lockorder, b->nch);
+    selunlock(lockorder, nch);
     return true;
 }
 
