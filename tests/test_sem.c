@@ -11,7 +11,9 @@
 static goro_sem sem;
 static goro_wg wg;
 static char order[32];
-static volatile AO_t norder;
+/* nslot: places in order taken; norder: entries written (after their
+ * char: a reader that saw norder reach n reads n chars) */
+static volatile AO_t nslot, norder;
 
 struct req {
     int64_t n;
@@ -27,7 +29,8 @@ static void acquirer(void *arg)
     struct req *r = arg;
     r->rc = goro_sem_acquire(&sem, r->n, r->timeout);
     if (r->rc == 0) {
-        order[AO_fetch_and_add1(&norder)] = r->name;
+        order[AO_fetch_and_add1(&nslot)] = r->name;
+        AO_fetch_and_add1(&norder);
         while (r->hold && !AO_load(&release_all))
             goro_sleep(1000000);
         goro_sem_release(&sem, r->n);
@@ -40,7 +43,7 @@ static void acquirer(void *arg)
 static void fifo_main(void *arg)
 {
     goro_sem_init(&sem, 10);
-    norder = 0;
+    nslot = norder = 0;
     memset(order, 0, sizeof order);
     release_all = 0;
     CHECK(goro_sem_acquire(&sem, 10, -1) == 0, "take all");
@@ -93,7 +96,7 @@ Test(sem, fifo_mixed_weights_no_barging, .timeout = 20)
 static bool cancel_try(int64_t to_ns)
 {
     goro_sem_init(&sem, 10);
-    norder = 0;
+    nslot = norder = 0;
     memset(order, 0, sizeof order);
     release_all = 0;
     CHECK(goro_sem_acquire(&sem, 8, -1) == 0, "take 8");
@@ -111,7 +114,7 @@ static bool cancel_try(int64_t to_ns)
         queued = queued && rs[0].rc == 1;
     }
     if (queued)
-        CHECK(AO_load(&norder) == 0, "someone got in past B: %s", order);
+        CHECK(AO_load(&nslot) == 0, "someone got in past B: %s", order);
     /* B's timeout lets s and t in; nothing else does */
     CHECK(WAIT_FOR(AO_load(&norder) == 2), "s and t never got in: %s", order);
     /* B stores its result when it runs again, which may be after s and t
