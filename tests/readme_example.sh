@@ -26,8 +26,11 @@ grep -q '^make install' "$tmp/steps.sh" || { echo "README: no make install step"
 echo "== the README's steps:"; cat "$tmp/steps.sh"
 # A sanitizer build's library needs its runtime in the program too
 # (GORO_SANFLAGS, from the Makefile's SANFLAGS): cc gets the flag.
+# make gets the build's SAN as well: in that BUILD, a make without it
+# would rebuild whatever is out of date uninstrumented beside the rest.
 if [ -n "${GORO_SANFLAGS:-}" ]; then
     cc() { command cc $GORO_SANFLAGS "$@"; }
+    export SAN=${GORO_SANFLAGS#-fsanitize=}
 fi
 # make runs in the source tree, the rest where squares.c is, as a reader
 # would (cd back and forth is not written in the README).
