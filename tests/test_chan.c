@@ -92,6 +92,17 @@ static void fifo_recv(void *arg)
     goro_wg_done(&fifo_wg);
 }
 
+/* Receivers queued on ch now (its lock: the runtime's own record). */
+static int recvq_len(goro_chan *ch)
+{
+    int n = 0;
+    goro__chan_lock(ch);
+    for (struct goro__sudog *sg = ch->recvq.first; sg; sg = sg->next)
+        n++;
+    goro__chan_unlock(ch);
+    return n;
+}
+
 static void fifo_main(void *arg)
 {
     bool buffered = arg != NULL;
@@ -100,7 +111,10 @@ static void fifo_main(void *arg)
     goro_wg_add(&fifo_wg, 10);
     for (intptr_t i = 0; i < 10; i++) {
         goro_go(fifo_recv, (void *)i);
-        goro_sleep(2000000);   /* let it queue before the next one */
+        /* it queues before the next one starts (waited for, not timed:
+         * a first run takes long under TSan) */
+        while (recvq_len(fifo_ch) < i + 1)
+            goro_sleep(100000);
     }
     for (int i = 0; i < 10; i++)
         CHECK(goro_chan_send(fifo_ch, &i) == 0, "send");

@@ -166,7 +166,7 @@ Test(ctx, deadlines, .timeout = 20)
 
 #define DESC 100000
 #define CHAIN 20000        /* part of them one long chain */
-#define WAITERS 20000
+#define WAITERS TSAN_ALIVE(20000) /* goroutines (util.h) */
 
 static goro_ctx *nodes[DESC + 1];
 static struct waitarg wargs[WAITERS];

@@ -210,7 +210,7 @@ Test(sched, stealing_happens, .timeout = 30)
 
 /* ---- WaitGroup: 10,000 waiters and adders on several workers ----------- */
 
-#define WG_N 10000
+#define WG_N TSAN_ALIVE(10000) /* waiters alive at once (util.h) */
 static goro_wg big_wg, join_wg;
 static volatile AO_t wg_woken;
 
@@ -393,12 +393,13 @@ Test(sched, errors, .timeout = 10)
 
 /* ---- an idle runtime burns no CPU -------------------------------------- */
 
-static goro_wg idle_wg, idle_join;
+static goro_wg idle_wg, idle_join, idle_started;
 static int64_t idle_cpu;
 
 static void idle_parker(void *arg)
 {
     (void)arg;
+    goro_wg_done(&idle_started);
     goro_wg_wait(&idle_wg);
     goro_wg_done(&idle_join);
 }
@@ -408,11 +409,16 @@ static void idle_main(void *arg)
     (void)arg;
     goro_wg_init(&idle_wg);
     goro_wg_init(&idle_join);
+    goro_wg_init(&idle_started);
     goro_wg_add(&idle_wg, 1);
     goro_wg_add(&idle_join, 1000);
+    goro_wg_add(&idle_started, 1000);
     for (int i = 0; i < 1000; i++)
         goro_go(idle_parker, NULL);
-    goro_sleep(100 * 1000000); /* let everything park */
+    /* every parker has run (a first run is slow under TSan: a fiber
+     * each), then the last few microseconds of their parks */
+    goro_wg_wait(&idle_started);
+    goro_sleep(100 * 1000000);
     int64_t t0 = cpu_time_ns(), w0 = goro_now();
     goro_sleep(1000 * 1000000);
     idle_cpu = cpu_time_ns() - t0;

@@ -5,6 +5,7 @@
  * pointers under GORO_DEBUG=stackcheck; many parked goroutines; each guard
  * mechanism (GORO_GUARD=madvise|uffd|mprotect).
  */
+#define TEST_PAGE_STACKS 1 /* util.h */
 #include "util.h"
 #include "internal.h"
 #include "stack.h"   /* STK_B5 */
@@ -534,7 +535,7 @@ static void parked_many(long n, const char *guard)
 {
     /* GORO_TEST_PARKED=N overrides the count (tests/stress.sh) */
     const char *env = getenv("GORO_TEST_PARKED");
-    park_n = env ? atol(env) : n;
+    park_n = env ? atol(env) : TSAN_ALIVE(n);
     use_guard(guard);
     run_on(2, parked_main, NULL);
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);

@@ -4,6 +4,7 @@
  * again; functions that never grew keep starting on one page; the hint
  * follows use back down; a hinted goroutine still grows past its hint.
  */
+#define TEST_PAGE_STACKS 1 /* util.h */
 #include "util.h"
 
 #include <atomic_ops.h>

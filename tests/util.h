@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ThreadSanitizer builds (make SAN=thread). TSan makes every goroutine
  * that has run a fiber, and counts fibers among its threads: past 8,128
@@ -46,6 +47,15 @@
  * that the runtime started, ran and left no goroutine behind but main. */
 static inline void run_on(int procs, goro_fn fn, void *arg)
 {
+#ifdef TEST_PAGE_STACKS
+    /* TSan builds start stacks at 64 KiB (stack_fault.c); the suites
+     * about stack growth and its classes want the one page of the others */
+    if (TEST_TSAN) {
+        char pg[32];
+        snprintf(pg, sizeof pg, "%ld", sysconf(_SC_PAGESIZE));
+        setenv("GORO_STACK_MIN", pg, 0);
+    }
+#endif
     if (procs > 0) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", procs);
