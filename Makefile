@@ -146,14 +146,12 @@ stress: test-deps all $(TESTS)
 	@tests/stress.sh
 
 # Everything beyond make test (not in CI: tens of minutes): the suites
-# under AddressSanitizer and UBSan, the race suite under ThreadSanitizer,
-# each in a build directory of its own, then Valgrind. Each step stops the
-# target on a failure. tsan-all runs every suite under TSan: it does not
-# pass yet (README, "ThreadSanitizer").
-TSAN_RACE = build-tsan/tests/test_race
+# under AddressSanitizer, ThreadSanitizer and UBSan, each in a build
+# directory of its own, then Valgrind. Each step stops the target on a
+# failure. tsan-all is the TSan step alone.
 check-all: test
 	$(MAKE) SAN=address BUILD=build-asan test
-	$(MAKE) SAN=thread BUILD=build-tsan TESTS=$(TSAN_RACE) test
+	$(MAKE) tsan-all
 	$(MAKE) SAN=undefined BUILD=build-ubsan test
 	$(MAKE) valgrind
 tsan-all:
