@@ -174,7 +174,9 @@ typedef struct goro_mutex { uintptr_t goro_private_[6]; } goro_mutex;
 
 GORO_API void goro_wg_init(goro_wg *wg);
 /* Add delta (may be negative) to the counter; a counter that goes below zero
- * is a fatal misuse, as in Go. When it reaches zero every waiter wakes. */
+ * or beyond INT32_MAX is a fatal misuse, as in Go. When it reaches zero every
+ * waiter wakes; once Wait has returned the runtime no longer touches the
+ * WaitGroup (its one waiter may free it). */
 GORO_API void goro_wg_add(goro_wg *wg, int64_t delta);
 GORO_API void goro_wg_done(goro_wg *wg);
 /* Park until the counter is zero. 0; -EPERM outside a goroutine. */
