@@ -738,7 +738,7 @@ static void pool_main(void *arg)
                   "reserved %llu", (unsigned long long)st.stack_bytes_reserved);
 }
 
-Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60)
+Test(stack, exited_goroutines_give_back_grown_stacks, .timeout = 60 * SLOW) /* util.h */
 {
     run_on(2, pool_main, NULL);
     struct goro_stats st;
