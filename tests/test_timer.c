@@ -140,7 +140,7 @@ Test(timer, heap_order_and_delete, .timeout = 30)
 
 /* ---- one million sleeping goroutines ------------------------------------ */
 
-#define MILLION 1000000
+#define MILLION TSAN_ALIVE(1000000) /* sleepers alive at once (util.h) */
 static goro_wg mil_wg;
 static volatile AO_t mil_early, mil_woke, mil_peak;
 

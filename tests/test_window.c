@@ -85,7 +85,7 @@ static void wait_done(struct sweep *s)
  * time to finish the park (it runs on another worker, or after us). */
 static void wait_parked(struct sweep *s)
 {
-    while (!s->parked)
+    while (!__atomic_load_n(&s->parked, __ATOMIC_ACQUIRE))
         goro_yield();
     goro_sleep(20000);
 }
@@ -111,7 +111,7 @@ static __attribute__((noinline)) void do_select(void *p)
         { .ch = sc1, .op = GORO_RECV, .elem = &v1 },
         { .ch = sc2, .op = GORO_RECV, .elem = &v2 },
     };
-    a->s->parked = 1;
+    __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
     uint64_t g0 = growths();
     int r = goro_select(cs, 2, a->timeout);
     a->s->grew = growths() - g0;
@@ -205,7 +205,7 @@ struct wait_arg {
 static __attribute__((noinline)) void do_wait(void *p)
 {
     struct wait_arg *a = p;
-    a->s->parked = 1;
+    __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
     uint64_t g0 = growths();
     a->rc = goro_wait_fd(wpipe[0], GORO_READABLE, 10 * 1000000000LL);
     a->s->grew = growths() - g0;
@@ -262,7 +262,7 @@ struct blk_arg {
 static __attribute__((noinline)) void do_blocking(void *p)
 {
     struct blk_arg *a = p;
-    a->s->parked = 1;
+    __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
     uint64_t g0 = growths();
     a->rc = goro_blocking(slow_double, (void *)(intptr_t)a->off);
     a->s->grew = growths() - g0;
@@ -542,14 +542,14 @@ static __attribute__((noinline)) void do_vocab_wait(void *p)
     switch (a->kind) {
     case VW_COND:
         goro_mutex_lock(&vw_mu);
-        a->s->parked = 1;
+        __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
         g0 = growths();
         a->rc = goro_cond_wait(&vw_cond, &vw_mu, a->timeout);
         a->s->grew = growths() - g0;
         goro_mutex_unlock(&vw_mu);
         break;
     case VW_SEM:
-        a->s->parked = 1;
+        __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
         g0 = growths();
         a->rc = goro_sem_acquire(&vw_sem, 1, a->timeout);
         a->s->grew = growths() - g0;
@@ -557,7 +557,7 @@ static __attribute__((noinline)) void do_vocab_wait(void *p)
             goro_sem_release(&vw_sem, 1);
         break;
     case VW_RWMUTEX:
-        a->s->parked = 1;
+        __atomic_store_n(&a->s->parked, 1, __ATOMIC_RELEASE);
         g0 = growths();
         a->rc = goro_rwmutex_rlock(&vw_rw);
         a->s->grew = growths() - g0;
