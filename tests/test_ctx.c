@@ -106,18 +106,23 @@ Test(ctx, cancel_from_the_middle_and_the_root, .timeout = 20)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
+/* The deadlines' and sleeps' milliseconds, scaled under TSan (SLOW,
+ * util.h): the test is about their order, which a slow run's 20 ms sleep
+ * overshooting 30 ms would break. */
+#define TMS (MS * SLOW)
+
 static void deadline_main(void *arg)
 {
     woke = woke_bad = 0;
     int64_t now = goro_now();
     goro_ctx *root = goro_ctx_new(NULL, 0);
-    goro_ctx *d = goro_ctx_new(root, now + 30 * MS);
+    goro_ctx *d = goro_ctx_new(root, now + 30 * TMS);
     goro_ctx *later = goro_ctx_new(d, now + 3600 * 1000 * MS);   /* capped to d's */
-    goro_ctx *earlier = goro_ctx_new(d, now + 10 * MS);
+    goro_ctx *earlier = goro_ctx_new(d, now + 10 * TMS);
     goro_ctx *inherit = goro_ctx_new(earlier, 0);
-    CHECK(goro_ctx_deadline(d) == now + 30 * MS, "deadline");
-    CHECK(goro_ctx_deadline(later) == now + 30 * MS, "a child's deadline past its parent's");
-    CHECK(goro_ctx_deadline(inherit) == now + 10 * MS, "inherited deadline");
+    CHECK(goro_ctx_deadline(d) == now + 30 * TMS, "deadline");
+    CHECK(goro_ctx_deadline(later) == now + 30 * TMS, "a child's deadline past its parent's");
+    CHECK(goro_ctx_deadline(inherit) == now + 10 * TMS, "inherited deadline");
     static struct waitarg w[] = { { NULL, false, -ETIMEDOUT }, { NULL, true, -ETIMEDOUT },
                                   { NULL, false, -ETIMEDOUT } };
     w[0].c = inherit;
@@ -127,12 +132,12 @@ static void deadline_main(void *arg)
     goro_wg_add(&wg, 3);
     for (int i = 0; i < 3; i++)
         goro_go(waiter, &w[i]);
-    goro_sleep(20 * MS);
+    goro_sleep(20 * TMS);
     CHECK(goro_ctx_err(earlier) == -ETIMEDOUT && goro_ctx_err(inherit) == -ETIMEDOUT,
           "10 ms deadline: %d", goro_ctx_err(earlier));
     CHECK(goro_ctx_err(d) == 0, "30 ms deadline passed early");
     goro_wg_wait(&wg);
-    CHECK(goro_now() - now >= 30 * MS, "woke early");
+    CHECK(goro_now() - now >= 30 * TMS, "woke early");
     CHECK(woke == 3 && woke_bad == 0, "%lu woke, %lu wrong error", (unsigned long)woke,
           (unsigned long)woke_bad);
     CHECK(goro_ctx_err(root) == 0, "a child's deadline cancelled the root");
@@ -140,9 +145,9 @@ static void deadline_main(void *arg)
     goro_ctx *past = goro_ctx_new(root, now);
     CHECK(goro_ctx_err(past) == -ETIMEDOUT, "past deadline: %d", goro_ctx_err(past));
     /* cancel before the deadline: -ECANCELED, the timer goes with free */
-    goro_ctx *soon = goro_ctx_new(root, goro_now() + 10 * MS);
+    goro_ctx *soon = goro_ctx_new(root, goro_now() + 10 * TMS);
     goro_ctx_cancel(soon);
-    goro_sleep(15 * MS);
+    goro_sleep(15 * TMS);
     CHECK(goro_ctx_err(soon) == -ECANCELED, "cancel then deadline: %d", goro_ctx_err(soon));
     /* free with a timer still armed */
     goro_ctx *armed = goro_ctx_new(root, goro_now() + 3600 * 1000 * MS);
