@@ -537,9 +537,13 @@ struct goro__np_batch {
     G *head, *tail;
     int n;
 };
+/* A flag of goro__netpoll_ready's modes beyond GORO_READABLE and
+ * GORO_WRITABLE: the event carried hang-up, error or urgent data (the
+ * drained hint, netpoll.h). */
+#define GORO_NP_NOHINT 0x100
 /* netpoll.c, called by the backend: the fd whose key (fd | generation <<
- * 32) is given became ready for modes (GORO_READABLE | GORO_WRITABLE);
- * the goroutines it wakes go into *b. */
+ * 32) is given became ready for modes (GORO_READABLE | GORO_WRITABLE,
+ * GORO_NP_NOHINT); the goroutines it wakes go into *b. */
 void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b) GORO_HIDDEN;
 /* A worker that ran out of work polls without waiting: the goroutines the
  * pending events wake (still WAITING, linked by schedlink), or NULL. */
