@@ -274,6 +274,14 @@ struct goro__w {
     G *gfree;                          /* free G records (with stacks) */
     int ngfree;
     bool spinning;                     /* counted in sched.nspinning */
+    /* Patient stealing (sched.c, "Stealing patiently"): the goroutine this worker
+     * last stole and ran first, and when (goro_now) it stole it, until its
+     * first park here says whether the steal paid; and the pauses this
+     * worker watches a busy worker's short queue before taking from it
+     * (0: takes at once). */
+    G *steal_g;
+    int64_t steal_at;
+    uint32_t patience;
     uint64_t nswitch;                  /* context switches */
     uint64_t nspawn;                   /* goroutines spawned from this worker */
     uint64_t nexit;                    /* goroutines that exited on it */
