@@ -165,6 +165,66 @@ Test(sched, yield_alone, .timeout = 10)
     cr_assert_eq(done, 1);
 }
 
+/* Goroutines that only yield, on one worker, let in the global queue's
+ * goroutines one per round of 61 scheduling rounds, as local_next
+ * promises. goro_yield's fast path settles the round events itself
+ * (yield_round in sched.c) and must leave the one that finds the global
+ * queue non-empty to local_next: without that check a newcomer waited for
+ * the clock's round instead (every 1,024 rounds). A plain thread queues
+ * 200 newcomers while the main goroutine holds the worker, then 3
+ * goroutines yield until all have run: about 200 x 61 yields. */
+#define GQ_SPAWNS 200
+static volatile AO_t gq_yields, gq_queued, gq_ran;
+
+static void gq_newcomer(void *arg)
+{
+    (void)arg;
+    AO_fetch_and_add1(&gq_ran);
+}
+
+static void *gq_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < GQ_SPAWNS; i++)
+        cr_assert_eq(goro_go(gq_newcomer, NULL), 0);
+    AO_store_release(&gq_queued, 1);
+    return NULL;
+}
+
+static void gq_yielder(void *arg)
+{
+    (void)arg;
+    while (AO_load(&gq_ran) < GQ_SPAWNS) {
+        goro_yield();
+        AO_store(&gq_yields, AO_load(&gq_yields) + 1); /* one worker */
+    }
+}
+
+static void gq_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(goro_go(gq_yielder, NULL), 0);
+    cr_assert_eq(goro_go(gq_yielder, NULL), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, gq_thread, NULL), 0);
+    /* hold the worker (no yield) until all newcomers are queued */
+    while (!AO_load_acquire(&gq_queued))
+        ;
+    pthread_join(t, NULL);
+    gq_yielder(NULL);
+}
+
+Test(sched, yielders_let_in_the_global_queue, .timeout = 60)
+{
+    gq_yields = gq_queued = gq_ran = 0;
+    run_on(1, gq_main, NULL);
+    test_note("one worker, 3 yielders: %d goroutines from the global queue ran in %lu yields",
+              GQ_SPAWNS, (unsigned long)gq_yields);
+    /* ~12,200 (200 x 61); with newcomers let in by the clock's round
+     * only, ~200,000 */
+    cr_assert_lt(gq_yields, 2 * GQ_SPAWNS * 61, "%lu yields", (unsigned long)gq_yields);
+}
+
 /* ---- stealing ---------------------------------------------------------- */
 
 static goro_wg steal_wg;
