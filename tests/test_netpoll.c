@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -880,10 +881,18 @@ Test(netpoll, ipv6_names_and_many_acceptors, .timeout = 30)
 
 /* ---- goro_run returns with goroutines parked on fds and in blocking ---- */
 
+/* A blocking call that lasts until the test lets it go (at most 10 s):
+ * goro_run must return without waiting for it. Decided by whether it has
+ * returned yet, not by a time budget (a loaded machine broke a 250 ms one). */
+static int block_pipe[2];
+static volatile AO_t blocking_done;
+
 static intptr_t long_sleep(void *arg)
 {
     (void)arg;
-    usleep(300 * 1000);
+    struct pollfd p = { .fd = block_pipe[0], .events = POLLIN };
+    poll(&p, 1, 10000);
+    AO_fetch_and_add1(&blocking_done);
     return 1;
 }
 
@@ -920,12 +929,20 @@ static void rerun_main(void *arg)
 
 Test(netpoll, run_again_after_parked_io, .timeout = 30)
 {
+    cr_assert_eq(pipe2(block_pipe, O_CLOEXEC), 0);
+    blocking_done = 0;
     for (int i = 0; i < 3; i++) {
-        int64_t t0 = goro_now();
         run_on(2, rerun_main, NULL);
-        cr_assert_lt(goro_now() - t0, 250 * MS, "goro_run waited for a blocking call");
+        cr_assert_eq(AO_load(&blocking_done), 0, "goro_run waited for a blocking call");
         close(rerun_fds[0]);
         close(rerun_fds[1]);
     }
-    usleep(400 * 1000); /* the detached helpers finish their calls and leave */
+    /* let the detached helpers finish their calls and leave */
+    cr_assert_eq(write(block_pipe[1], "x", 1), 1);
+    for (int i = 0; i < 1000 && AO_load(&blocking_done) < 6; i++)
+        usleep(10 * 1000);
+    cr_assert_eq(AO_load(&blocking_done), 6);
+    usleep(50 * 1000); /* past their return, out of the helpers' code */
+    close(block_pipe[0]);
+    close(block_pipe[1]);
 }
