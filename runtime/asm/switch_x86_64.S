@@ -100,6 +100,14 @@
         movq     0(%rsi), %rsp
 .endm
 
+/* errno (through W.errno_ptr, rdx being &W.curg) = newg->saved_errno
+ * (newg in rcx). */
+.macro SET_ERRNO
+        movq    GORO_CURG_TO_ERRNO_PTR(%rdx), %rax
+        movl    GORO_G_SAVED_ERRNO(%rcx), %r8d
+        movl    %r8d, (%rax)
+.endm
+
         .globl  goro__ctx_switch
         .hidden goro__ctx_switch
         .type   goro__ctx_switch, @function
@@ -117,9 +125,7 @@ goro__ctx_switch:
         jne     goro__switch_pend
         testq   %rcx, %rcx
         jz      1f                      /* g0 keeps no errno of its own */
-        movq    GORO_CURG_TO_ERRNO_PTR(%rdx), %rax
-        movl    GORO_G_SAVED_ERRNO(%rcx), %r8d
-        movl    %r8d, (%rax)            /* errno = newg->saved_errno */
+        SET_ERRNO                       /* errno = newg->saved_errno */
 1:      ret
         .cfi_endproc
         .size   goro__ctx_switch, .-goro__ctx_switch
@@ -143,9 +149,7 @@ goro__ctx_switch_g:
         SAVE_CTX                        /* into *from (rdi) */
         LOAD_CTX                        /* from *to (rsi) */
         movq    %rcx, (%rdx)            /* *cur = newg, now on the new stack */
-        movq    GORO_CURG_TO_ERRNO_PTR(%rdx), %rax
-        movl    GORO_G_SAVED_ERRNO(%rcx), %r8d
-        movl    %r8d, (%rax)            /* errno = newg->saved_errno */
+        SET_ERRNO                       /* errno = newg->saved_errno */
         ret
         .cfi_endproc
         .size   goro__ctx_switch_g, .-goro__ctx_switch_g
