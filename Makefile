@@ -141,8 +141,11 @@ SAN_ENV_thread  = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator
 # code before issue 17 too; not looked into)
 SAN_ENV_undefined = UBSAN_OPTIONS=print_stacktrace=1
 SAN_ENV  = $(SAN_ENV_$(SAN))
+# A suite that runs longer is killed and counts as failed (tests/run.sh):
+# a hang ends as a failure. Sanitizers slow the suites several times.
+SUITE_TIMEOUT ?= $(if $(SAN),2400,900)
 test: test-deps all $(TESTS)
-	@$(SAN_ENV) tests/run.sh $(TESTS)
+	@$(SAN_ENV) GORO_SUITE_TIMEOUT=$(SUITE_TIMEOUT) tests/run.sh $(TESTS)
 
 stress: test-deps all $(TESTS)
 	@tests/stress.sh

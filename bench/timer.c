@@ -4,7 +4,9 @@
  * little later) of timers taken in a scattered order (i * 7919 mod n), as
  * a server that pushes back a per-connection timeout on every request
  * does. kind=timer: goro_timer_reset on goro_timers (the Go twin:
- * time.Timer.Reset). kind=bare: the bare entry of goro's timer heap, the
+ * time.Timer.Reset); each reset pushes its timer later, so it takes
+ * timerchan.c's short path (the heap entry stays, the record notes the new
+ * deadline). kind=bare: the bare entry of goro's timer heap, the
  * record goro_sleep, select timeouts and I/O deadlines use
  * (goro__timer_del, then goro__timer_add): the floor a goro_timer's own
  * record adds to. One goroutine does the work.

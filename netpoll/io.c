@@ -8,7 +8,9 @@
  * system call itself, a two-load table lookup and a few loads of the
  * descriptor: no lock, no allocation, no other system call. The readiness
  * snapshot (goro__pd_snap) is taken before each attempt so that an event
- * arriving between the EAGAIN and the park is never lost.
+ * arriving between the EAGAIN and the park is never lost. goro_read on a
+ * TCP socket whose last read was short parks without the read that would
+ * fail (netpoll.h, the drained hint).
  *
  * errno is read through NP_ERRNO right after the call that set it: after a
  * park the goroutine may run on another thread, whose errno the compiler
@@ -36,13 +38,24 @@ ssize_t goro_read(int fd, void *buf, size_t len)
     int rc = goro__pd_get(fd, &pd);
     if (unlikely(rc < 0))
         return rc;
+    bool hint = true;   /* once a call: after a wait, always try the read */
     for (;;) {
         if (unlikely((rc = goro__pd_deadline_check(pd, PD_R)) != 0))
             return rc;
         AO_t snap = goro__pd_snap(pd, PD_R);
+        if (hint && goro__pd_drained(pd, snap)) {
+            /* the last read drained it and nothing came since: the read
+             * would get EAGAIN (netpoll.h, the drained hint) */
+            hint = false;
+            if ((rc = goro__pd_wait(pd, PD_R, snap)) < 0)
+                return rc;
+            continue;
+        }
         ssize_t n = read(fd, buf, len);
-        if (likely(n >= 0))
+        if (likely(n >= 0)) {
+            goro__pd_read_done(pd, snap, (size_t)n, len);
             return n;
+        }
         int e = NP_ERRNO;
         if (e == EINTR)
             continue;
@@ -106,7 +119,7 @@ int goro_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen)
         AO_t snap = goro__pd_snap(pd, PD_R);
         int fd = accept4(listen_fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            if ((rc = goro__pd_fresh(fd, true)) < 0) {
+            if ((rc = goro__pd_fresh(fd, pd->tcp ? PD_TCP : PD_SOCKET)) < 0) {
                 close(fd);
                 return rc;
             }
@@ -368,7 +381,7 @@ static int listen_one(const struct addrinfo *ai, int backlog, bool dualstack)
         rc = -NP_ERRNO;
         goto out_close;
     }
-    if ((rc = goro__pd_fresh(fd, true)) < 0)
+    if ((rc = goro__pd_fresh(fd, PD_TCP)) < 0)
         goto out_close;
     return fd;
 
@@ -412,7 +425,7 @@ static int dial_one(const struct addrinfo *ai, int64_t until, bool nowait)
     if (fd < 0)
         return -NP_ERRNO;
     struct goro__pd *pd;
-    int rc = goro__pd_fresh(fd, true);
+    int rc = goro__pd_fresh(fd, PD_TCP);
     if (rc < 0) {
         close(fd);
         return rc;

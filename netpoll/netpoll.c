@@ -34,6 +34,14 @@
  * has published itself, goes back to the call if the count moved: that
  * covers a second goroutine that consumed the "ready" meant for both.
  *
+ * A read that skips its system call. On a TCP socket a read shorter than
+ * its buffer drained the socket, and goro_read's next call parks without
+ * trying (unless an event came since), as Tokio does: a request/response
+ * exchange no longer pays a failed read per message. netpoll.h ("the
+ * drained hint") says why no readiness is lost by it; the poller marks fds
+ * whose events say a short read may have left something (hang-up, error,
+ * urgent data).
+ *
  * Several goroutines may wait on one fd and direction (several acceptors on
  * one listener), and goro_wait_fd may wait on both directions at once. The
  * slot holds one goroutine; the others wait on the descriptor's queue (q,
@@ -73,6 +81,7 @@
 #include "netpoll.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -204,8 +213,10 @@ static void wait_not_closing(struct goro__pd *pd)
         sched_yield();
 }
 
-/* Register pd's fd. Under pd.lock. nonblock_known: the creator made it
- * non-blocking already (accept4, socket with SOCK_NONBLOCK). */
+/* Register pd's fd. Under pd.lock. known_socket: -1, unknown: find out
+ * (and make it non-blocking); else the creator made it non-blocking
+ * already (accept4, socket with SOCK_NONBLOCK) and says what it is
+ * (PD_FILE, PD_SOCKET, PD_TCP). */
 static int pd_register_locked(struct goro__pd *pd, int known_socket)
 {
     int fd = pd->fd, fl = 0;
@@ -230,8 +241,15 @@ static int pd_register_locked(struct goro__pd *pd, int known_socket)
         }
         struct stat st;
         pd->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+        /* TCP: the drained hint (netpoll.h) */
+        int proto = 0;
+        socklen_t plen = sizeof proto;
+        pd->tcp = pd->is_socket &&
+                  getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) == 0 &&
+                  proto == IPPROTO_TCP;
     } else {
-        pd->is_socket = known_socket != 0;
+        pd->is_socket = known_socket != PD_FILE;
+        pd->tcp = known_socket == PD_TCP;
     }
     /* release: is_socket and the registration before a reader of state */
     AO_store_release(&pd->state, PD_POLLED);
@@ -258,7 +276,7 @@ int goro__pd_init(int fd, struct goro__pd **out)
 
 static int pd_evict(struct goro__pd *pd, bool close_fd);
 
-int goro__pd_fresh(int fd, bool is_socket)
+int goro__pd_fresh(int fd, int kind)
 {
     if (!goro__running())
         return 0; /* registered on first use by the next runtime */
@@ -273,7 +291,7 @@ int goro__pd_fresh(int fd, bool is_socket)
     goro__np_lock(&pd->lock);
     int rc = 0;
     if (AO_load(&pd->state) == PD_NEW)
-        rc = pd_register_locked(pd, is_socket ? 1 : 0);
+        rc = pd_register_locked(pd, kind);
     goro__np_unlock(&pd->lock);
     return rc;
 }
@@ -628,6 +646,9 @@ static int pd_evict(struct goro__pd *pd, bool close_fd)
      * spurious wakeup */
     AO_store(&pd->seq, AO_load(&pd->seq) + 1);
     pd->is_socket = false;
+    pd->tcp = false;
+    AO_store(&pd->drained, 0);
+    AO_store(&pd->nohint, 0);
     int rc = 0;
     if (close_fd && close(pd->fd) != 0 && NP_ERRNO != EINTR)
         rc = -NP_ERRNO; /* Linux frees the fd even on EINTR */
@@ -664,6 +685,10 @@ void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b)
      * wakeup (see the top) */
     if (pd == NULL || (uint32_t)AO_load(&pd->seq) != (uint32_t)(key >> 32))
         return;
+    /* before evseq moves (the full increment below orders it): see the
+     * drained hint in netpoll.h */
+    if ((modes & GORO_NP_NOHINT) && !AO_load(&pd->nohint))
+        AO_store(&pd->nohint, 1);
     for (int d = 0; d < 2; d++) {
         if (!(modes & (1 << d)))
             continue;

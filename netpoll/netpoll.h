@@ -41,6 +41,11 @@ struct goro__pd {
     volatile AO_t nwait;       /* goroutines inside goro__pd_wait; close waits for 0 */
     volatile AO_t nqueued;     /* waiters on q (read without the lock) */
     bool is_socket;            /* send(MSG_NOSIGNAL) instead of write; set before state */
+    bool tcp;                  /* a TCP socket: short reads drain (goro__pd_drained) */
+    volatile AO_t drained;     /* the read direction's "drained" hint (goro__pd_drained):
+                                  DRAINED_KEY of the last short read, 0: none */
+    volatile AO_t nohint;      /* the poller saw hang-up, error or urgent data: a
+                                  short read may not have drained; until close */
     int fd;
     volatile AO_t lock;        /* spinlock: q, closer, registration */
     volatile AO_t dlock;       /* spinlock: serializes deadline changes and close;
@@ -86,8 +91,10 @@ static inline int goro__pd_get(int fd, struct goro__pd **out)
 }
 
 /* A fd the library just created (accept, socket): forget any record left
- * by an fd of the same number closed behind goro's back, register it. */
-int goro__pd_fresh(int fd, bool is_socket) GORO_HIDDEN;
+ * by an fd of the same number closed behind goro's back, register it.
+ * kind: PD_FILE, PD_SOCKET (not TCP) or PD_TCP. */
+enum { PD_FILE = 0, PD_SOCKET = 1, PD_TCP = 2 };
+int goro__pd_fresh(int fd, int kind) GORO_HIDDEN;
 
 /* -ETIMEDOUT if direction d's deadline has passed, else 0. Cheap when no
  * deadline is set (one load). */
@@ -106,6 +113,42 @@ static inline AO_t goro__pd_snap(struct goro__pd *pd, int d)
 {
     /* acquire: ordered before the system call that follows */
     return AO_load_acquire(&pd->evseq[d]);
+}
+
+/*
+ * The "drained" hint (Tokio's readiness clearing, adapted). On a TCP socket
+ * a read(2) that returns less than was asked has emptied the receive queue
+ * (tcp_recvmsg stops early only with nothing left to copy, or at an urgent
+ * mark), and any byte that arrives after it raises a new edge-triggered
+ * event. So the next goro_read need not try: if no event was delivered
+ * since the snapshot taken before the short read (evseq unchanged), the
+ * read would get EAGAIN, and the goroutine parks at once, saving the
+ * failed system call every request/response exchange otherwise makes.
+ * Two cases where a short read leaves something behind, both made visible
+ * to us by the events themselves: a hang-up (the EOF after the data must
+ * still be read) and urgent data (the read stops at the mark). Events with
+ * EPOLLRDHUP, EPOLLHUP, EPOLLERR or EPOLLPRI set `nohint` before evseq
+ * moves, for good: one delivered before our snapshot is seen by the load
+ * after the read; one after it moved evseq, which voids the hint anyway.
+ * The key holds the fd's generation too, so that a short read racing a
+ * goro_close never leaves a hint for the next fd of that number.
+ */
+static inline AO_t goro__pd_drained_key(struct goro__pd *pd, AO_t snap)
+{
+    return (AO_t)1 << 63 | (AO_load(&pd->seq) & 0x7fffffff) << 32 | (snap & 0xffffffff);
+}
+
+/* After a read on pd (snapshot snap) returned n of len bytes. */
+static inline void goro__pd_read_done(struct goro__pd *pd, AO_t snap, size_t n, size_t len)
+{
+    if (n < len && n > 0 && pd->tcp && !AO_load(&pd->nohint))
+        AO_store(&pd->drained, goro__pd_drained_key(pd, snap));
+}
+
+/* The last read on pd drained it and no event came since snap. */
+static inline bool goro__pd_drained(struct goro__pd *pd, AO_t snap)
+{
+    return AO_load(&pd->drained) == goro__pd_drained_key(pd, snap);
 }
 
 /* The call on pd got EAGAIN in direction d after snapshot snap: park until

@@ -80,7 +80,8 @@ void goro__pollset_close(void)
 int goro__pollset_add(int fd, uint64_t key)
 {
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        /* EPOLLPRI: urgent data voids the drained hint (netpoll.h) */
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = key,
     };
     if (epoll_ctl(ps.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
@@ -157,8 +158,10 @@ int goro__pollset_wait(int64_t timeout_ns, struct goro__np_batch *b, bool own_bu
         int modes = 0;
         /* as Go: errors and hang-ups wake both directions, so the waiter's
          * system call reports them */
-        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
             modes |= GORO_READABLE;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+            modes |= GORO_NP_NOHINT;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             modes |= GORO_WRITABLE;
         if (modes)

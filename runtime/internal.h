@@ -105,6 +105,11 @@ struct goro__ctx {
  * W.errno_ptr from it: runtime/asm/offsets.h). */
 void goro__ctx_switch(struct goro__ctx *from, const struct goro__ctx *to,
                       G **cur, G *newg) GORO_HIDDEN;
+/* goro__ctx_switch for goro_yield's one-worker fast path: newg is a
+ * goroutine (not g0) and no action is pending (W.pend is NULL), so it
+ * checks for neither. */
+void goro__ctx_switch_g(struct goro__ctx *from, const struct goro__ctx *to,
+                        G **cur, G *newg) GORO_HIDDEN;
 /* Called by goro__ctx_switch when the worker has a pending action. */
 void goro__switch_pend(G **cur) GORO_HIDDEN;
 /* The same into a goroutine that never ran (newg->ctx.rsp == NULL): its
@@ -245,13 +250,32 @@ struct goro__w {
     volatile AO_t rn_thief;            /* a thief is claiming runnext (CAS 0->1) */
     volatile AO_t runq[GORO_RUNQ] __attribute__((aligned(GORO_CACHELINE)));
                                        /* G *; written by owner, read by thieves */
-    /* owner-only fields (the worker's own thread, or a goroutine on it) */
+    /* owner-only fields (the worker's own thread, or a goroutine on it).
+     * The first cache line holds what goro_yield's one-worker fast path
+     * and the switch touch in W besides the lines of the queue (head,
+     * tail, runnext, the ring, lifo_top), so that a yield reads and
+     * writes one owner line (sched.c checks the fit). */
     G *curg __attribute__((aligned(GORO_CACHELINE))); /* running G; NULL on g0.
                                           Written by the switch (asm) */
-    struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
-    int id;                            /* 0 .. nprocs-1 */
     uint32_t schedtick;                /* scheduling rounds */
     uint32_t nextround;                /* schedtick of the next round event */
+    uint32_t nextstreak;               /* runnext picks in a row */
+    bool round_global;                 /* that event: the global queue first
+                                          (else the local queue's head) */
+    AO_t lifo_bot_seen;                /* a lifo_bot read by the owner: the
+                                          stack is empty when lifo_top equals
+                                          it (bot only grows), with no read
+                                          of the thieves' line */
+    int *errno_ptr;                    /* this thread's errno (its address
+                                          never changes for a thread); read
+                                          by the switch: asm/offsets.h */
+    G *pend;                           /* G switched away from, action pending;
+                                          read by the switch: asm/offsets.h */
+    uint64_t nswitch;                  /* context switches (read by goro_stats) */
+    int pendkind;                      /* what to do with pend after the switch */
+    /* the rest of the owner's fields */
+    struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
+    int id;                            /* 0 .. nprocs-1 */
     uint32_t clocktick;                /* schedtick when clock was read */
     int64_t clock;                     /* CLOCK_MONOTONIC_COARSE, read every
                                           CLOCK_ROUNDS rounds and after the
@@ -262,26 +286,20 @@ struct goro__w {
                                           a goroutine that ran 1 s without a
                                           round and then parked shows 1 s
                                           more of waiting. */
-    uint32_t nextstreak;               /* runnext picks in a row */
-    bool round_global;                 /* that event: the global queue first
-                                          (else the local queue's head) */
-    AO_t lifo_bot_seen;                /* a lifo_bot read by the owner: the
-                                          stack is empty when lifo_top equals
-                                          it (bot only grows), with no read
-                                          of the thieves' line */
     uint32_t sysmon_tick;              /* schedtick at the poller's last look
                                           (poller thread only) */
     uint64_t rand;                     /* xorshift state for victim order */
-    int *errno_ptr;                    /* this thread's errno (its address
-                                          never changes for a thread); read
-                                          by the switch: asm/offsets.h */
-    G *pend;                           /* G switched away from, action pending;
-                                          read by the switch: asm/offsets.h */
-    int pendkind;                      /* what to do with pend after the switch */
     G *gfree;                          /* free G records (with stacks) */
     int ngfree;
     bool spinning;                     /* counted in sched.nspinning */
-    uint64_t nswitch;                  /* context switches */
+    /* Patient stealing (sched.c, "Stealing patiently"): the goroutine this worker
+     * last stole and ran first, and when (goro_now) it stole it, until its
+     * first park here says whether the steal paid; and the pauses this
+     * worker watches a busy worker's short queue before taking from it
+     * (0: takes at once). */
+    G *steal_g;
+    int64_t steal_at;
+    uint32_t patience;
     uint64_t nspawn;                   /* goroutines spawned from this worker */
     uint64_t nexit;                    /* goroutines that exited on it */
 
@@ -544,9 +562,13 @@ struct goro__np_batch {
     G *head, *tail;
     int n;
 };
+/* A flag of goro__netpoll_ready's modes beyond GORO_READABLE and
+ * GORO_WRITABLE: the event carried hang-up, error or urgent data (the
+ * drained hint, netpoll.h). */
+#define GORO_NP_NOHINT 0x100
 /* netpoll.c, called by the backend: the fd whose key (fd | generation <<
- * 32) is given became ready for modes (GORO_READABLE | GORO_WRITABLE);
- * the goroutines it wakes go into *b. */
+ * 32) is given became ready for modes (GORO_READABLE | GORO_WRITABLE,
+ * GORO_NP_NOHINT); the goroutines it wakes go into *b. */
 void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b) GORO_HIDDEN;
 /* A worker that ran out of work polls without waiting: the goroutines the
  * pending events wake (still WAITING, linked by schedlink), or NULL. */

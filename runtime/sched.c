@@ -18,9 +18,9 @@
  * most 3 in a row, so two goroutines ping-ponging through runnext cannot
  * starve the rest); the spawn stack's newest; the local queue (its head
  * first every 61st round, offset by 30); the global queue; then steal half
- * of a random victim's queue, or else the older half of its spawn stack (4
- * rounds over all victims; the last round may take the victim's runnext),
- * then sleep on a futex.
+ * of a random victim's queue (patiently, below, when steals did not pay),
+ * or else the older half of its spawn stack (4 rounds over all victims;
+ * the last round may take the victim's runnext), then sleep on a futex.
  *
  * Wakeups (Go's protocol, proc.go). Readying work publishes it, issues a full
  * fence, then wakes an idle worker only when there is one and no worker is
@@ -32,6 +32,42 @@
  * that finds work stops spinning and, if it was the last spinner, wakes
  * another worker, since more work may follow. At most half of the busy
  * workers spin at once.
+ *
+ * Stealing patiently. A steal pays when the goroutine taken runs long
+ * enough to be worth its move (its G record, its stack's hot lines and the
+ * data it touches follow it to the thief's cache). Goroutines that contend
+ * for one lock do not: the lock's release readies them on the releaser's
+ * worker, a thief takes them, they meet the lock again within a
+ * microsecond and park, and the next release readies them back. On
+ * rwmutex_read_heavy (8 goroutines, 2 workers) that was a steal for every
+ * four writes and 75 ns an operation, against 23 on one worker. So each
+ * worker judges its steals: the first goroutine it runs from a steal is
+ * timed to its first park (steal_judge). A park on a lock (Mutex,
+ * RWMutex) within STEAL_FUTILE_NS makes the worker patient (W.patience:
+ * PATIENCE_MIN pauses, doubling up to PATIENCE_MAX); any other first park
+ * makes it eager again. Only a lock says "contended": judged by time
+ * alone, a producer feeding consumers that work 1-8 us an item ran 1.4x
+ * slower, since its consumers, stolen, also park soon (waiting for the
+ * next item) after useful parallel work. A patient thief that finds a
+ * short queue (PATIENT_QUEUE) on a worker that is running a goroutine
+ * watches the owner for W.patience pauses first, once per search: if the
+ * owner scheduled meanwhile, it is draining its queue itself and the thief
+ * leaves it (and is a little less patient next time, so that it tries a
+ * steal now and then and finds out whether steals pay again); if the
+ * owner is stuck in one goroutine, the thief takes half at once, as
+ * before. So a queue is never left behind a stuck owner for longer than
+ * PATIENCE_MAX pauses plus a search; long queues, the spawn stack and the
+ * global queue are taken from at once, as before. Measured (chrt, medians
+ * of 5, Intel Xeon VM, 2026-12-03): rwmutex_read_heavy 69 -> 27 ns (Go
+ * 29.5), steals 100,000 -> 5,000 per 4,000,000 operations; pingpong,
+ * chan_buffered_4x4, mutex_contended, spawn_join and skynet unchanged; a
+ * worker pool, a fan-out and message pairs with 1-10 us of work per item,
+ * and 8 goroutines sharing a Mutex held for a fifth of their time, kept
+ * their parallel speed-up. Rejected: readers spinning instead of parking
+ * (both workers then run into the lock at once, the expensive case on
+ * this machine: 78-90 ns); a longer grace before stealing runnext (it
+ * keeps the thief out of the way everywhere, not only where steals did
+ * not pay).
  *
  * Idle spinning. A spinner that found nothing polls the queues for ~240 us
  * more before it sleeps: while it is counted in nspinning, readying work
@@ -403,6 +439,11 @@ static inline __attribute__((always_inline)) G *runq_take(W *w)
  * 2026-11-27; 10-40 ns on current x86). Spin lengths below are in pauses,
  * so that waiting costs no clock reads (clock_gettime is 39 ns here). */
 #define RUNNEXT_GRACE_PAUSES 100   /* ~3 us: Go's grace before stealing runnext */
+#define PATIENCE_MIN 100           /* pauses: the first patient look, as the grace */
+#define PATIENCE_MAX 1000          /* pauses: ~14-28 us */
+#define PATIENT_QUEUE 32           /* longer queues are taken from at once */
+#define STEAL_FUTILE_NS 10000      /* a stolen goroutine that parks sooner did
+                                      not pay for its move */
 #define IDLE_SPIN_POLLS 128        /* polls of the queues before sleeping */
 #define IDLE_SPIN_PAUSES 64        /* pauses between polls: ~1.8 us; ~240 us in all */
 
@@ -530,14 +571,36 @@ static AO_t lifo_grab(W *victim, G **batch)
     return k;
 }
 
-/* Take half of victim's queue into batch. Thieves only. */
-static AO_t runq_grab(W *victim, G **batch, bool stealnext)
+/* Take half of victim's queue into batch. Thieves (w) only; watch: a
+ * patient thief may watch the owner (at most once a search, so that the
+ * search, which also polls the global queue and the netpoller, goes on). */
+static AO_t runq_grab(W *w, W *victim, G **batch, bool stealnext, bool watch)
 {
+    bool watched = false;
     for (;;) {
         AO_t h = AO_load_acquire(&victim->runq_head);
         /* acquire: the slots below tail were published with it */
         AO_t t = AO_load_acquire(&victim->runq_tail);
         AO_t n = t - h;
+        /* "Stealing patiently" (at the top): a short queue whose owner keeps
+         * scheduling is left to it, when our recent steals did not pay. */
+        if (w->patience != 0 && !watched && n != 0 && n <= PATIENT_QUEUE &&
+            __atomic_load_n(&victim->curg, __ATOMIC_RELAXED) != NULL) {
+            if (!watch)
+                return 0;
+            watched = true;
+            /* relaxed: a heuristic, as the runnext grace below */
+            uint32_t tick = __atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED);
+            cpu_pause((int)w->patience);
+            if (__atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED) != tick) {
+                /* the owner is draining it; look less long next time, so
+                 * that a worker that stopped stealing finds out when
+                 * stealing would pay again */
+                w->patience -= w->patience / 8 + 1;
+                return 0;
+            }
+            continue; /* the owner is stuck: take half now */
+        }
         n = n - n / 2;
         if (n == 0) {
             if (!stealnext)
@@ -589,10 +652,10 @@ static AO_t runq_grab(W *victim, G **batch, bool stealnext)
 }
 
 /* Steal half of victim's queue into w's; return one G to run. */
-static G *runq_steal(W *w, W *victim, bool stealnext)
+static G *runq_steal(W *w, W *victim, bool stealnext, bool watch)
 {
     G *batch[GORO_RUNQ / 2];
-    AO_t n = runq_grab(victim, batch, false);
+    AO_t n = runq_grab(w, victim, batch, false, watch);
     if (n == 0 && (n = lifo_grab(victim, batch)) != 0) {
         /* the newest of the older half runs, the rest keep their order on
          * our spawn stack (empty: we only steal when we have nothing) */
@@ -606,7 +669,7 @@ static G *runq_steal(W *w, W *victim, bool stealnext)
         return g;
     }
     if (n == 0 && stealnext)
-        n = runq_grab(victim, batch, true);
+        n = runq_grab(w, victim, batch, true, false);
     if (n == 0)
         return NULL;
     G *g = batch[--n];
@@ -973,8 +1036,11 @@ static G *find_runnable(W *w)
                     int start = (int)(fastrand(w) % (uint32_t)n);
                     for (int i = 0; i < n && g == NULL; i++) {
                         W *v = &goro__sched.ws[(start + i) % n];
-                        if (v != w)
-                            g = runq_steal(w, v, round == 3);
+                        if (v != w && (g = runq_steal(w, v, round == 3, round == 0)) != NULL) {
+                            /* judged at its first park (steal_judge) */
+                            w->steal_g = g;
+                            w->steal_at = goro_now();
+                        }
                     }
                     if (g == NULL)
                         g = globq_get(w, 0);
@@ -1135,6 +1201,8 @@ void goro__switch_pend(G **cur)
         *w->errno_ptr = g->saved_errno;
 }
 
+_Static_assert(offsetof(W, pendkind) + sizeof(int) - offsetof(W, curg) <= GORO_CACHELINE,
+               "W: the fields a yield touches share curg's cache line (internal.h)");
 _Static_assert(offsetof(W, errno_ptr) - offsetof(W, curg) == GORO_CURG_TO_ERRNO_PTR,
                "runtime/asm/offsets.h: GORO_CURG_TO_ERRNO_PTR");
 _Static_assert(offsetof(W, pend) - offsetof(W, curg) == GORO_CURG_TO_PEND,
@@ -1161,11 +1229,34 @@ static void schedule_away(W *w, G *g)
      * action of the context before and restored errno */
 }
 
+/* The first park on w since it stole: did the steal pay? ("Stealing
+ * patiently" at the top.)
+ * Out of line: a park costs one compare for it. */
+static __attribute__((noinline)) void steal_judge(W *w, G *g, int reason)
+{
+    if (g == w->steal_g) {
+        /* only a lock says "contended": a goroutine that waits for a
+         * message soon after it moved may well have done its share of
+         * parallel work (one producer feeding consumers that each work a
+         * microsecond or two: judged by time alone, those steals looked
+         * futile too, and the fan-out ran 1.4x slower) */
+        if ((reason == W_MUTEX || reason == W_RWMUTEX) &&
+            goro_now() - w->steal_at < STEAL_FUTILE_NS)
+            w->patience = w->patience == 0 ? PATIENCE_MIN
+                        : w->patience >= PATIENCE_MAX / 2 ? PATIENCE_MAX : 2 * w->patience;
+        else
+            w->patience = 0;
+    }
+    w->steal_g = NULL;
+}
+
 void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
                 void *waitobj)
 {
     W *w = tls_w;
     G *g = w->curg;
+    if (unlikely(w->steal_g != NULL))
+        steal_judge(w, g, reason);
     g->unlockf = unlockf;
     g->unlockarg = arg;
     g->wait_reason = (uint8_t)reason;
@@ -1332,28 +1423,81 @@ static __attribute__((noinline)) void yield_slow(W *w, G *g)
     switch_to(w, g, next);
 }
 
+/* resume() for goro_yield's one-worker fast path: to has run before, so
+ * on w, the only worker (to->w is w already), and nothing is pending
+ * (W.pend is NULL while a goroutine runs): the switch needs to check for
+ * neither g0 nor a pending action (goro__ctx_switch_g). */
+static inline __attribute__((always_inline)) void yield_resume(W *w, G *g, G *to)
+{
+    to->status = G_RUNNING;
+    GORO_OWNER_STORE(w->nswitch, w->nswitch + 1); /* read by goro_stats */
+    if (unlikely(to->cstate != C_NONE || (to->stack.cls != 0 && to->wait_reason != W_NONE))) {
+        resume_idle(w, &g->ctx, g, to, false);
+    } else {
+        goro__ann_switch(w, g, to);
+        goro__ctx_switch_g(&g->ctx, &to->ctx, &w->curg, to);
+    }
+    goro__ann_resumed(tls_w);
+}
+
+/* goro_yield's fast path met a round event (local_next): settle it here
+ * when local_next would take the queue's head after it anyway, which the
+ * fast path then does; false when local_next must run (the global queue
+ * has work, the clock is due, the runtime stops). The caller has checked
+ * that runnext and the spawn stack are empty and the queue is not. Every
+ * 30th-31st yield went through yield_slow for these: ~1 ns a yield on
+ * average (Intel Xeon VM, 2026-12-03). */
+static inline __attribute__((always_inline)) bool yield_round(W *w, uint32_t tick)
+{
+    if (AO_load(&goro__sched.shutdown))
+        return false;
+    if (!w->round_global) {
+        /* "the queue's head first": the fast path takes it; nothing can
+         * have aged on the empty spawn stack */
+        w->round_global = true;
+        w->nextround = tick + ROUNDS_HALF;
+        return true;
+    }
+    if (tick - w->clocktick >= CLOCK_ROUNDS || AO_load(&goro__sched.gq_size) != 0)
+        return false;
+    /* the global queue is empty: local_next goes on to runnext, the spawn
+     * stack (both empty) and the queue's head */
+    w->round_global = false;
+    w->nextround = tick + (ROUNDS - ROUNDS_HALF);
+    return true;
+}
+
 void goro_yield(void)
 {
     W *w = tls_w;
     if (w == NULL || w->curg == NULL)
         return;
     G *g = w->curg;
-    w->nextstreak = 0;
+    /* a load, not a store, when it is 0 already (a yield loop): stores
+     * are what a yield has most of */
+    if (w->nextstreak != 0)
+        w->nextstreak = 0;
     /* The fast path: one worker (no thieves: the queue is ours alone),
-     * no round event due (it may check the global queue or shutdown),
-     * nothing in runnext or on the spawn stack, and a queue head that has
-     * run before. Then local_next would take that head: take it and put
+     * nothing in runnext or on the spawn stack, no round event that needs
+     * local_next (yield_round), and a queue head that has run before.
+     * Then local_next would take that head: take it and put
      * g at the tail in one go, and end with the switch as a tail call, so
      * that it returns straight into the caller of goro_yield on the other
      * goroutine (the switch restores errno and runs no pending action:
      * there is none). Two goroutines yielding on one worker: 5.7 ns a
      * yield, against 6.9 through yield_slow (medians of 7 alternating
-     * runs, 2026-11-27, AMD EPYC). */
+     * runs, 2026-11-27, AMD EPYC). On the Intel Xeon VM (2026-12-03), 6.9
+     * ns against a bare register switch's 3.5; 6.4 with the round events
+     * settled here (yield_round: every 30th-31st yield went through
+     * yield_slow), the switch that checks for neither g0 nor a pending
+     * action (goro__ctx_switch_g), no store of next->w (it is w: one
+     * worker), a load instead of a store for nextstreak, and W's fields
+     * on one line (medians of 15 alternating runs, chrt). */
     if (goro__sched.nprocs == 1) {
         uint32_t tick = w->schedtick + 1;
         AO_t h = w->runq_head, t = w->runq_tail;
-        if (likely(t != h && tick != w->nextround && w->runnext == 0 &&
-                   w->lifo_top == w->lifo_bot_seen)) {
+        if (likely(t != h && w->runnext == 0 && w->lifo_top == w->lifo_bot_seen &&
+                   (likely(tick != w->nextround) || yield_round(w, tick)))) {
             G *next = (G *)w->runq[h % GORO_RUNQ];
             if (likely(next->ctx.rsp != NULL)) {
                 GORO_OWNER_STORE(w->schedtick, tick);
@@ -1362,7 +1506,7 @@ void goro_yield(void)
                 w->runq_tail = t + 1;
                 g->status = G_RUNNABLE;
                 g->saved_errno = *w->errno_ptr;
-                switch_to(w, g, next); /* next has run: a tail call */
+                yield_resume(w, g, next); /* a tail call */
                 return;
             }
         }

@@ -30,6 +30,21 @@
  * across step 2; the callback never waits for BUSY, so waiting for the
  * callback in step 2 cannot deadlock.
  *
+ * Reset. A reset that pushes an armed timer's firing later, with no value
+ * sent since the last stop (the common case: a server pushing back a
+ * per-connection timeout on every request), leaves the heap entry where it
+ * is and only writes the new deadline into `due`, under t->lock: a reset
+ * costs the record's cache line, not a heap delete and insert (2 x log4 n
+ * entries, each a cache miss with a million armed). When the entry fires at
+ * its old deadline, timer_fire (under t->lock) finds `due` later and puts
+ * the entry back at `due` without sending; a timer reset n times before it
+ * fires costs one re-insertion, not n. No stale value can come of it: the
+ * callback decides under t->lock, which the reset held, and nothing was
+ * sent (SENT clear). Invariant: while ARMED, ht.when <= due, and the entry
+ * is in the heap or its callback is about to run. A reset to an earlier
+ * deadline, of a stopped or fired timer, or with a value possibly in the
+ * buffer takes the full path (stop, then arm).
+ *
  * Cost. An armed timer is one heap entry, and stop removes it at once (Go
  * before 1.23 left stopped timers in the heap until their time; a million
  * timers armed and stopped leave nothing behind here). A timer is two
@@ -101,8 +116,11 @@ enum {                              /* goro_timer.flags, under its lock */
 struct goro_timer {
     struct goro__timer ht;       /* the heap entry, first (timer_fire finds
                                     the record from it); ht.arg: the cold part */
-    goro__spin lock;             /* protects flags, run, ht.when and the cold
-                                    part's period */
+    goro__spin lock;             /* protects flags, run, due, ht.when and the
+                                    cold part's period */
+    int64_t due;                 /* when it fires (goro_now() time); ht.when,
+                                    the heap's key, may be earlier: see
+                                    "Reset" in the top comment */
     uint32_t run;                /* the goro_run of the last arming */
     uint8_t flags;               /* F_* */
     uint8_t kind;                /* K_CHAN, K_FUNC or K_AFTER */
@@ -207,6 +225,16 @@ static void timer_fire(struct goro__timer *ht)
         return;
     }
     int64_t now = goro_now();
+    if (t->due != ht->when) {
+        /* reset to later while in the heap: the entry fired at the old
+         * deadline; it is due at the new one */
+        ht->when = t->due;
+        if (ht->when > now) {
+            goro__timer_add(ht);       /* lock order: t->lock > timer heap */
+            goro__spin_unlock(&t->lock);
+            return;
+        }
+    }
     if (t->kind != K_FUNC) {
         /* a full buffer (a ticker's unreceived tick) drops this one */
         if (goro_chan_trysend(&c->chan, &now) == 0)
@@ -219,6 +247,7 @@ static void timer_fire(struct goro__timer *ht)
         int64_t late = now - ht->when;
         int64_t skip = late >= 0 ? late / c->period + 1 : 1;
         ht->when = ht->when + skip * c->period;
+        t->due = ht->when;
         goro__timer_add(ht);           /* lock order: t->lock > timer heap */
     } else {
         t->flags &= (uint8_t)~F_ARMED;
@@ -280,18 +309,29 @@ static int timer_stop_locked(struct goro_timer *t)
     return pending || drained;
 }
 
-/* Arm t (not armed, not in the heap, BUSY set by us) and end the op. */
-static void timer_arm_end(struct goro_timer *t, int64_t delay_ns, int64_t period_ns)
+static inline int64_t when_after(int64_t delay_ns)
 {
-    int64_t when = delay_ns > 0 ? goro__deadline_after(delay_ns) : goro_now();
-    goro__spin_lock(&t->lock);
-    t->ht.when = when;
+    return delay_ns > 0 ? goro__deadline_after(delay_ns) : goro_now();
+}
+
+/* t->lock held: a ticker with this period, or a one-shot timer (0). */
+static inline void set_period(struct goro_timer *t, int64_t period_ns)
+{
     if (period_ns > 0) {
         cold_of(t)->period = period_ns;   /* a one-shot timer never looks */
         t->flags |= F_PERIODIC;
     } else {
         t->flags &= (uint8_t)~F_PERIODIC;
     }
+}
+
+/* Arm t to fire at `when` (not armed, not in the heap, BUSY set by us) and
+ * end the op. */
+static void timer_arm_end(struct goro_timer *t, int64_t when, int64_t period_ns)
+{
+    goro__spin_lock(&t->lock);
+    t->ht.when = t->due = when;
+    set_period(t, period_ns);
     t->run = cur_run;
     t->flags = (uint8_t)((t->flags | F_ARMED) & ~F_BUSY);
     goro__timer_add(&t->ht);           /* lock order: t->lock > timer heap */
@@ -339,7 +379,7 @@ goro_timer *goro_timer_new(int64_t delay_ns, int64_t period_ns)
     struct goro_timer *t = timer_make(K_CHAN);
     if (t == NULL)
         return NULL;
-    timer_arm_end(t, delay_ns, period_ns);
+    timer_arm_end(t, when_after(delay_ns), period_ns);
     return t;
 }
 
@@ -358,7 +398,7 @@ goro_timer *goro_timer_func(int64_t delay_ns, goro_fn fn, void *arg)
         return NULL;
     cold_of(t)->fn = fn;
     cold_of(t)->arg = arg;
-    timer_arm_end(t, delay_ns, 0);
+    timer_arm_end(t, when_after(delay_ns), 0);
     return t;
 }
 
@@ -383,9 +423,20 @@ int goro_timer_reset(goro_timer *t, int64_t delay_ns, int64_t period_ns)
         return -EINVAL;
     if (!goro__running())
         return -EPERM;
+    int64_t when = when_after(delay_ns);
     op_begin(t);
+    if (armed_now(t) && !(t->flags & F_SENT) && when >= t->ht.when) {
+        /* Later than the heap entry, nothing sent: the entry stays where it
+         * is and fires at its old deadline, when timer_fire finds `due`
+         * later and puts it back (see "Reset" in the top comment). */
+        t->due = when;
+        set_period(t, period_ns);
+        t->flags &= (uint8_t)~F_BUSY;
+        goro__spin_unlock(&t->lock);
+        return 1;
+    }
     int rc = timer_stop_locked(t);
-    timer_arm_end(t, delay_ns, period_ns);
+    timer_arm_end(t, when, period_ns);
     return rc;
 }
 
@@ -468,7 +519,7 @@ goro_chan *goro_after(int64_t delay_ns)
         t->flags &= (uint8_t)~F_SENT;  /* its value was received */
         goro__spin_unlock(&t->lock);
     }
-    timer_arm_end(t, delay_ns, 0);
+    timer_arm_end(t, when_after(delay_ns), 0);
     return &cold_of(t)->chan;
 }
 

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # tests/run.sh - run every Criterion suite given, then one summary line.
 # Each suite runs its tests in separate processes (Criterion's default);
-# --jobs 2 keeps the two-core machines from thrashing.
+# --jobs 2 keeps the two-core machines from thrashing. Each suite also runs
+# under timeout(1) (GORO_SUITE_TIMEOUT seconds, 900 by default): Criterion's
+# own per-test .timeout once failed to fire for a test spinning on a freed
+# lock (2026-12-03; 20 minutes until killed by hand), and a hang must end
+# as a failed suite, not as a CI run that never finishes.
 set -u
 jobs=${GORO_TEST_JOBS:-2}
+limit=${GORO_SUITE_TIMEOUT:-900}
 pass=0 fail=0 bad=()
 for t in "$@"; do
     name=$(basename "$t")
     echo "== $name"
-    out=$("$t" --jobs "$jobs" 2>&1)
+    out=$(timeout -k 10 "$limit" "$t" --jobs "$jobs" 2>&1)
     rc=$?
+    [ "$rc" = 124 ] && echo "   $name: killed after ${limit}s (GORO_SUITE_TIMEOUT)"
     printf '%s\n' "$out" | grep -vE '^\[----\]|^$' | grep -E 'FAIL|Crash|Timeout|Synthesis|Warning|NOTE|Assertion' | head -40
     line=$(printf '%s\n' "$out" | grep -E 'Synthesis: Tested:' | tail -1)
     p=$(sed -nE 's/.*Passing: ([0-9]+).*/\1/p' <<<"$line")

@@ -165,6 +165,66 @@ Test(sched, yield_alone, .timeout = 10)
     cr_assert_eq(done, 1);
 }
 
+/* Goroutines that only yield, on one worker, let in the global queue's
+ * goroutines one per round of 61 scheduling rounds, as local_next
+ * promises. goro_yield's fast path settles the round events itself
+ * (yield_round in sched.c) and must leave the one that finds the global
+ * queue non-empty to local_next: without that check a newcomer waited for
+ * the clock's round instead (every 1,024 rounds). A plain thread queues
+ * 200 newcomers while the main goroutine holds the worker, then 3
+ * goroutines yield until all have run: about 200 x 61 yields. */
+#define GQ_SPAWNS 200
+static volatile AO_t gq_yields, gq_queued, gq_ran;
+
+static void gq_newcomer(void *arg)
+{
+    (void)arg;
+    AO_fetch_and_add1(&gq_ran);
+}
+
+static void *gq_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < GQ_SPAWNS; i++)
+        cr_assert_eq(goro_go(gq_newcomer, NULL), 0);
+    AO_store_release(&gq_queued, 1);
+    return NULL;
+}
+
+static void gq_yielder(void *arg)
+{
+    (void)arg;
+    while (AO_load(&gq_ran) < GQ_SPAWNS) {
+        goro_yield();
+        AO_store(&gq_yields, AO_load(&gq_yields) + 1); /* one worker */
+    }
+}
+
+static void gq_main(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(goro_go(gq_yielder, NULL), 0);
+    cr_assert_eq(goro_go(gq_yielder, NULL), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, gq_thread, NULL), 0);
+    /* hold the worker (no yield) until all newcomers are queued */
+    while (!AO_load_acquire(&gq_queued))
+        ;
+    pthread_join(t, NULL);
+    gq_yielder(NULL);
+}
+
+Test(sched, yielders_let_in_the_global_queue, .timeout = 60)
+{
+    gq_yields = gq_queued = gq_ran = 0;
+    run_on(1, gq_main, NULL);
+    test_note("one worker, 3 yielders: %d goroutines from the global queue ran in %lu yields",
+              GQ_SPAWNS, (unsigned long)gq_yields);
+    /* ~12,200 (200 x 61); with newcomers let in by the clock's round
+     * only, ~200,000 */
+    cr_assert_lt(gq_yields, 2 * GQ_SPAWNS * 61, "%lu yields", (unsigned long)gq_yields);
+}
+
 /* ---- stealing ---------------------------------------------------------- */
 
 static goro_wg steal_wg;
@@ -464,4 +524,108 @@ static void hog_main(void *arg)
 Test(sched, runnext_rescued_from_a_busy_worker, .timeout = 60)
 {
     run_on(2, hog_main, NULL);
+}
+
+/* ---- patient stealing ---------------------------------------------------- */
+
+/* Eight goroutines on two workers share an rwmutex, 10% writes (bench/
+ * rwmutex.c's pattern). Every write parks the readers that come meanwhile
+ * and the lock's release readies them on the releaser's worker; a thief
+ * that takes them runs them for a moment before they park again on the
+ * same lock, a move that costs more than it gains. Before patient stealing
+ * (sched.c, "Stealing patiently") such steals ran at about one for every four writes
+ * whenever both workers had a CPU (100,000 per 400,000 writes under
+ * chrt); now at about one for every eighty. On a loaded machine, where the
+ * two workers seldom run at once, both versions steal little. */
+#define PAT_G 8
+#define PAT_OPS 100000 /* per goroutine */
+static goro_rwmutex pat_rw;
+static goro_wg pat_wg;
+static int64_t pat_counter, pat_writes;
+static volatile int64_t pat_sink;
+
+static void pat_worker(void *arg)
+{
+    uint32_t x = (uint32_t)(uintptr_t)arg * 2654435761u + 1;
+    int64_t sum = 0, writes = 0;
+    for (int i = 0; i < PAT_OPS; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        if (x % 100 < 10) {
+            goro_rwmutex_lock(&pat_rw);
+            pat_counter++;
+            goro_rwmutex_unlock(&pat_rw);
+            writes++;
+        } else {
+            goro_rwmutex_rlock(&pat_rw);
+            sum += pat_counter;
+            goro_rwmutex_runlock(&pat_rw);
+        }
+    }
+    __atomic_fetch_add(&pat_writes, writes, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pat_sink, sum, __ATOMIC_RELAXED);
+    goro_wg_done(&pat_wg);
+}
+
+static void pat_main(void *arg)
+{
+    (void)arg;
+    goro_rwmutex_init(&pat_rw);
+    goro_wg_init(&pat_wg);
+    goro_wg_add(&pat_wg, PAT_G);
+    for (uintptr_t i = 0; i < PAT_G; i++)
+        cr_assert_eq(goro_go(pat_worker, (void *)(i + 1)), 0);
+    goro_wg_wait(&pat_wg);
+}
+
+Test(sched, lock_contenders_are_not_stolen_back_and_forth, .timeout = 60)
+{
+    pat_counter = pat_writes = 0;
+    run_on(2, pat_main, NULL);
+    struct goro_stats st;
+    goro_stats(&st);
+    cr_assert_eq(pat_counter, pat_writes);
+    test_note("rwmutex, 8 goroutines, 2 workers: %lld writes, %llu steals, %llu switches",
+              (long long)pat_writes, (unsigned long long)st.steals,
+              (unsigned long long)st.context_switches);
+    cr_assert_leq(st.steals, (uint64_t)pat_writes / 16,
+                  "%llu steals for %lld writes", (unsigned long long)st.steals,
+                  (long long)pat_writes);
+}
+
+/* A thief made patient by futile steals still takes from a short queue
+ * whose owner is stuck: the hog readies a goroutine into its own queue (a
+ * WaitGroup release) and then runs without ever yielding until it has run.
+ * First the contended phase above, so that the thief has reason to be
+ * patient; then 200 rounds. */
+static goro_wg stuck_wg;
+static volatile AO_t stuck_ran;
+
+static void stuck_waiter(void *arg)
+{
+    (void)arg;
+    goro_wg_wait(&stuck_wg);
+    AO_store(&stuck_ran, 1);
+}
+
+static void stuck_main(void *arg)
+{
+    pat_main(arg);
+    for (int round = 0; round < 200; round++) {
+        AO_store(&stuck_ran, 0);
+        goro_wg_init(&stuck_wg);
+        goro_wg_add(&stuck_wg, 1);
+        cr_assert_eq(goro_go(stuck_waiter, NULL), 0);
+        goro_sleep(200000); /* the waiter parks (on any worker) */
+        goro_wg_done(&stuck_wg);   /* ready: into this worker's queue */
+        int64_t t0 = goro_now();
+        while (!AO_load(&stuck_ran))
+            cr_assert_lt(goro_now() - t0, 5000000000LL, "round %d: never run", round);
+    }
+}
+
+Test(sched, patient_thief_takes_from_a_stuck_worker, .timeout = 60)
+{
+    run_on(2, stuck_main, NULL);
 }

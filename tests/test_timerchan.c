@@ -313,6 +313,141 @@ Test(timerchan, million_arm_stop_cycles_leave_the_heap_empty, .timeout = 60)
     CHECKS_PASSED();
 }
 
+/* ---- resets that push the firing later -------------------------------------
+ * Such a reset leaves the heap entry at the old deadline and records the
+ * new one (timerchan.c, "Reset"); the entry fires at the old deadline and
+ * must then go back in, not send. Checked: nothing is ever received before
+ * the last deadline a reset set, exactly one value comes after it (its
+ * value is the firing time, so >= that deadline), a later reset that moves
+ * the deadline back towards the entry's is honoured (fires at the nearer
+ * one, long before the farther), and the same for tickers and func timers.
+ * Each of PUSHERS goroutines on 2 workers owns PER timers it keeps pushing
+ * back by a few ms, so the entries fire at their old deadlines over and
+ * over while resets race with those firings. */
+#define PUSHERS 8
+#define PER 16
+static volatile AO_t pushed_func_runs[PUSHERS * PER];
+static int pushed_func_refired[PUSHERS * PER];   /* resets that found it had run */
+static goro_wg pushers_wg;
+
+static void pushed_func(void *arg)
+{
+    AO_fetch_and_add1(&pushed_func_runs[(size_t)(uintptr_t)arg]);
+}
+
+static void pusher(void *arg)
+{
+    size_t base = (size_t)(uintptr_t)arg * PER;
+    goro_timer *ts[PER];
+    int64_t due[PER];   /* lower bounds: goro_now() before the arming + delay */
+    uint64_t x = 0x9e3779b97f4a7c15ull * (base + 1);
+    for (int i = 0; i < PER; i++) {
+        due[i] = goro_now() + 2 * MS;
+        if (i % 4 == 3) {
+            ts[i] = goro_timer_func(2 * MS, pushed_func, (void *)(uintptr_t)(base + i));
+        } else {
+            ts[i] = goro_timer_new(2 * MS, 0);
+        }
+        CHECK(ts[i] != NULL, "new");
+    }
+    /* 60 rounds: each pushes every timer 2-5 ms past now, then yields or
+     * sleeps a little, so old deadlines pass and entries fire and go back
+     * in; now and then (the machine is loaded) a deadline passes for real
+     * and the timer fires: then no earlier than its deadline */
+    for (int r = 0; r < 60; r++) {
+        for (int i = 0; i < PER; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int64_t d = (int64_t)(2 + x % 4) * MS;
+            bool fn = i % 4 == 3;
+            int64_t v;
+            bool got = !fn && goro_chan_tryrecv(goro_timer_chan(ts[i]), &v) == 1;
+            if (got)
+                CHECK(v >= due[i], "timer %zu fired %lld us before its deadline", base + i,
+                      (long long)((due[i] - v) / 1000));
+            int64_t lo = goro_now() + d;
+            int rc = goro_timer_reset(ts[i], d, 0);
+            if (fn) {
+                /* 0: it fired (its fn is spawned) before the reset
+                 * returned, and no earlier than its deadline */
+                int64_t now = goro_now();
+                CHECK(rc == 1 || now >= due[i], "func timer %zu fired %lld us before its "
+                      "deadline", base + i, (long long)((due[i] - now) / 1000));
+                pushed_func_refired[base + i] += rc == 0;
+            } else {
+                /* not received: it is armed, or its value waits (1 both) */
+                CHECK(rc == (got ? 0 : 1), "reset returned %d (value received: %d)", rc, got);
+            }
+            due[i] = lo;
+        }
+        if (r % 3 == 0)
+            goro_sleep(1 * MS);
+        else
+            goro_yield();
+    }
+    /* the last deadlines: one value each, at or after it */
+    for (int i = 0; i < PER; i++) {
+        if (i % 4 == 3)
+            continue;
+        int64_t v;
+        CHECK(goro_chan_recv(goro_timer_chan(ts[i]), &v) == 1, "recv");
+        CHECK(v >= due[i], "fired %lld us before its deadline", (long long)((due[i] - v) / 1000));
+        goro_sleep(1 * MS);
+        CHECK(goro_chan_tryrecv(goro_timer_chan(ts[i]), &v) == -EAGAIN, "a second value");
+    }
+    for (int i = 0; i < PER; i++) {
+        if (i % 4 == 3)
+            CHECK(WAIT_FOR(AO_load(&pushed_func_runs[base + i]) >=
+                           (AO_t)pushed_func_refired[base + i] + 1), "fn never ran");
+        goro_timer_free(ts[i]);
+    }
+    goro_wg_done(&pushers_wg);
+}
+
+static void pushed_main(void *arg)
+{
+    goro_wg_init(&pushers_wg);
+    goro_wg_add(&pushers_wg, PUSHERS);
+    for (uintptr_t p = 0; p < PUSHERS; p++)
+        CHECK(goro_go(pusher, (void *)p) == 0, "spawn");
+    goro_wg_wait(&pushers_wg);
+    goro_sleep(10 * MS);   /* any late extra run of a func timer counts now */
+    for (int k = 0; k < PUSHERS * PER; k++)
+        if (k % PER % 4 == 3)
+            CHECK(AO_load(&pushed_func_runs[k]) == (AO_t)pushed_func_refired[k] + 1,
+                  "func timer %d ran %lu times, %d resets found it had run", k,
+                  (unsigned long)AO_load(&pushed_func_runs[k]), pushed_func_refired[k]);
+
+    /* pushed far, then pulled back to just past the entry: the nearer one
+     * counts. 50 ms, pushed to 3 s, pulled to 60 ms: it must come long
+     * before 3 s. */
+    int64_t t0 = goro_now(), v;
+    goro_timer *t = goro_timer_new(50 * MS, 0);
+    CHECK(goro_timer_reset(t, 3000 * MS, 0) == 1, "push");
+    CHECK(goro_timer_reset(t, 60 * MS, 0) == 1, "pull back");
+    CHECK(goro_chan_recv(goro_timer_chan(t), &v) == 1, "recv");
+    CHECK(v >= t0 + 60 * MS, "fired %lld ms early", (long long)((t0 + 60 * MS - v) / MS));
+    CHECK(v < t0 + 2000 * MS, "fired at the farther deadline (%lld ms)",
+          (long long)((v - t0) / MS));
+    /* a ticker pushed back: its first tick at the new deadline, then every
+     * new period after it */
+    t0 = goro_now();
+    CHECK(goro_timer_reset(t, 5 * MS, 0) == 0, "re-arm");
+    CHECK(goro_timer_reset(t, 30 * MS, 20 * MS) == 1, "push back as a ticker");
+    CHECK(goro_chan_recv(goro_timer_chan(t), &v) == 1, "first tick");
+    CHECK(v >= t0 + 30 * MS, "first tick %lld ms early", (long long)((t0 + 30 * MS - v) / MS));
+    int64_t v2;
+    CHECK(goro_chan_recv(goro_timer_chan(t), &v2) == 1, "second tick");
+    CHECK(v2 - v >= 10 * MS, "ticks %lld ms apart, period 20 ms", (long long)((v2 - v) / MS));
+    goro_timer_free(t);
+    check_no_leaks();
+}
+
+Test(timerchan, resets_that_push_later_never_fire_early, .timeout = 60)
+{
+    run_on(2, pushed_main, NULL);
+    CHECKS_PASSED();
+}
+
 /* ---- goro_after --------------------------------------------------------------- */
 
 static void after_main(void *arg)

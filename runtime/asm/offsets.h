@@ -9,8 +9,8 @@
 #define GORO_ASM_OFFSETS_H
 
 /* struct goro__w, relative to its curg field (the switch is given &w->curg) */
-#define GORO_CURG_TO_ERRNO_PTR 0x78 /* W.errno_ptr: int *, the thread's errno */
-#define GORO_CURG_TO_PEND      0x80 /* W.pend: G *, an action left to the next context */
+#define GORO_CURG_TO_ERRNO_PTR 0x20 /* W.errno_ptr: int *, the thread's errno */
+#define GORO_CURG_TO_PEND      0x28 /* W.pend: G *, an action left to the next context */
 
 /* struct goro__g */
 #define GORO_G_SAVED_ERRNO     0x98 /* G.saved_errno: int */

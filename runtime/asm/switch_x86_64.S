@@ -100,6 +100,14 @@
         movq     0(%rsi), %rsp
 .endm
 
+/* errno (through W.errno_ptr, rdx being &W.curg) = newg->saved_errno
+ * (newg in rcx). */
+.macro SET_ERRNO
+        movq    GORO_CURG_TO_ERRNO_PTR(%rdx), %rax
+        movl    GORO_G_SAVED_ERRNO(%rcx), %r8d
+        movl    %r8d, (%rax)
+.endm
+
         .globl  goro__ctx_switch
         .hidden goro__ctx_switch
         .type   goro__ctx_switch, @function
@@ -117,12 +125,34 @@ goro__ctx_switch:
         jne     goro__switch_pend
         testq   %rcx, %rcx
         jz      1f                      /* g0 keeps no errno of its own */
-        movq    GORO_CURG_TO_ERRNO_PTR(%rdx), %rax
-        movl    GORO_G_SAVED_ERRNO(%rcx), %r8d
-        movl    %r8d, (%rax)            /* errno = newg->saved_errno */
+        SET_ERRNO                       /* errno = newg->saved_errno */
 1:      ret
         .cfi_endproc
         .size   goro__ctx_switch, .-goro__ctx_switch
+
+/*
+ * goro__ctx_switch_g(from, to, cur, newg)    rdi, rsi, rdx, rcx
+ *
+ *   goro__ctx_switch for goro_yield's one-worker fast path (sched.c),
+ *   which knows what the general switch tests: newg is a goroutine, not
+ *   g0, and W.pend is NULL (a pending action is set only by a context
+ *   switching away, and the one before us ran it before we ran). So: the
+ *   same save and load, *cur = newg, errno = newg->saved_errno, ret.
+ *   One load (W.pend), two compares and two branches fewer.
+ */
+        .globl  goro__ctx_switch_g
+        .hidden goro__ctx_switch_g
+        .type   goro__ctx_switch_g, @function
+        .p2align 4
+goro__ctx_switch_g:
+        .cfi_startproc
+        SAVE_CTX                        /* into *from (rdi) */
+        LOAD_CTX                        /* from *to (rsi) */
+        movq    %rcx, (%rdx)            /* *cur = newg, now on the new stack */
+        SET_ERRNO                       /* errno = newg->saved_errno */
+        ret
+        .cfi_endproc
+        .size   goro__ctx_switch_g, .-goro__ctx_switch_g
 
 /*
  * goro__ctx_start(from, top, cur, newg)      rdi, rsi, rdx, rcx
