@@ -327,10 +327,13 @@ struct vla_arg {
     int bad;
 };
 
+static goro_wg vla_wg;
+
 static void vla_g(void *p)
 {
     struct vla_arg *a = p;
     a->bad = vla_frame(a->n, (unsigned)a->n) | alloca_frame(a->n, (unsigned)a->n + 1) << 1;
+    goro_wg_done(&vla_wg); /* orders the write before main's read (TSan) */
 }
 
 static void vla_main(void *p)
@@ -339,10 +342,13 @@ static void vla_main(void *p)
     uint64_t g0 = growths();
     enum { SIZES = 3 * 4096 / 8 };
     static struct vla_arg args[SIZES];
+    goro_wg_init(&vla_wg);
+    goro_wg_add(&vla_wg, SIZES);
     for (int i = 0; i < SIZES; i++) {
         args[i] = (struct vla_arg){ .n = 1 + (size_t)i * 8 + (size_t)(i % 7) };
         cr_assert_eq(goro_go(vla_g, &args[i]), 0);
     }
+    goro_wg_wait(&vla_wg);
     while (alive_now() > 1)
         goro_sleep(1000);
     for (int i = 0; i < SIZES; i++)
