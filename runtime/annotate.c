@@ -235,49 +235,33 @@ void goro__ann_move_begin(const struct goro__stack *old, const struct goro__stac
 }
 
 #if GORO_ANN_ASAN
-/* An instrumented function computes the shadow address of its frame once,
- * in its prologue, and keeps it (in a register or a stack slot) to poison
- * and unpoison its variables' scopes and its frame at return: gcc keeps
- * the address shifted (addr >> 3, the offset added by the instruction
- * that uses it), clang the shadow address itself. In a frame that lives
- * across a move, that value still names the old stack's shadow: such
- * frames would go on poisoning the old place, by then another goroutine's
- * stack, with false reports there (seen: a loop's scoped array in the
- * goroutine's first frame). Relocate both kinds of words the way
- * stack_move.c relocates pointers into the stack, by the shadow's
- * distance (a move is a multiple of 4 GiB: exact in eighths), in the copy
- * and in the registers. */
-static void asan_reloc_shadow(G *g, const struct goro__stack *old, ucontext_t *uc)
-{
-    size_t scale, off;
-    __asan_get_shadow_mapping(&scale, &off);
-    uintptr_t glo = (uintptr_t)old->lo - goro__stk.gsz, ghi = (uintptr_t)old->hi;
-    uintptr_t slo = glo >> scale, shi = ghi >> scale;  /* gcc's */
-    uintptr_t olo = slo + off, ohi = shi + off;         /* clang's */
-    intptr_t delta = (intptr_t)((uintptr_t)g->stack.hi - ghi);
-    uint64_t sdelta = (uint64_t)(delta / ((intptr_t)1 << scale));
-    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    uintptr_t from = rsp - REDZONE;
-    if (from < (uintptr_t)g->stack.lo)
-        from = (uintptr_t)g->stack.lo;
-    for (uint64_t *p = (uint64_t *)(from & ~(uintptr_t)7); p < (uint64_t *)g->stack.hi; p++)
-        if (stk_in(*p, slo, shi) || stk_in(*p, olo, ohi))
-            *p += sdelta;
-    for (int r = 0; r < NGREG; r++) {
-        if (r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
-            r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
-            continue;
-        uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
-        if (stk_in(v, slo, shi) || stk_in(v, olo, ohi))
-            uc->uc_mcontext.gregs[r] = (greg_t)(v + sdelta);
-    }
-}
+/* The saved shadow addresses are not relocated. An instrumented function
+ * computes its frame's shadow address once, in its prologue (addr >> 3,
+ * the offset added by the instruction that uses it, with gcc 12 and clang
+ * 14), and keeps it in a register or a stack slot; in a frame that lives
+ * across a move it still names the old stack's shadow. Relocating such
+ * words, as the first version did, shifts them by an eighth of the move:
+ * a multiple of 512 MiB, which changes bits 29-31, so a word that the
+ * program wrote only in part over a stale shadow address changed in bytes
+ * 0-3 (test_stale saw it; README rule 5 promises they never change).
+ * Left stale, the address is used only by the frame's epilogue, which
+ * writes zeros there (objdump of both compilers: the prologue poisons the
+ * red zones through the fresh address, the epilogue unpoisons through the
+ * saved one; a frame on a fake stack, detect_stack_use_after_return, has
+ * a shadow address outside every goroutine stack). Zeros on the old
+ * stack's shadow, which the move unpoisoned, or on another goroutine's
+ * that reuses the place, only drop red zones: lost detection, never a
+ * false report. The one use between prologue and epilogue is
+ * use-after-scope poisoning of scoped variables (a loop's array poisoned
+ * at each iteration's end: false reports on whatever lies at the old place
+ * by then: seen, a loop's array in a goroutine's first frame), which the Makefile turns off in
+ * ASan builds (-fno-sanitize-address-use-after-scope); a program linked
+ * with them needs the same flag (README). */
 #endif
 
 void goro__ann_moved(G *g, const struct goro__stack *old, void *ucontext)
 {
 #if GORO_ANN_ASAN
-    asan_reloc_shadow(g, old, ucontext);
     /* the thread runs on the new stack from the handler's return on */
     void *fake;
     __sanitizer_start_switch_fiber(&fake, g->stack.lo, (size_t)(g->stack.hi - g->stack.lo));
