@@ -29,7 +29,14 @@
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define HAVE_VALGRIND 1
+#if __has_include(<valgrind/libvex_guest_amd64.h>) && defined(__x86_64__)
+#include <valgrind/libvex_guest_amd64.h>
+#define HAVE_VEX_AMD64 1
 #endif
+#endif
+#endif
+#ifndef HAVE_VEX_AMD64
+#define HAVE_VEX_AMD64 0
 #endif
 #ifndef HAVE_VALGRIND
 #define HAVE_VALGRIND 0
@@ -96,6 +103,87 @@ void goro__vg_exit(G *g)
 #endif
 }
 
+/* From the fault handler, before a growth: undo what Valgrind did ahead
+ * of the fault. VEX translates some instructions into a register update
+ * followed by a store, and a store that faults on the guard is reported
+ * with the update made and rip at the instruction, which then runs again
+ * from there (goro needs --px-default=allregs-at-mem-access, README, so
+ * that the other registers in the signal frame are exact):
+ *  - push and call lower rsp first: rsp ends one slot too low, the
+ *    frame's return address is lost and the stack misaligned (seen:
+ *    movaps faulting in the stack allocator, test_select's hundred_cases;
+ *    a recursion of 16-byte frames returning into its stack). On hardware
+ *    the store lands at rsp - 8 with rsp unchanged; under Valgrind at rsp.
+ *  - a rep-prefixed string instruction decrements rcx before each
+ *    element: one element fewer is done (seen: the last word of a struct
+ *    that rep stos was zeroing left as it was, test_window's cond sweep).
+ * Each case gets its register back; nothing else is touched. */
+void goro__vg_fault(void *ucontext, uintptr_t addr)
+{
+    ucontext_t *uc = ucontext;
+    greg_t *r = uc->uc_mcontext.gregs;
+    const uint8_t *p = (const uint8_t *)r[REG_RIP];
+    bool rep = false;
+    if (p == NULL)
+        return;
+    for (int n = 0; n < 4; n++, p++) { /* prefixes; 0x3e: notrack (CET) */
+        if (*p == 0xf3 || *p == 0xf2)
+            rep = true;
+        else if (*p != 0x3e && *p != 0x66)
+            break;
+    }
+    if ((*p & 0xf0) == 0x40) /* REX */
+        p++;
+    uint8_t op = *p, sub = (p[1] >> 3) & 7;
+    if (rep && (op & 0xf0) == 0xa0 && op >= 0xa4 && op != 0xa8 && op != 0xa9) {
+        r[REG_RCX]++; /* movs, cmps, stos, lods, scas */
+        return;
+    }
+    bool push_call = (op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6a || op == 0x9c ||
+                     op == 0xe8 || (op == 0xff && (sub == 2 || sub == 6));
+    if (push_call && addr == (uintptr_t)r[REG_RSP])
+        r[REG_RSP] += 8;
+}
+
+#if HAVE_VEX_AMD64
+/* The vector registers under Valgrind. Its amd64 signal frame
+ * (coregrind/m_sigframe/sigframe-amd64-linux.c) leaves the FP and SSE
+ * part of the ucontext unwritten and, at sigreturn, takes those registers
+ * from its own copy of the guest state, saved in the frame after the
+ * fpstate: struct vg_sigframe { magicPI, handlerflags, sigNo, the tool's
+ * two shadow states, the guest state, the signal mask, magicE }. A stack
+ * pointer held in a vector register across a growth (glibc's memcpy and
+ * printf keep pointer pairs in xmm registers; tools/stackgrow does it on
+ * purpose) is moved there, as stack_move.c does in a real frame. Only
+ * when both magic words are where that layout puts them (Valgrind 3.19's,
+ * unchanged for years); else nothing is touched and such a pointer stays
+ * stale, as the README says. */
+struct vg_sigframe_tail {
+    unsigned magic_pi, handlerflags;
+    int signo;
+    VexGuestAMD64State shadow1, shadow2, vex;
+    uint64_t mask;
+    unsigned magic_e;
+};
+
+static void vg_reloc_vex(ucontext_t *uc, uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+    char *fp = (char *)uc->uc_mcontext.fpregs;
+    if (fp == NULL)
+        return;
+    struct vg_sigframe_tail *t = (struct vg_sigframe_tail *)(void *)(fp + 512);
+    /* Valgrind wrote these words itself; memcheck holds them undefined */
+    VALGRIND_MAKE_MEM_DEFINED(t, sizeof *t);
+    if (t->magic_pi != 0x31415927u || t->magic_e != 0x27182818u)
+        return;
+    uint64_t *lane = (uint64_t *)(void *)&t->vex.guest_YMM0;
+    size_t n = (size_t)((char *)&t->vex.guest_FTOP - (char *)lane) / 8; /* YMM0-16 */
+    for (size_t i = 0; i < n; i++)
+        if (stk_in(lane[i], glo, ghi))
+            lane[i] += (uint64_t)delta;
+}
+#endif
+
 /* From the fault handler, on the new stack's copy of the id. Memcheck
  * tracks which bits of memory are defined; the move copied the stack with
  * arithmetic (relocation) that memcheck takes to make a partly written word
@@ -122,6 +210,9 @@ void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext)
                 VALGRIND_SET_VBITS((char *)a, bits, n);
         }
     }
+#if HAVE_VEX_AMD64
+    vg_reloc_vex(uc, (uintptr_t)old->lo - goro__stk.gsz, (uintptr_t)old->hi, delta);
+#endif
     VALGRIND_STACK_CHANGE(*vg_id(g), vg_lo(g), g->stack.hi);
 #else
     (void)g, (void)old, (void)ucontext;

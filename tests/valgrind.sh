@@ -11,7 +11,9 @@ build=${1:-build}
 out=$(if [ "$build" = build ]; then echo .; else echo "$build"; fi)
 tmp=$(mktemp -d /tmp/goro-valgrind.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-VG=(valgrind -q --error-exitcode=99 --exit-on-first-error=no)
+# allregs-at-mem-access: the stack fault handler reads and rewrites every
+# register of the faulting instruction (README, "Valgrind")
+VG=(valgrind -q --error-exitcode=99 --exit-on-first-error=no --px-default=allregs-at-mem-access)
 fail=0 runs=0
 
 check() { # name rc log
@@ -67,7 +69,7 @@ server "examples/http" "$out/examples/http/http" \
 
 # stacks that grow and move: every goroutine of tests/valgrind/grow.c
 # (tools/stackgrow does not pass under Valgrind: see the README)
-cc -O1 -g -Iinclude tests/valgrind/grow.c -o "$tmp/grow" "$build/libgoro.a" -latomic_ops -pthread
+cc -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -Iinclude tests/valgrind/grow.c -o "$tmp/grow" "$build/libgoro.a" -latomic_ops -pthread
 "${VG[@]}" "$tmp/grow" > "$tmp/grow.log" 2>&1
 rc=$?
 grep -q 'growths, every frame intact' "$tmp/grow.log" || rc=${rc/#0/1}
