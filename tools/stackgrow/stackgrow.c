@@ -240,6 +240,8 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
         me.self = &me;                                                              \
         for (int i = 0; i < (WORDS); i += ((WORDS) > 64 ? 61 : 1))                  \
             arr[i] = me.tag + (uint64_t)i;                                          \
+        for (int i = 1; i < 32 && i < (WORDS); i++) /* what libc_sort sorts */      \
+            arr[i] = me.tag + (uint64_t)i;                                          \
         arr[(WORDS) - 1] = me.tag ^ 1;                                              \
         int bad = 0;                                                                \
         uint64_t r = rnd(gs);                                                       \
