@@ -140,15 +140,6 @@ Test(timer, heap_order_and_delete, .timeout = 30)
 
 /* ---- one million sleeping goroutines ------------------------------------ */
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 /* Under Valgrind 20,000: at every switch Valgrind looks the stack pointer
  * up in its list of registered stacks, one per live goroutine, and a
  * million at once did not finish in 8 minutes (tests/valgrind.sh) */

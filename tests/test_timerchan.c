@@ -260,7 +260,9 @@ static void racing_main(void *arg)
     test_note("timers raced: %lu of the stops came after the firing", (unsigned long)fired_before_stop);
     CHECK(bad_stop == 0, "%lu stops returned the wrong value", (unsigned long)bad_stop);
     CHECK(stale == 0, "%lu stale values after stop", (unsigned long)stale);
-    CHECK(fired_before_stop > 100, "only %lu stops raced a firing", (unsigned long)fired_before_stop);
+    /* Valgrind runs one thread at a time: fewer races (38 seen) */
+    CHECK(fired_before_stop > (RUNNING_ON_VALGRIND ? 10u : 100u), "only %lu stops raced a firing",
+          (unsigned long)fired_before_stop);
     for (int i = 0; i < SHARED; i++)
         goro_timer_free(shared_t[i]);
     check_no_leaks();
@@ -325,7 +327,10 @@ static void after_main(void *arg)
     /* received values let the runtime reuse the channel */
     goro_chan *seen[8];
     int nseen = 0;
-    for (int i = 0; i < 10000; i++) {
+    /* each a wakeup from the poller thread: under Valgrind 10,000 took
+     * longer than the test's 20 s */
+    int n = RUNNING_ON_VALGRIND ? 1000 : 10000;
+    for (int i = 0; i < n; i++) {
         c = goro_after(0);
         CHECK(goro_chan_recv(c, &v) == 1, "recv %d", i);
         int k = 0;
@@ -334,7 +339,7 @@ static void after_main(void *arg)
         if (k == nseen && nseen < 8)
             seen[nseen++] = c;
     }
-    CHECK(nseen <= 4, "%d channels for 10,000 received goro_after values", nseen);
+    CHECK(nseen <= 4, "%d channels for %d received goro_after values", nseen, n);
     /* the select-with-timeout idiom */
     goro_chan *work = goro_chan_make(sizeof(int), 0);
     int timeouts = 0;
