@@ -85,8 +85,9 @@ static void ticker_main(void *arg)
         n++;
     }
     /* at most one a period (never a backlog); at least a few, however
-     * loaded the machine (the lower bound is only liveness) */
-    CHECK(n >= 3 && n <= 52, "%d ticks of 2 ms in 100 ms", n);
+     * loaded the machine (the lower bound is only liveness: one under
+     * Valgrind, which saw 1 on a loaded machine) */
+    CHECK(n >= (RUNNING_ON_VALGRIND ? 1 : 3) && n <= 52, "%d ticks of 2 ms in 100 ms", n);
     /* a slow receiver: ticks are dropped, never queued */
     goro_sleep(30 * MS);
     CHECK(goro_chan_len(c) == 1, "%zu ticks waiting after 30 ms", goro_chan_len(c));
