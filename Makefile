@@ -24,6 +24,13 @@ SANINC   =
 ifneq ($(SAN),)
 SANFLAGS = -fsanitize=$(SAN)
 endif
+# AddressSanitizer: no use-after-scope poisoning. A frame poisons its
+# scoped variables through a shadow address it computed once; after a
+# stack move that address names the old stack's shadow, by then another
+# goroutine's (runtime/annotate.c says why it is not relocated).
+ifeq ($(SAN),address)
+SANFLAGS += -fno-sanitize-address-use-after-scope
+endif
 # ThreadSanitizer cannot see libatomic_ops' assembly: its interface on the
 # compiler's builtins instead (runtime/tsan/atomic_ops.h says why)
 ifeq ($(SAN),thread)

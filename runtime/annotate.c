@@ -29,7 +29,14 @@
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define HAVE_VALGRIND 1
+#if __has_include(<valgrind/libvex_guest_amd64.h>) && defined(__x86_64__)
+#include <valgrind/libvex_guest_amd64.h>
+#define HAVE_VEX_AMD64 1
 #endif
+#endif
+#endif
+#ifndef HAVE_VEX_AMD64
+#define HAVE_VEX_AMD64 0
 #endif
 #ifndef HAVE_VALGRIND
 #define HAVE_VALGRIND 0
@@ -96,6 +103,87 @@ void goro__vg_exit(G *g)
 #endif
 }
 
+/* From the fault handler, before a growth: undo what Valgrind did ahead
+ * of the fault. VEX translates some instructions into a register update
+ * followed by a store, and a store that faults on the guard is reported
+ * with the update made and rip at the instruction, which then runs again
+ * from there (goro needs --px-default=allregs-at-mem-access, README, so
+ * that the other registers in the signal frame are exact):
+ *  - push and call lower rsp first: rsp ends one slot too low, the
+ *    frame's return address is lost and the stack misaligned (seen:
+ *    movaps faulting in the stack allocator, test_select's hundred_cases;
+ *    a recursion of 16-byte frames returning into its stack). On hardware
+ *    the store lands at rsp - 8 with rsp unchanged; under Valgrind at rsp.
+ *  - a rep-prefixed string instruction decrements rcx before each
+ *    element: one element fewer is done (seen: the last word of a struct
+ *    that rep stos was zeroing left as it was, test_window's cond sweep).
+ * Each case gets its register back; nothing else is touched. */
+void goro__vg_fault(void *ucontext, uintptr_t addr)
+{
+    ucontext_t *uc = ucontext;
+    greg_t *r = uc->uc_mcontext.gregs;
+    const uint8_t *p = (const uint8_t *)r[REG_RIP];
+    bool rep = false;
+    if (p == NULL)
+        return;
+    for (int n = 0; n < 4; n++, p++) { /* prefixes; 0x3e: notrack (CET) */
+        if (*p == 0xf3 || *p == 0xf2)
+            rep = true;
+        else if (*p != 0x3e && *p != 0x66)
+            break;
+    }
+    if ((*p & 0xf0) == 0x40) /* REX */
+        p++;
+    uint8_t op = *p, sub = (p[1] >> 3) & 7;
+    if (rep && (op & 0xf0) == 0xa0 && op >= 0xa4 && op != 0xa8 && op != 0xa9) {
+        r[REG_RCX]++; /* movs, cmps, stos, lods, scas */
+        return;
+    }
+    bool push_call = (op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6a || op == 0x9c ||
+                     op == 0xe8 || (op == 0xff && (sub == 2 || sub == 6));
+    if (push_call && addr == (uintptr_t)r[REG_RSP])
+        r[REG_RSP] += 8;
+}
+
+#if HAVE_VEX_AMD64
+/* The vector registers under Valgrind. Its amd64 signal frame
+ * (coregrind/m_sigframe/sigframe-amd64-linux.c) leaves the FP and SSE
+ * part of the ucontext unwritten and, at sigreturn, takes those registers
+ * from its own copy of the guest state, saved in the frame after the
+ * fpstate: struct vg_sigframe { magicPI, handlerflags, sigNo, the tool's
+ * two shadow states, the guest state, the signal mask, magicE }. A stack
+ * pointer held in a vector register across a growth (glibc's memcpy and
+ * printf keep pointer pairs in xmm registers; tools/stackgrow does it on
+ * purpose) is moved there, as stack_move.c does in a real frame. Only
+ * when both magic words are where that layout puts them (Valgrind 3.19's,
+ * unchanged for years); else nothing is touched and such a pointer stays
+ * stale, as the README says. */
+struct vg_sigframe_tail {
+    unsigned magic_pi, handlerflags;
+    int signo;
+    VexGuestAMD64State shadow1, shadow2, vex;
+    uint64_t mask;
+    unsigned magic_e;
+};
+
+static void vg_reloc_vex(ucontext_t *uc, uintptr_t glo, uintptr_t ghi, intptr_t delta)
+{
+    char *fp = (char *)uc->uc_mcontext.fpregs;
+    if (fp == NULL)
+        return;
+    struct vg_sigframe_tail *t = (struct vg_sigframe_tail *)(void *)(fp + 512);
+    /* Valgrind wrote these words itself; memcheck holds them undefined */
+    VALGRIND_MAKE_MEM_DEFINED(t, sizeof *t);
+    if (t->magic_pi != 0x31415927u || t->magic_e != 0x27182818u)
+        return;
+    uint64_t *lane = (uint64_t *)(void *)&t->vex.guest_YMM0;
+    size_t n = (size_t)((char *)&t->vex.guest_FTOP - (char *)lane) / 8; /* YMM0-16 */
+    for (size_t i = 0; i < n; i++)
+        if (stk_in(lane[i], glo, ghi))
+            lane[i] += (uint64_t)delta;
+}
+#endif
+
 /* From the fault handler, on the new stack's copy of the id. Memcheck
  * tracks which bits of memory are defined; the move copied the stack with
  * arithmetic (relocation) that memcheck takes to make a partly written word
@@ -122,6 +210,9 @@ void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext)
                 VALGRIND_SET_VBITS((char *)a, bits, n);
         }
     }
+#if HAVE_VEX_AMD64
+    vg_reloc_vex(uc, (uintptr_t)old->lo - goro__stk.gsz, (uintptr_t)old->hi, delta);
+#endif
     VALGRIND_STACK_CHANGE(*vg_id(g), vg_lo(g), g->stack.hi);
 #else
     (void)g, (void)old, (void)ucontext;
@@ -294,49 +385,33 @@ void goro__ann_move_begin(const struct goro__stack *old, const struct goro__stac
 }
 
 #if GORO_ANN_ASAN
-/* An instrumented function computes the shadow address of its frame once,
- * in its prologue, and keeps it (in a register or a stack slot) to poison
- * and unpoison its variables' scopes and its frame at return: gcc keeps
- * the address shifted (addr >> 3, the offset added by the instruction
- * that uses it), clang the shadow address itself. In a frame that lives
- * across a move, that value still names the old stack's shadow: such
- * frames would go on poisoning the old place, by then another goroutine's
- * stack, with false reports there (seen: a loop's scoped array in the
- * goroutine's first frame). Relocate both kinds of words the way
- * stack_move.c relocates pointers into the stack, by the shadow's
- * distance (a move is a multiple of 4 GiB: exact in eighths), in the copy
- * and in the registers. */
-static void asan_reloc_shadow(G *g, const struct goro__stack *old, ucontext_t *uc)
-{
-    size_t scale, off;
-    __asan_get_shadow_mapping(&scale, &off);
-    uintptr_t glo = (uintptr_t)old->lo - goro__stk.gsz, ghi = (uintptr_t)old->hi;
-    uintptr_t slo = glo >> scale, shi = ghi >> scale;  /* gcc's */
-    uintptr_t olo = slo + off, ohi = shi + off;         /* clang's */
-    intptr_t delta = (intptr_t)((uintptr_t)g->stack.hi - ghi);
-    uint64_t sdelta = (uint64_t)(delta / ((intptr_t)1 << scale));
-    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-    uintptr_t from = rsp - REDZONE;
-    if (from < (uintptr_t)g->stack.lo)
-        from = (uintptr_t)g->stack.lo;
-    for (uint64_t *p = (uint64_t *)(from & ~(uintptr_t)7); p < (uint64_t *)g->stack.hi; p++)
-        if (stk_in(*p, slo, shi) || stk_in(*p, olo, ohi))
-            *p += sdelta;
-    for (int r = 0; r < NGREG; r++) {
-        if (r == REG_RIP || r == REG_EFL || r == REG_CSGSFS || r == REG_ERR ||
-            r == REG_TRAPNO || r == REG_OLDMASK || r == REG_CR2)
-            continue;
-        uint64_t v = (uint64_t)uc->uc_mcontext.gregs[r];
-        if (stk_in(v, slo, shi) || stk_in(v, olo, ohi))
-            uc->uc_mcontext.gregs[r] = (greg_t)(v + sdelta);
-    }
-}
+/* The saved shadow addresses are not relocated. An instrumented function
+ * computes its frame's shadow address once, in its prologue (addr >> 3,
+ * the offset added by the instruction that uses it, with gcc 12 and clang
+ * 14), and keeps it in a register or a stack slot; in a frame that lives
+ * across a move it still names the old stack's shadow. Relocating such
+ * words, as the first version did, shifts them by an eighth of the move:
+ * a multiple of 512 MiB, which changes bits 29-31, so a word that the
+ * program wrote only in part over a stale shadow address changed in bytes
+ * 0-3 (test_stale saw it; README rule 5 promises they never change).
+ * Left stale, the address is used only by the frame's epilogue, which
+ * writes zeros there (objdump of both compilers: the prologue poisons the
+ * red zones through the fresh address, the epilogue unpoisons through the
+ * saved one; a frame on a fake stack, detect_stack_use_after_return, has
+ * a shadow address outside every goroutine stack). Zeros on the old
+ * stack's shadow, which the move unpoisoned, or on another goroutine's
+ * that reuses the place, only drop red zones: lost detection, never a
+ * false report. The one use between prologue and epilogue is
+ * use-after-scope poisoning of scoped variables (a loop's array poisoned
+ * at each iteration's end: false reports on whatever lies at the old place
+ * by then: seen, a loop's array in a goroutine's first frame), which the Makefile turns off in
+ * ASan builds (-fno-sanitize-address-use-after-scope); a program linked
+ * with them needs the same flag (README). */
 #endif
 
 void goro__ann_moved(G *g, const struct goro__stack *old, void *ucontext)
 {
 #if GORO_ANN_ASAN
-    asan_reloc_shadow(g, old, ucontext);
     /* the thread runs on the new stack from the handler's return on */
     void *fake;
     __sanitizer_start_switch_fiber(&fake, g->stack.lo, (size_t)(g->stack.hi - g->stack.lo));

@@ -14,7 +14,11 @@
  *    (VALGRIND_STACK_REGISTER at a goroutine's first run, _CHANGE on every
  *    move, _DEREGISTER at its exit), it takes such a jump for a switch.
  *    Valgrind also lacks some system calls goro makes (pidfd_open,
- *    epoll_pwait2; annotate.c's goro__on_valgrind picks fallbacks).
+ *    epoll_pwait2; annotate.c's goro__on_valgrind picks fallbacks). Its
+ *    signal frame for a guard fault differs from the kernel's: push, call
+ *    and rep string instructions have already changed rsp or rcx (undone
+ *    by goro__vg_fault), and the vector registers are not in the
+ *    ucontext (moved in Valgrind's own copy, annotate.c).
  *  - AddressSanitizer keeps, per thread, the bounds of the stack it runs
  *    on (to unpoison it at a noreturn call, for fake frames and reports):
  *    __sanitizer_start_switch_fiber before each switch names the stack
@@ -64,6 +68,7 @@ void goro__vg_start(G *g) GORO_HIDDEN;
 void goro__vg_exit(G *g) GORO_HIDDEN;
 void goro__vg_moved(G *g, const struct goro__stack *old, void *ucontext) GORO_HIDDEN;
 void goro__vg_move_begin(const struct goro__stack *ns) GORO_HIDDEN;
+void goro__vg_fault(void *ucontext, uintptr_t addr) GORO_HIDDEN; /* before a growth */
 
 #if GORO_ANN_FIBERS
 void goro__ann_worker_start(W *w) GORO_HIDDEN;

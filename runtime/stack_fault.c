@@ -337,6 +337,8 @@ int goro__stack_fault(int sig, void *siginfo, void *ucontext)
     if (g != NULL && g->stack.lo != NULL) {
         uintptr_t lo = (uintptr_t)g->stack.lo;
         if (addr < lo && addr >= lo - goro__stk.gsz) {
+            if (unlikely(goro__on_valgrind))
+                goro__vg_fault(ucontext, addr); /* annotate.c */
             grow(g, addr, ucontext);
             return 1;
         }

@@ -200,10 +200,12 @@ void goro__idle_init(void)
     goro__stk.compact_after = env_ms("GORO_COMPACT_AFTER", DEFAULT_COMPACT_AFTER, &off);
     if (idle.memfd < 0)
         idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC); /* kept across runs */
-    /* Under Valgrind and the sanitizers neither: their shadow of a stack
+    /* Under Valgrind and ThreadSanitizer neither: their shadow of a stack
      * does not follow a copy they do not see (annotate.h tells them about
-     * growth only) */
-    goro__stk.shrink = !goro__on_valgrind && !GORO_ANN_FIBERS;
+     * growth only). AddressSanitizer's shadow of a moved stack is reset
+     * as at a growth (shrink_to), and stays where it is for a compacted
+     * one (restored in place, at the same addresses). */
+    goro__stk.shrink = !goro__on_valgrind && !GORO_ANN_TSAN;
     goro__stk.compact = !off && goro__stk.shrink && goro__stk.guard == GUARD_MADVISE &&
                         idle.memfd >= 0;
     idle.nctop = (size_t)(STK_ROW / goro__stk.pg); /* a slot per page of a row */
@@ -285,7 +287,15 @@ static void restore_in_place(G *g, AO_t then)
             goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
     } else {
         unguard(&g->stack);
-        memcpy(used, b->data, b->len);
+        if (GORO_ANN_ASAN) {
+            /* the parked frames' red zones are still poisoned in the
+             * shadow (same addresses): a copy that does not check */
+            if (pwrite(idle.memfd, b->data, b->len, (off_t)(uintptr_t)used) != (ssize_t)b->len)
+                goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
+                            strerror(errno));
+        } else {
+            memcpy(used, b->data, b->len);
+        }
     }
     uncompacted(g, (uintptr_t)g->stack.hi, then);
 }
@@ -387,6 +397,7 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
     }
     uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
     intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
+    goro__ann_move_begin(&old, &ns); /* as a growth: annotate.h */
     goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
     /* the saved context and the record's own fields that may point into
      * the stack (as grow() does for the running goroutine) */

@@ -15,6 +15,7 @@
  * depends on them, so a run where compaction never happened fails.
  */
 #include "util.h"
+#include "internal.h" /* GORO_ANN_FIBERS */
 
 #include <atomic_ops.h>
 #include <errno.h>
@@ -522,9 +523,16 @@ Test(compact, rss_falls_when_deep_goroutines_park, .timeout = 60)
      * of each trimmed one): ~15 KiB a goroutine. (rss_deep is only a note:
      * on a loaded machine the first ones are compacted before the last go
      * deep.) */
+#if !GORO_ANN_FIBERS
     cr_assert_lt(rss_compacted - rss_base, 2000ll * 32 * 1024,
                  "%lld KiB a goroutine stayed resident after compaction",
                  (long long)(rss_compacted - rss_base) / 2000 / 1024);
+#else
+    /* ASan: the shadow of every stack a goroutine grew into (an eighth of
+     * it, zeroed at each move) counts in RSS and compaction keeps it: no
+     * bar here */
+    test_note("(sanitizer build: the RSS bar is not checked)");
+#endif
 }
 
 /* A ping-pong between two goroutines that once grew: parks of microseconds

@@ -135,7 +135,9 @@ static void deadline_main(void *arg)
     goro_sleep(20 * TMS);
     CHECK(goro_ctx_err(earlier) == -ETIMEDOUT && goro_ctx_err(inherit) == -ETIMEDOUT,
           "10 ms deadline: %d", goro_ctx_err(earlier));
-    CHECK(goro_ctx_err(d) == 0, "30 ms deadline passed early");
+    /* (read before the clock: a slow machine, Valgrind, may be past 30 ms) */
+    int derr = goro_ctx_err(d);
+    CHECK(derr == 0 || goro_now() - now >= 30 * MS, "30 ms deadline passed early");
     goro_wg_wait(&wg);
     CHECK(goro_now() - now >= 30 * TMS, "woke early");
     CHECK(woke == 3 && woke_bad == 0, "%lu woke, %lu wrong error", (unsigned long)woke,

@@ -197,10 +197,14 @@ static goro_key kdel;
 static volatile AO_t del_calls;
 static void del_dtor(void *v) { AO_fetch_and_add1(&del_calls); }
 
+static goro_chan *del_ready, *del_go; /* unbuffered: the steps in order */
+
 static void del_g(void *arg)
 {
+    int t = 0;
     CHECK(goro_local_set(kdel, (void *)1) == 0, "set");
-    goro_sleep(20000000);   /* main deletes the key meanwhile */
+    goro_chan_send(del_ready, &t);
+    goro_chan_recv(del_go, &t);   /* main deletes the key meanwhile */
     CHECK(goro_local_get(kdel) == NULL, "value under a deleted key");
     CHECK(goro_local_set(kdel, (void *)2) == -EINVAL, "set under a deleted key");
     goro_wg_done(&wg);
@@ -220,15 +224,21 @@ static void keys_main(void *arg)
     CHECK(goro_key_create(&kdel, del_dtor) == 0, "key");
     goro_wg_init(&wg);
     goro_wg_add(&wg, 1);
+    del_ready = goro_chan_make(sizeof(int), 0);
+    del_go = goro_chan_make(sizeof(int), 0);
     goro_go(del_g, NULL);
-    goro_sleep(5000000);
+    int token = 0;
+    goro_chan_recv(del_ready, &token); /* it has set its value */
     CHECK(goro_key_delete(kdel) == 0, "delete");
     CHECK(goro_key_delete(kdel) == -EINVAL, "delete twice");
     /* the slot's next key must not see the old values */
     goro_key knew;
     CHECK(goro_key_create(&knew, NULL) == 0, "recreate");
     CHECK(knew != kdel, "a deleted key's number came back");
+    goro_chan_send(del_go, &token);
     goro_wg_wait(&wg);
+    goro_chan_free(del_ready);
+    goro_chan_free(del_go);
     goro_sleep(2000000);
     CHECK(AO_load(&del_calls) == 0, "destructor of a deleted key called");
     CHECK(goro_local_get(0) == NULL && goro_local_set(0, NULL) == -EINVAL, "key 0");

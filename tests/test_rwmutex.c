@@ -102,6 +102,10 @@ static void pref_reader(void *arg)
     goro_wg_done(&wg);
 }
 
+/* time for a spawned goroutine to queue (Valgrind, one thread at a time,
+ * needed more than 5 and 10 ms once each) */
+#define SETTLE(ns) (RUNNING_ON_VALGRIND ? 100000000 : (ns))
+
 static void pref_main(void *arg)
 {
     goro_rwmutex_init(&rw);
@@ -111,12 +115,12 @@ static void pref_main(void *arg)
     goro_wg_add(&wg, 2);
     CHECK(goro_rwmutex_rlock(&rw) == 0, "rlock");
     goro_go(pref_writer, NULL);
-    goro_sleep(10000000);   /* the writer is waiting for us */
+    goro_sleep(SETTLE(10000000)); /* the writer is waiting for us */
     CHECK(norder == 0, "writer got in past a reader");
     CHECK(goro_rwmutex_tryrlock(&rw) == -EBUSY, "tryrlock past a waiting writer");
     CHECK(goro_rwmutex_trylock(&rw) == -EBUSY, "trylock with a reader in");
     goro_go(pref_reader, NULL);
-    goro_sleep(10000000);   /* the new reader must wait behind the writer */
+    goro_sleep(SETTLE(10000000)); /* the new reader must wait behind the writer */
     CHECK(norder == 0, "a new reader got in past a waiting writer");
     goro_rwmutex_runlock(&rw);
     goro_wg_wait(&wg);
@@ -131,6 +135,7 @@ Test(rwmutex, waiting_writer_holds_off_new_readers, .timeout = 20)
 }
 
 /* ---- readers queued behind a writer get in before the next writer ------ */
+
 
 static void queued_writer(void *arg)
 {
@@ -149,13 +154,13 @@ static void queued_main(void *arg)
     goro_wg_add(&wg, 5);
     CHECK(goro_rwmutex_lock(&rw) == 0, "lock");
     goro_go(pref_reader, NULL);           /* R: waits for us */
-    goro_sleep(5000000);
+    goro_sleep(SETTLE(5000000));
     goro_go(queued_writer, (void *)'a');  /* a, b: wait for us too */
     goro_go(queued_writer, (void *)'b');
-    goro_sleep(5000000);
+    goro_sleep(SETTLE(5000000));
     goro_go(pref_reader, NULL);           /* R: behind a and b? no: behind us */
     goro_go(pref_reader, NULL);
-    goro_sleep(5000000);
+    goro_sleep(SETTLE(5000000));
     goro_rwmutex_unlock(&rw);
     goro_wg_wait(&wg);
     /* every reader that waited for our write section goes before a and b */

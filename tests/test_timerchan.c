@@ -85,8 +85,9 @@ static void ticker_main(void *arg)
         n++;
     }
     /* at most one a period (never a backlog); at least a few, however
-     * loaded the machine (the lower bound is only liveness) */
-    CHECK(n >= 3 && n <= 52, "%d ticks of 2 ms in 100 ms", n);
+     * loaded the machine (the lower bound is only liveness: one under
+     * Valgrind, which saw 1 on a loaded machine) */
+    CHECK(n >= (RUNNING_ON_VALGRIND ? 1 : 3) && n <= 52, "%d ticks of 2 ms in 100 ms", n);
     /* a slow receiver: ticks are dropped, never queued */
     goro_sleep(30 * MS);
     CHECK(goro_chan_len(c) == 1, "%zu ticks waiting after 30 ms", goro_chan_len(c));
@@ -260,7 +261,9 @@ static void racing_main(void *arg)
     test_note("timers raced: %lu of the stops came after the firing", (unsigned long)fired_before_stop);
     CHECK(bad_stop == 0, "%lu stops returned the wrong value", (unsigned long)bad_stop);
     CHECK(stale == 0, "%lu stale values after stop", (unsigned long)stale);
-    CHECK(fired_before_stop > 100, "only %lu stops raced a firing", (unsigned long)fired_before_stop);
+    /* Valgrind runs one thread at a time: fewer races (38 seen) */
+    CHECK(fired_before_stop > (RUNNING_ON_VALGRIND ? 10u : 100u), "only %lu stops raced a firing",
+          (unsigned long)fired_before_stop);
     for (int i = 0; i < SHARED; i++)
         goro_timer_free(shared_t[i]);
     check_no_leaks();
@@ -460,7 +463,10 @@ static void after_main(void *arg)
     /* received values let the runtime reuse the channel */
     goro_chan *seen[8];
     int nseen = 0;
-    for (int i = 0; i < 10000; i++) {
+    /* each a wakeup from the poller thread: under Valgrind 10,000 took
+     * longer than the test's 20 s */
+    int n = RUNNING_ON_VALGRIND ? 1000 : 10000;
+    for (int i = 0; i < n; i++) {
         c = goro_after(0);
         CHECK(goro_chan_recv(c, &v) == 1, "recv %d", i);
         int k = 0;
@@ -469,7 +475,7 @@ static void after_main(void *arg)
         if (k == nseen && nseen < 8)
             seen[nseen++] = c;
     }
-    CHECK(nseen <= 4, "%d channels for 10,000 received goro_after values", nseen);
+    CHECK(nseen <= 4, "%d channels for %d received goro_after values", nseen, n);
     /* the select-with-timeout idiom */
     goro_chan *work = goro_chan_make(sizeof(int), 0);
     int timeouts = 0;

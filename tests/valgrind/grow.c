@@ -4,11 +4,15 @@
  * 200-byte frames that point at their caller's, so every one of them
  * grows its stack from one page, moved by the fault handler while
  * memcheck watches; each frame checks its own bytes on the way back up.
+ * Each frame fills its buffer with `rep stosb` (a fault inside it must
+ * leave no byte unwritten), and 20 more goroutines recurse through
+ * 16-byte frames (push rbp, call), so that the guard is also hit by a
+ * push or a call: under Valgrind these instructions have changed rcx or
+ * rsp when their store faults (annotate.c, goro__vg_fault).
  * Prints the growths and exits 0, or names the first corrupted frame.
  */
 #include <goro.h>
 #include <stdio.h>
-#include <string.h>
 
 static goro_wg wg;
 static volatile long sink, bad;
@@ -16,7 +20,9 @@ static volatile long sink, bad;
 __attribute__((noinline)) static long dive(int n, const char *parent)
 {
     char buf[200];
-    memset(buf, n & 0x7f, sizeof buf);
+    char *d = buf;
+    size_t len = sizeof buf;
+    __asm__ volatile("rep stosb" : "+D"(d), "+c"(len) : "a"(n & 0x7f) : "memory");
     buf[0] = parent ? parent[1] : 0;  /* the caller's frame, through a pointer */
     if (n == 0)
         return buf[5];
@@ -36,13 +42,35 @@ static void diver(void *arg)
     goro_wg_done(&wg);
 }
 
+/* 16-byte frames: push rbp, call (built with -O1 -fno-omit-frame-pointer) */
+__attribute__((noinline)) static long tiny(long n)
+{
+    if (n == 0)
+        return 0;
+    long r = tiny(n - 1);
+    sink = r;
+    return r + 1;
+}
+
+static void tiny_diver(void *arg)
+{
+    long n = (long)arg;
+    if (tiny(n) != n) {
+        printf("grow: tiny(%ld) returned wrong\n", n);
+        bad = 1;
+    }
+    goro_wg_done(&wg);
+}
+
 static void main_g(void *arg)
 {
     (void)arg;
     goro_wg_init(&wg);
-    goro_wg_add(&wg, 20);
-    for (long i = 0; i < 20; i++)
+    goro_wg_add(&wg, 40);
+    for (long i = 0; i < 20; i++) {
         goro_go(diver, (void *)(100 + i * 50));
+        goro_go(tiny_diver, (void *)(1000 + i * 997));
+    }
     goro_wg_wait(&wg);
     struct goro_stats st;
     goro_stats(&st);

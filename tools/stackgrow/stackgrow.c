@@ -240,6 +240,8 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
         me.self = &me;                                                              \
         for (int i = 0; i < (WORDS); i += ((WORDS) > 64 ? 61 : 1))                  \
             arr[i] = me.tag + (uint64_t)i;                                          \
+        for (int i = 1; i < 32 && i < (WORDS); i++) /* what libc_sort sorts */      \
+            arr[i] = me.tag + (uint64_t)i;                                          \
         arr[(WORDS) - 1] = me.tag ^ 1;                                              \
         int bad = 0;                                                                \
         uint64_t r = rnd(gs);                                                       \
@@ -858,8 +860,7 @@ static void usage(FILE *f)
         "      --no-narrow      no narrow frames (partly written words over stale\n"
         "                       stack pointers: the bytes relocation may change)\n"
         "      --no-vector      no stack pointers held in vector registers across a\n"
-        "                       growth (under Valgrind, whose signal frames do not\n"
-        "                       carry the vector registers, they cannot be moved)\n"
+        "                       growth\n"
         "  -k, --keep-going     count corruptions to the end instead of stopping at\n"
         "                       the first (a corrupted pointer may then crash)\n"
         "  -h, --help           this text\n"
