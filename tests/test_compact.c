@@ -30,13 +30,13 @@
 #define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
 #define NWORDS 24
 
-/* Shrinking and compaction are off in sanitizer builds (util.h): the
+/* Shrinking and compaction are off in ThreadSanitizer builds (util.h): the
  * tests of what they do are skipped there. Elsewhere a run where
  * compaction never happened still fails (their figures). */
 static void need_compaction(void)
 {
     if (!TEST_COMPACTION)
-        cr_skip_test("stack compaction is off in sanitizer builds");
+        cr_skip_test("stack compaction is off in ThreadSanitizer builds");
 }
 
 static void compact_soon(void)

@@ -651,7 +651,7 @@ static void idle_main(void *arg)
     goro_sleep(200 * MS); /* let every reader reach its park */
     /* Going idle costs once: after GORO_COMPACT_AFTER (1 s) the readers'
      * stacks are compacted (~8 us each). Idle is what comes after. (No
-     * compaction in sanitizer builds: util.h.) */
+     * compaction under ThreadSanitizer: util.h.) */
     struct goro_stats st;
     uint64_t last = UINT64_MAX;
     while (TEST_COMPACTION) {

@@ -994,8 +994,8 @@ Test(stale, hints_on_1w, .timeout = 60)
 #define PARK_TEST(tname, procs, compact)                                            \
     Test(stale, tname, .timeout = 60)                                              \
     {                                                                               \
-        if (!TEST_COMPACTION) /* no shrinking either in sanitizer builds */        \
-            cr_skip_test("stacks do not shrink in sanitizer builds");              \
+        if (!TEST_COMPACTION) /* no shrinking either under TSan (util.h) */        \
+            cr_skip_test("stacks do not shrink in ThreadSanitizer builds");        \
         struct run r = { #tname, procs, NULL, ALL_KINDS, 1000, 64, 1, { 300 * KiB }, 1, \
                          3, false, 30, compact };                                   \
         run_stale(&r);                                                              \
