@@ -44,28 +44,33 @@
  * worker judges its steals: the first goroutine it runs from a steal is
  * timed to its first park (steal_judge). A park on a lock (Mutex,
  * RWMutex) within STEAL_FUTILE_NS makes the worker patient (W.patience:
- * PATIENCE_MIN pauses, doubling up to PATIENCE_MAX); any other first park
+ * PATIENCE_MIN ns, doubling up to PATIENCE_MAX); any other first park
  * makes it eager again. Only a lock says "contended": judged by time
  * alone, a producer feeding consumers that work 1-8 us an item ran 1.4x
  * slower, since its consumers, stolen, also park soon (waiting for the
  * next item) after useful parallel work. A patient thief that finds a
  * short queue (PATIENT_QUEUE) on a worker that is running a goroutine
- * watches the owner for W.patience pauses first, once per search: if the
+ * watches the owner for W.patience ns first, once per search: if the
  * owner scheduled meanwhile, it is draining its queue itself and the thief
  * leaves it (and is a little less patient next time, so that it tries a
  * steal now and then and finds out whether steals pay again); if the
  * owner is stuck in one goroutine, the thief takes half at once, as
  * before. So a queue is never left behind a stuck owner for longer than
- * PATIENCE_MAX pauses plus a search; long queues, the spawn stack and the
+ * PATIENCE_MAX (200 us) plus a search; long queues, the spawn stack and the
  * global queue are taken from at once, as before. Measured (chrt, medians
  * of 5, Intel Xeon VM, 2026-12-03): rwmutex_read_heavy 69 -> 27 ns (Go
  * 29.5), steals 100,000 -> 5,000 per 4,000,000 operations; pingpong,
  * chan_buffered_4x4, mutex_contended, spawn_join and skynet unchanged; a
  * worker pool, a fan-out and message pairs with 1-10 us of work per item,
  * and 8 goroutines sharing a Mutex held for a fifth of their time, kept
- * their parallel speed-up. Rejected: readers spinning instead of parking
- * (both workers then run into the lock at once, the expensive case on
- * this machine: 78-90 ns); a longer grace before stealing runnext (it
+ * their parallel speed-up. The cap was 1,000 pauses (~17 us here) at
+ * first: a thief then still took from an owner stuck in one lock-bound
+ * goroutine every 17 us, which set off a round of contention each time;
+ * at 200 us, steals went from ~5,000 to ~500 per 4,000,000 operations and
+ * rwmutex_read_heavy from 30 to 20.7 ns (Go 21.9; one worker alone: 20),
+ * medians of 5, unpinned, the other rows unchanged. Rejected: readers
+ * spinning instead of parking (both workers then run into the lock at
+ * once, the expensive case on this machine: 78-90 ns); a longer grace before stealing runnext (it
  * keeps the thief out of the way everywhere, not only where steals did
  * not pay).
  *
@@ -435,12 +440,15 @@ static inline __attribute__((always_inline)) G *runq_take(W *w)
     }
 }
 
-/* A pause instruction takes 28 ns on this machine's AMD EPYC (measured
- * 2026-11-27; 10-40 ns on current x86). Spin lengths below are in pauses,
- * so that waiting costs no clock reads (clock_gettime is 39 ns here). */
+/* A pause instruction takes 28 ns on an AMD EPYC (measured 2026-11-27),
+ * 16-17 ns on the Intel Xeon VM (2026-12-03); 10-40 ns on current x86.
+ * Short spins below are in pauses, so that waiting costs no clock reads
+ * (clock_gettime is 20-39 ns); the patient watch, up to 200 us, reads
+ * the clock once every PATIENCE_CHUNK pauses. */
 #define RUNNEXT_GRACE_PAUSES 100   /* ~3 us: Go's grace before stealing runnext */
-#define PATIENCE_MIN 100           /* pauses: the first patient look, as the grace */
-#define PATIENCE_MAX 1000          /* pauses: ~14-28 us */
+#define PATIENCE_MIN 2000          /* ns: the first patient look, about the grace */
+#define PATIENCE_MAX 200000        /* ns: the longest (see patient_watch) */
+#define PATIENCE_CHUNK 64          /* pauses between looks at the clock */
 #define PATIENT_QUEUE 32           /* longer queues are taken from at once */
 #define STEAL_FUTILE_NS 10000      /* a stolen goroutine that parks sooner did
                                       not pay for its move */
@@ -571,6 +579,36 @@ static AO_t lifo_grab(W *victim, G **batch)
     return k;
 }
 
+/* "Stealing patiently" (at the top): watch victim, the owner of a short
+ * queue, for w->patience ns. True: it did not schedule meanwhile (it is
+ * stuck in one goroutine), so take from it now. False: it did (it is
+ * draining its queue itself: leave it, and look a little less long next
+ * time, so that a worker that stopped stealing finds out when stealing
+ * would pay again), or the global queue got work, looked at every
+ * PATIENCE_CHUNK pauses (the search goes on to it). The owner is judged
+ * at the end of the watch only: leaving as soon as it schedules would
+ * make the thief search, and so lose patience, many times more often
+ * (rwmutex_read_heavy: 2,300 steals instead of 800, 30 ns instead of 23).
+ * Timed with the clock, not by counting pauses: a pause takes 17 ns on
+ * this Intel VM, 28 on an AMD EPYC, a few on older cores, and the
+ * watch's length is what keeps a stuck owner's queue waiting. */
+static bool patient_watch(W *w, W *victim)
+{
+    /* relaxed: a heuristic, as the runnext grace below */
+    uint32_t tick = __atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED);
+    int64_t end = goro_now() + w->patience;
+    do {
+        cpu_pause(PATIENCE_CHUNK);
+        if (AO_load(&goro__sched.gq_size) != 0)
+            return false;
+    } while (goro_now() < end);
+    if (__atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED) != tick) {
+        w->patience -= w->patience / 8 + 1;
+        return false;
+    }
+    return true;
+}
+
 /* Take half of victim's queue into batch. Thieves (w) only; watch: a
  * patient thief may watch the owner (at most once a search, so that the
  * search, which also polls the global queue and the netpoller, goes on). */
@@ -589,17 +627,9 @@ static AO_t runq_grab(W *w, W *victim, G **batch, bool stealnext, bool watch)
             if (!watch)
                 return 0;
             watched = true;
-            /* relaxed: a heuristic, as the runnext grace below */
-            uint32_t tick = __atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED);
-            cpu_pause((int)w->patience);
-            if (__atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED) != tick) {
-                /* the owner is draining it; look less long next time, so
-                 * that a worker that stopped stealing finds out when
-                 * stealing would pay again */
-                w->patience -= w->patience / 8 + 1;
-                return 0;
-            }
-            continue; /* the owner is stuck: take half now */
+            if (patient_watch(w, victim))
+                continue; /* the owner is stuck: take half now */
+            return 0;
         }
         n = n - n / 2;
         if (n == 0) {
