@@ -288,6 +288,9 @@ struct goro__w {
                                           more of waiting. */
     uint32_t sysmon_tick;              /* schedtick at the poller's last look
                                           (poller thread only) */
+    uint32_t npoll;                    /* its polls of the netpoller, read by
+                                          idle spinners (sched.c, "Idle
+                                          spinning"); owner-written */
     uint64_t rand;                     /* xorshift state for victim order */
     G *gfree;                          /* free G records (with stacks) */
     int ngfree;
