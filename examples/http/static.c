@@ -8,6 +8,10 @@
  * RESOLVE_NO_MAGICLINKS): the kernel refuses every resolution that leaves
  * the root, through a symlink (absolute or relative) as much as through
  * "..", and we answer 403. Symlinks that stay inside the root work.
+ * Where openat2 is missing (ENOSYS: kernels before 5.6, Valgrind 3.19),
+ * the path is walked a segment at a time instead, each opened with
+ * O_NOFOLLOW relative to the one before: nothing resolves outside the
+ * root either, and every symlink is 403, even one that stays inside.
  *
  * Disks block the thread (the netpoller cannot wait for a regular file),
  * so open, fstat and every read run on a goro_blocking helper; the file
@@ -18,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,13 +111,57 @@ struct open_job {
     bool index; /* out: a directory's index.html */
 };
 
+/* Without openat2: open path ("a/b/c", no "." or ".." segment but a lone
+ * "." for the root itself: root_path) one segment at a time under dir_fd,
+ * following no symlink. A symlink on the way fails with ELOOP, as the last
+ * segment's O_NOFOLLOW does (the caller's 403). */
+static int open_walk(int dir_fd, const char *path)
+{
+    int dfd = dir_fd;
+    for (;;) {
+        const char *slash = strchr(path, '/');
+        size_t len = slash ? (size_t)(slash - path) : strlen(path);
+        char seg[NAME_MAX + 1];
+        int fd = -1, e = ENAMETOOLONG;
+        if (len <= NAME_MAX) {
+            memcpy(seg, path, len);
+            seg[len] = 0;
+            fd = openat(dfd, seg, slash ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                        : O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+            e = errno;
+            struct stat st;
+            if (fd < 0 && e == ENOTDIR && fstatat(dfd, seg, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(st.st_mode))
+                e = ELOOP; /* a symlink where a directory was wanted */
+        }
+        if (dfd != dir_fd)
+            close(dfd);
+        if (fd < 0) {
+            errno = e;
+            return -1;
+        }
+        if (slash == NULL)
+            return fd;
+        dfd = fd;
+        path = slash + 1;
+    }
+}
+
+static int no_openat2; /* atomic: openat2 said ENOSYS once */
+
 static int open_beneath(int root_fd, const char *path)
 {
-    struct open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+    if (!__atomic_load_n(&no_openat2, __ATOMIC_RELAXED)) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS)
+            return fd;
+        __atomic_store_n(&no_openat2, 1, __ATOMIC_RELAXED);
+    }
+    return open_walk(root_fd, path);
 }
 
 /* On a helper: open path under the root, index.html for a directory.
