@@ -2,7 +2,8 @@
  * tests/gdb/parked.c - the program tests/test_gdb.c inspects with gdb:
  * goroutines parked on a channel, a socket and a timer, each a few calls
  * deep in functions of its own, and the main goroutine stopped in
- * parked_stop_here() once all of them are parked. Run alone it exits 0.
+ * parked_stop_here() once all of them are parked (and again, while a
+ * debugger sets parked_again). Run alone it exits 0.
  */
 #include <goro.h>
 #include <stdio.h>
@@ -13,6 +14,10 @@
 static goro_chan *ch;
 static int sv[2];
 static volatile int sink;
+
+/* Set by tests/test_gdb.c's gdb at the break below when a goroutine it
+ * expects parked is not yet (a loaded machine): stop here again later. */
+volatile int parked_again;
 
 /* Called with every goroutine parked; tests/test_gdb.c breaks here. */
 __attribute__((noinline)) void parked_stop_here(void);
@@ -80,7 +85,13 @@ static void main_g(void *arg)
         if (st.goroutines == 4 && i >= 5)
             break;
     }
-    parked_stop_here();
+    for (;;) {
+        parked_again = 0;
+        parked_stop_here();
+        if (!parked_again)
+            break;
+        goro_sleep(2000000);
+    }
     /* let them go and end */
     long v = 1;
     goro_chan_send(ch, &v);
