@@ -253,7 +253,10 @@ Test(sync, spinlock_excludes_and_progresses_under_contention, .timeout = 60)
  * free of one), the pattern is damaged. Both goroutines spin, never park,
  * so that they run at once on the two workers; the waiter calls Wait the
  * moment the counter (the WaitGroup's first word, sync.c) reads zero. */
-#define WG_REUSE_N (TEST_TSAN ? 10000 : 100000) /* TSan: 10x slower (util.h) */
+/* TSan: 10x slower (util.h); Valgrind runs one thread at a time, and each
+ * round is two hand-offs between spinning threads: 100,000 rounds ran out
+ * of the 60 s there (make valgrind) */
+#define WG_REUSE_N (RUNNING_ON_VALGRIND ? 1000 : TEST_TSAN ? 10000 : 100000)
 #define WG_REUSE_SLOTS 8
 static struct {
     goro_wg wg;
