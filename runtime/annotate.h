@@ -147,9 +147,10 @@ static inline void goro__ann_moved(G *g, const struct goro__stack *old, void *uc
  * the run anyway. Reads, not writes: the pages stay the zero page until
  * used. Code that TSan instruments elsewhere (a program's, the runtime's
  * outside the switch path) can still fault inside TSan, mostly in its
- * hooks on every access and call, which the handler's own calls do not
- * wait for; no hang or report of that kind was seen in the runs of the
- * README. Empty in other builds. */
+ * hooks on every access and call: those hold nothing the handler needs
+ * but once in 8,192 events (a new part of the fiber's trace, under a
+ * lock); no hang or report of that kind was seen in the README's runs,
+ * but it is not excluded. Empty in other builds. */
 #if GORO_ANN_TSAN
 #define TSAN_HEADROOM (8 * 1024)
 static inline __attribute__((always_inline)) void goro__ann_headroom(void)
