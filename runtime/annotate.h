@@ -40,11 +40,13 @@
  *    A stack move needs no word to TSan: the fault handler runs on the
  *    goroutine's fiber, takes the new stack under the allocator's lock
  *    (an acquire TSan sees, after the release of whoever pooled it),
- *    copies with instrumented code (the new place's shadow holds the
- *    goroutine's writes), and retires the old stack through the deferred
- *    list (a release the next lock holder acquires): memory handed over
- *    under a lock, as TSan knows it. What TSan cannot bear is the handler
- *    running in the middle of its own code: goro__ann_headroom, below.
+ *    copies unseen by TSan (the new place's shadow keeps its earlier
+ *    owners' accesses, which that lock orders before the goroutine's;
+ *    stack_move.c says why unseen), and retires the old stack through the
+ *    deferred list (a release the next lock holder acquires): memory
+ *    handed over under a lock, as TSan knows it. What TSan cannot bear is
+ *    the handler running in the middle of its own code:
+ *    goro__ann_headroom, below.
  *
  * Cost. Under neither sanitizer every fiber hook below is an empty inline
  * function: the switch path is unchanged (checked with the yield and
