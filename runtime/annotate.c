@@ -302,6 +302,7 @@ void goro__ann_worker_stop(W *w)
 
 static void switch_common(W *w, G *from, G *to, bool exiting)
 {
+    goro__ann_headroom(); /* TSan switches on the leaving stack */
     w->ann.inflight = true;
 #if GORO_ANN_ASAN
     const void *lo = to ? (const void *)to->stack.lo : w->ann.g0_lo;
@@ -328,6 +329,7 @@ void goro__ann_switch_exit(W *w, G *from, G *to)
 
 void goro__ann_resumed_slow(W *w)
 {
+    goro__ann_headroom(); /* the pending action comes next, on this stack */
     w->ann.inflight = false;
 #if GORO_ANN_ASAN
     G *g = w->curg;

@@ -37,6 +37,16 @@
  *    stacks (each fiber is named "goroutine N"); two goroutines on one
  *    worker are ordered by their switches and never reported against each
  *    other (Go's race detector, which knows the scheduler, would).
+ *    A stack move needs no word to TSan: the fault handler runs on the
+ *    goroutine's fiber, takes the new stack under the allocator's lock
+ *    (an acquire TSan sees, after the release of whoever pooled it),
+ *    copies unseen by TSan (the new place's shadow keeps its earlier
+ *    owners' accesses, which that lock orders before the goroutine's;
+ *    stack_move.c says why unseen), and retires the old stack through the
+ *    deferred list (a release the next lock holder acquires): memory
+ *    handed over under a lock, as TSan knows it. What TSan cannot bear is
+ *    the handler running in the middle of its own code:
+ *    goro__ann_headroom, below.
  *
  * Cost. Under neither sanitizer every fiber hook below is an empty inline
  * function: the switch path is unchanged (checked with the yield and
@@ -116,6 +126,48 @@ static inline void goro__ann_moved(G *g, const struct goro__stack *old, void *uc
     if (unlikely(goro__on_valgrind))
         goro__vg_moved(g, old, ucontext);
 }
+#endif
+
+/* Headroom for ThreadSanitizer's runtime. TSan's code runs on the stack
+ * of whatever calls it: a goroutine's. When a frame of TSan's own reaches
+ * the guard, the growth's fault interrupts TSan halfway through an
+ * operation, and the handler, instrumented, calls back into it: seen here
+ * as deadlocks (an atomic store on the stack allocator's lock faulted
+ * holding that word's TSan lock, and the handler's load of it waited for
+ * it; __tsan_create_fiber faulted holding TSan's thread registry, and a
+ * report from the handler waited for it) and as false reports (the handler
+ * ran while TSan's current fiber was the one __tsan_create_fiber was
+ * starting, or between a switch's release and the switch: its errno
+ * accesses ordered after nothing). So before goro calls into TSan where it
+ * calls it most and deepest (the switch path: fibers, the allocator, the
+ * pending action), goro__ann_headroom reads a byte of each page of the
+ * TSAN_HEADROOM bytes below rsp, nearest first: if one lies in the guard,
+ * the stack grows there, in goro's code, with TSan's state whole, and what
+ * TSan then runs has room. TSan's calls from the switch path use up to
+ * 3.2 KiB of stack here (gcc 12's libtsan, measured: creating a fiber, an
+ * atomic on a word TSan has not seen yet); a report needs more, and fails
+ * the run anyway. Reads, not writes: the pages stay the zero page until
+ * used. Code that TSan instruments elsewhere (a program's, the runtime's
+ * outside the switch path) can still fault inside TSan, mostly in its
+ * hooks on every access and call: those hold nothing the handler needs
+ * but once in 8,192 events (a new part of the fiber's trace, under a
+ * lock); no hang or report of that kind was seen in the README's runs,
+ * but it is not excluded. Empty in other builds. */
+#if GORO_ANN_TSAN
+#define TSAN_HEADROOM (8 * 1024)
+static inline __attribute__((always_inline)) void goro__ann_headroom(void)
+{
+    /* rsp as the base: a growth moves it, and the read then runs again
+     * on the new stack (stack_move.c relocates the registers) */
+    for (long d = 4096; d <= TSAN_HEADROOM; d += 4096)
+        __asm__ volatile("testb $0, (%%rsp,%0)" : : "r"(-d) : "memory");
+}
+/* A function TSan must not see: the fault handler's errno save and
+ * restore (TSan's wrapper of a handler does the same around it). */
+#define GORO_ANN_UNSEEN __attribute__((no_sanitize("thread")))
+#else
+static inline void goro__ann_headroom(void) {}
+#define GORO_ANN_UNSEEN
 #endif
 
 /* A field its owner writes with plain stores and other threads read with

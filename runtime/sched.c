@@ -1163,6 +1163,7 @@ static __attribute__((noinline)) void resume_idle(W *w, struct goro__ctx *from, 
  * annotations (annotate.h) are empty outside sanitizer builds. */
 static inline void resume(W *w, struct goro__ctx *from, G *fromg, G *to, bool exiting)
 {
+    goro__ann_headroom(); /* TSan builds: the stack work below calls TSan */
     to->status = G_RUNNING;
     to->w = w;
     GORO_OWNER_STORE(w->nswitch, w->nswitch + 1); /* read by goro_stats */

@@ -24,6 +24,7 @@
  * growth: the README says so.
  */
 #include "internal.h"
+#include "annotate.h"  /* GORO_ANN_UNSEEN */
 
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +37,9 @@
 static struct sigaction old_segv, old_bus;
 static bool installed;
 
-static void on_fault(int sig, siginfo_t *si, void *uc)
+/* Unseen by ThreadSanitizer (annotate.h): its accesses to errno are the
+ * handler's, which TSan's wrapper saves and restores around it anyway. */
+static GORO_ANN_UNSEEN void on_fault(int sig, siginfo_t *si, void *uc)
 {
     int saved_errno = errno;
     if (goro__stack_fault(sig, si, uc)) {

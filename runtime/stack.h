@@ -104,8 +104,9 @@ static inline bool stk_is_home(const G *g, const struct goro__stack *s)
     return (uintptr_t)s->lo == (g->home & ~(uintptr_t)1);
 }
 
-/* glo <= v <= ghi, one compare */
-static inline bool stk_in(uint64_t v, uintptr_t glo, uintptr_t ghi)
+/* glo <= v <= ghi, one compare (always inlined: into the copy TSan does
+ * not see too, stack_move.c) */
+static inline __attribute__((always_inline)) bool stk_in(uint64_t v, uintptr_t glo, uintptr_t ghi)
 {
     return v - glo <= ghi - glo;
 }

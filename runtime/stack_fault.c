@@ -102,16 +102,14 @@
 #define FAST_GROW_BELOW (1024 * 1024)   /* stacks below this grow eightfold */
 #define QUARANTINE      256             /* old stacks kept by stackcheck */
 #define DEFAULT_MAX     (1ul << 30)     /* GORO_STACK_MAX default, as in Go */
-/* GORO_STACK_MIN's default: a page; 64 KiB in ThreadSanitizer builds.
- * TSan's runtime runs on the goroutine's stack, and is not told of a move
- * (annotate.h): with one-page stacks, test_netpoll's echo test hung in a
- * TSan race report (two workers waiting on TSan's thread-registry lock; a
- * report that does not come with 32 KiB stacks or more, so one about
- * moved stacks), and the growth the report's deep frames need is a fault
- * inside TSan's runtime. Larger first stacks make growth, in TSan's
- * runtime or not, rare: a fiber costs TSan ~1 MB anyway (annotate.c). */
+/* GORO_STACK_MIN's default: a page; 16 KiB in ThreadSanitizer builds.
+ * TSan's runtime runs on the goroutine's stack, and goro makes room for
+ * it below rsp before each switch (annotate.h, goro__ann_headroom: 8 KiB):
+ * on a one-page stack every goroutine would grow at its first run. With
+ * 16 KiB, one that stays shallow never grows, and one that goes deeper
+ * grows as in other builds (the suites about growth set one page). */
 #if GORO_ANN_TSAN
-#define DEFAULT_MIN     (64 * 1024)
+#define DEFAULT_MIN     (16 * 1024)
 #else
 #define DEFAULT_MIN     0               /* the page size */
 #endif

@@ -30,6 +30,7 @@
  *  - Nothing here allocates, locks or calls anything not async-signal-safe.
  */
 #include "stack.h"
+#include "annotate.h" /* GORO_ANN_UNSEEN */
 
 #include <cpuid.h>
 #include <string.h>
@@ -40,8 +41,14 @@ static uint32_t xs_off[8], xs_size[8];
 /* Copy nw words from src to dst, shifting by delta every word that lies in
  * [glo, ghi]. The scalar loop runs at ~2 GB/s here and was the largest
  * cost of growing many stacks (bench stack_10k_256k copies 2.4 GB per
- * round); with AVX2, four words per step. */
-static void copy_reloc_scalar(uint64_t *dst, const uint64_t *src, size_t nw,
+ * round); with AVX2, four words per step.
+ * The copy is unseen by ThreadSanitizer (annotate.h): the new place's
+ * shadow keeps its earlier owners' accesses, all ordered before this
+ * goroutine's by the allocator's lock, and the handler, which may have
+ * interrupted TSan's runtime, adds no 8,192 trace events of its own (a
+ * 256 KiB copy did, and reached the trace lock its interrupted caller
+ * held: a hang, seen in test_stack). */
+static GORO_ANN_UNSEEN void copy_reloc_scalar(uint64_t *dst, const uint64_t *src, size_t nw,
                               uintptr_t glo, uintptr_t ghi, intptr_t delta)
 {
     for (size_t i = 0; i < nw; i++) {
@@ -54,7 +61,7 @@ static void copy_reloc_scalar(uint64_t *dst, const uint64_t *src, size_t nw,
 typedef uint64_t v4u64 __attribute__((vector_size(32), aligned(8)));
 typedef int64_t v4i64 __attribute__((vector_size(32), aligned(8)));
 
-__attribute__((target("avx2")))
+__attribute__((target("avx2"))) GORO_ANN_UNSEEN
 static void copy_reloc_avx2(uint64_t *dst, const uint64_t *src, size_t nw,
                             uintptr_t glo, uintptr_t ghi, intptr_t delta)
 {
@@ -81,7 +88,7 @@ static void copy_reloc_avx2(uint64_t *dst, const uint64_t *src, size_t nw,
 
 static bool have_avx2;
 
-static void copy_reloc(uint64_t *dst, const uint64_t *src, size_t nw,
+static GORO_ANN_UNSEEN void copy_reloc(uint64_t *dst, const uint64_t *src, size_t nw,
                        uintptr_t glo, uintptr_t ghi, intptr_t delta)
 {
 #if defined(__x86_64__)

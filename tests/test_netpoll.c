@@ -886,11 +886,12 @@ Test(netpoll, ipv6_names_and_many_acceptors, .timeout = 30)
  * goro_run must return without waiting for it. Decided by whether it has
  * returned yet, not by a time budget (a loaded machine broke a 250 ms one). */
 static int block_pipe[2];
-static volatile AO_t blocking_done;
+static volatile AO_t blocking_started, blocking_done;
 
 static intptr_t long_sleep(void *arg)
 {
     (void)arg;
+    AO_fetch_and_add1(&blocking_started);
     struct pollfd p = { .fd = block_pipe[0], .events = POLLIN };
     poll(&p, 1, 10000);
     AO_fetch_and_add1(&blocking_done);
@@ -917,9 +918,16 @@ static void rerun_main(void *arg)
 {
     (void)arg;
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rerun_fds), 0);
+    AO_t started = AO_load(&blocking_started);
     goro_go(left_reader, (void *)(intptr_t)rerun_fds[0]);
     goro_go(left_blocking, NULL);
     goro_go(left_blocking, NULL);
+    /* both calls inside their helpers before main returns: a job still
+     * queued when goro_run stops is dropped (blocking.c), and the test
+     * below waits for all six calls to return (a fixed 20 ms was short
+     * under TSan on a loaded machine: a run failed after its 10 s wait) */
+    while (AO_load(&blocking_started) < started + 2)
+        goro_sleep(MS);
     goro_sleep(20 * MS);
     /* the fds work in this run (the other direction: the reader stays) */
     char c;
@@ -931,7 +939,7 @@ static void rerun_main(void *arg)
 Test(netpoll, run_again_after_parked_io, .timeout = 30)
 {
     cr_assert_eq(pipe2(block_pipe, O_CLOEXEC), 0);
-    blocking_done = 0;
+    blocking_started = blocking_done = 0;
     for (int i = 0; i < 3; i++) {
         run_on(2, rerun_main, NULL);
         cr_assert_eq(AO_load(&blocking_done), 0, "goro_run waited for a blocking call");

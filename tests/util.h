@@ -43,13 +43,20 @@
 #define TSAN_ALIVE_MAX 2000 /* a fiber is ~1 MB of TSan's memory */
 #define TSAN_ALIVE(n) (TEST_TSAN && (n) > TSAN_ALIVE_MAX ? TSAN_ALIVE_MAX : (n))
 #define SLOW (TEST_TSAN ? 10 : 1)
+/* What a parked goroutine that never went deep holds, in pages: its one
+ * page, and one more in the accounting (stack_space.c: the home counts).
+ * In TSan builds a goroutine keeps 8 KiB free below rsp at every switch
+ * for TSan's runtime (runtime/annotate.h, goro__ann_headroom), so one that
+ * started on a page holds its home and the 32 KiB stack its first switch
+ * grew it to, and start-size hints then learn that size: 12 pages. */
+#define SMALL_PARKED_PAGES (TEST_TSAN ? 12 : 2)
 
 /* Run fn as main goroutine on `procs` workers (0: the default) and check
  * that the runtime started, ran and left no goroutine behind but main. */
 static inline void run_on(int procs, goro_fn fn, void *arg)
 {
 #ifdef TEST_PAGE_STACKS
-    /* TSan builds start stacks at 64 KiB (stack_fault.c); the suites
+    /* TSan builds start stacks at 16 KiB (stack_fault.c); the suites
      * about stack growth and its classes want the one page of the others */
     if (TEST_TSAN) {
         char pg[32];
