@@ -84,8 +84,10 @@
  * worker was about to find, so that a request and its reply each crossed
  * to the other worker (idle_conns_wake: 8 epoll calls a round trip, and
  * 19-24 us against 12-14 now, medians of 20,000). A spinner beside a
- * worker stuck in one goroutine still polls every ~7 us; once asleep, the
- * poller thread's sweep (netpoll.c, NAP_NS) takes over, as before.
+ * worker stuck in one goroutine still polls every ~7 us, and at every look
+ * when the others sleep or there are none (one worker: nobody else is
+ * about to poll); once asleep, the poller thread's sweep (netpoll.c,
+ * NAP_NS) takes over, as before.
  *
  * Spawning. A child goes to runnext and the parent carries on (as in Go).
  * A child still in runnext when its worker spawns again is pushed onto the
@@ -1122,12 +1124,16 @@ static G *find_runnable(W *w)
                 if (found)
                     break;
                 /* the netpoller only when no other worker polled it for
-                 * IDLE_POLL_QUIET looks ("Idle spinning", at the top) */
+                 * IDLE_POLL_QUIET looks, or at every look when every other
+                 * worker sleeps (or there is none): nobody else is about
+                 * to poll then ("Idle spinning", at the top). Relaxed:
+                 * npidle is a hint here; we are not counted in it. */
                 uint64_t now = others_npoll(w);
+                bool others_awake = (AO_t)goro__sched.nprocs > AO_load(&goro__sched.npidle) + 1;
                 if (now != seen) {
                     seen = now;
                     quiet = 0;
-                } else if (++quiet >= IDLE_POLL_QUIET) {
+                } else if (!others_awake || ++quiet >= IDLE_POLL_QUIET) {
                     quiet = 0;
                     if ((g = netpoll_local(w)) != NULL) {
                         stop_spinning(w);
