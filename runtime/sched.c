@@ -70,9 +70,9 @@
  * rwmutex_read_heavy from 30 to 20.7 ns (Go 21.9; one worker alone: 20),
  * medians of 5, unpinned, the other rows unchanged. Rejected: readers
  * spinning instead of parking (both workers then run into the lock at
- * once, the expensive case on this machine: 78-90 ns); a longer grace before stealing runnext (it
- * keeps the thief out of the way everywhere, not only where steals did
- * not pay).
+ * once, the expensive case on this machine: 78-90 ns); a longer grace
+ * before stealing runnext (it keeps the thief out of the way everywhere,
+ * not only where steals did not pay).
  *
  * Idle spinning. A spinner that found nothing polls the queues for ~240 us
  * more before it sleeps: while it is counted in nspinning, readying work
@@ -1129,11 +1129,11 @@ static G *find_runnable(W *w)
                  * to poll then ("Idle spinning", at the top). Relaxed:
                  * npidle is a hint here; we are not counted in it. */
                 uint64_t now = others_npoll(w);
-                bool others_awake = (AO_t)goro__sched.nprocs > AO_load(&goro__sched.npidle) + 1;
                 if (now != seen) {
                     seen = now;
                     quiet = 0;
-                } else if (!others_awake || ++quiet >= IDLE_POLL_QUIET) {
+                } else if (AO_load(&goro__sched.npidle) + 1 >= (AO_t)goro__sched.nprocs ||
+                           ++quiet >= IDLE_POLL_QUIET) {
                     quiet = 0;
                     if ((g = netpoll_local(w)) != NULL) {
                         stop_spinning(w);

@@ -49,7 +49,7 @@ static uint32_t xs_off[8], xs_size[8];
  * 256 KiB copy did, and reached the trace lock its interrupted caller
  * held: a hang, seen in test_stack). */
 static GORO_ANN_UNSEEN void copy_reloc_scalar(uint64_t *dst, const uint64_t *src, size_t nw,
-                              uintptr_t glo, uintptr_t ghi, intptr_t delta)
+                                              uintptr_t glo, uintptr_t ghi, intptr_t delta)
 {
     for (size_t i = 0; i < nw; i++) {
         uint64_t v = src[i];
@@ -89,7 +89,7 @@ static void copy_reloc_avx2(uint64_t *dst, const uint64_t *src, size_t nw,
 static bool have_avx2;
 
 static GORO_ANN_UNSEEN void copy_reloc(uint64_t *dst, const uint64_t *src, size_t nw,
-                       uintptr_t glo, uintptr_t ghi, intptr_t delta)
+                                       uintptr_t glo, uintptr_t ghi, intptr_t delta)
 {
 #if defined(__x86_64__)
     if (have_avx2) {
