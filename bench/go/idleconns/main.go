@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -128,7 +129,9 @@ func main() {
 		x := uint64(88172645463325252)
 		t0 := b.Now()
 		buf := make([]byte, msg)
+		each := make([]int64, 0, sample)
 		for k := int64(0); k < sample; k++ {
+			tk := b.Now()
 			x ^= x << 13
 			x ^= x >> 7
 			x ^= x << 17
@@ -140,8 +143,13 @@ func main() {
 			if got := <-replies; got != i {
 				b.Fail("reply from %d, want %d", got, i)
 			}
+			each = append(each, b.Now()-tk)
 		}
 		figure = float64(b.Now()-t0) / 1000 / float64(sample)
+		sort.Slice(each, func(x, y int) bool { return each[x] < each[y] })
+		n := len(each)
+		b.Info("round trips: median %.1f us, p90 %.1f us, p99 %.1f us",
+			float64(each[n/2])/1000, float64(each[n*9/10])/1000, float64(each[n*99/100])/1000)
 	}
 	for _, ln := range lns {
 		ln.Close()

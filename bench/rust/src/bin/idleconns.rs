@@ -126,7 +126,9 @@ fn main() {
             } else {
                 let mut x: u64 = 88172645463325252;
                 let t0 = b::now();
+                let mut each = Vec::with_capacity(sample as usize);
                 for _ in 0..sample {
+                    let tk = b::now();
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
@@ -138,8 +140,18 @@ fn main() {
                     if got != i {
                         b::fail(&format!("reply from {}, want {}", got, i));
                     }
+                    each.push(b::now() - tk);
                 }
-                (b::now() - t0) as f64 / 1000.0 / sample as f64
+                let fig = (b::now() - t0) as f64 / 1000.0 / sample as f64;
+                each.sort_unstable();
+                let n = each.len();
+                b::info(&format!(
+                    "round trips: median {:.1} us, p90 {:.1} us, p99 {:.1} us",
+                    each[n / 2] as f64 / 1000.0,
+                    each[n * 9 / 10] as f64 / 1000.0,
+                    each[n * 99 / 100] as f64 / 1000.0
+                ));
+                fig
             };
             drop(writers);
             if bad.load(Relaxed) != 0 {
