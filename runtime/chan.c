@@ -230,6 +230,8 @@ static int chan_send(goro_chan *ch, const void *elem, bool block)
         goro__chan_unlock(ch);
         if (wake)
             goro__ready(wake, true);
+        else
+            goro__nudge();
         return res;
     }
     if (!block) {
@@ -253,6 +255,8 @@ static int chan_recv(goro_chan *ch, void *elem, bool block)
         goro__chan_unlock(ch);
         if (wake)
             goro__ready(wake, true);
+        else
+            goro__nudge();
         return res;
     }
     if (!block) {

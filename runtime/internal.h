@@ -295,6 +295,11 @@ struct goro__w {
     G *gfree;                          /* free G records (with stacks) */
     int ngfree;
     bool spinning;                     /* counted in sched.nspinning */
+    bool rn_quiet;                     /* a G readied into the empty runnext
+                                          woke nobody; the next channel
+                                          operation that finishes without
+                                          parking wakes a worker if it is
+                                          still there (sched.c, "Wakeups") */
     /* Patient stealing (sched.c, "Stealing patiently"): the goroutine this worker
      * last stole and ran first, and when (goro_now) it stole it, until its
      * first park here says whether the steal paid; and the pauses this
@@ -438,6 +443,18 @@ void goro__ready(G *g, bool next) GORO_HIDDEN;
  * thread (the netpoller's batch). */
 void goro__ready_list(G *head, int n) GORO_HIDDEN;
 
+/* A channel operation finished without parking (and readied nobody): if
+ * a goroutine readied earlier into this worker's runnext still waits
+ * there, the goroutine running is not about to park, so wake an idle
+ * worker to take it (sched.c, "Wakeups"). One load when nothing waits. */
+void goro__sched_nudge(W *w) GORO_HIDDEN;
+static inline void goro__nudge(void)
+{
+    W *w = goro__tls_w;
+    if (__builtin_expect(w != NULL && w->rn_quiet, 0))
+        goro__sched_nudge(w);
+}
+
 /* True while a runtime is running (between goro_run start and return). */
 bool goro__running(void) GORO_HIDDEN;
 
@@ -579,6 +596,9 @@ G *goro__netpoll_poll_now(int *n) GORO_HIDDEN;
 /* The last worker is going to sleep: the poller must wait in the kernel
  * again (while workers run, it naps and they poll). */
 void goro__netpoll_workers_idle(void) GORO_HIDDEN;
+/* A worker left the idle list while every worker was on it: if the poller
+ * waits in the kernel, wake it, so that it naps and sweeps instead. */
+void goro__netpoll_workers_busy(void) GORO_HIDDEN;
 
 /* The backend: one file per kernel interface (netpoll_epoll.c). */
 int  goro__pollset_open(void) GORO_HIDDEN;   /* the poll set and its wake-up fd */

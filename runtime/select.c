@@ -204,6 +204,8 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns)
             selunlock(lockorder, nch);
             if (wake)
                 goro__ready(wake, true);
+            else
+                goro__nudge();
             c->result = res;
             ret = (int)i;
             goto out_free;

@@ -279,7 +279,10 @@ Test(stress, random_wakers_4_workers, .timeout = 120)
 }
 
 /* Sleep/wake churn: workers go idle and are woken over and over (the
- * idle protocol's lost-wakeup window), by a foreign thread's posts. */
+ * idle protocol's lost-wakeup window), by a foreign thread's posts. Every
+ * eighth gap outlasts an idle worker's spin (~240 us), so that the worker
+ * running the waiter goes to sleep too, not only a second one woken
+ * along (workers no longer wake each other without queued work). */
 #define CHURN 20000
 static struct sem churn_sem;
 
@@ -304,7 +307,9 @@ static void *churn_thread(void *arg)
     (void)arg;
     for (int i = 0; i < CHURN; i++) {
         sem_post(&churn_sem, false);
-        if (i % 4 == 0)
+        if (i % 8 == 0)
+            usleep(300);
+        else if (i % 4 == 0)
             usleep(5);
         else
             for (volatile int k = 0; k < (i % 7) * 300; k++)
