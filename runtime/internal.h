@@ -373,6 +373,7 @@ struct goro__sched {
                                    spawned goroutines: deadlock detection off */
     bool nodeadlock;            /* GORO_DEBUG=nodeadlock */
     bool dump_at_exit;          /* GORO_DEBUG=dump */
+    bool idlewindow;            /* GORO_DEBUG=idlewindow (sleep_worker) */
 };
 extern struct goro__sched goro__sched GORO_HIDDEN;
 

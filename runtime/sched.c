@@ -955,6 +955,13 @@ static void sleep_worker(W *w)
     AO_store(&goro__sched.npidle, AO_load(&goro__sched.npidle) + 1);
     pthread_mutex_unlock(&goro__sched.lock);
 
+    if (unlikely(goro__sched.idlewindow)) {
+        /* GORO_DEBUG=idlewindow: hold the window in which w is on the idle
+         * list but still counted as spinning (a waker skips the wake, the
+         * poller may see every worker idle), for tests of that window */
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
+        nanosleep(&ts, NULL);
+    }
     if (was_spinning) {
         /* full: lower nspinning before re-checking the queues (wakep reads
          * them in the other order) */
@@ -1775,6 +1782,7 @@ int goro_run(goro_fn main_fn, void *arg)
     goro__sched.asym = !debug_has("nomembarrier") && !GORO_ANN_NO_MEMBARRIER &&
                        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
     goro__sched.dump_at_exit = debug_has("dump");
+    goro__sched.idlewindow = debug_has("idlewindow");
     goro__g_hints_init(debug_has("nostackhint"));
     /* W is cache-line aligned (its run queue head and tail sit on lines of
      * their own): calloc's 16-byte alignment is not enough */
