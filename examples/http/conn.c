@@ -85,13 +85,45 @@ bool http_respond(struct http_conn *c, int status, const char *ctype, const char
 {
     if (c->olen + 512 > sizeof c->out && !http_flush(c))
         return false;
-    int n = snprintf(c->out + c->olen, sizeof c->out - c->olen,
-                     "HTTP/1.1 %d %s\r\nServer: goro\r\n%sContent-Type: %s\r\n"
-                     "Content-Length: %llu\r\n%s\r\n",
-                     status, http_reason(status), date_header(c), ctype,
-                     (unsigned long long)content_length,
-                     keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-    c->olen += (size_t)n;
+    /* The head by hand: snprintf took 5% of the server's CPU under wrk
+     * (its format parsing and stdio's string sink, per request). */
+    const char *reason = http_reason(status), *date = date_header(c);
+    const char *conn = keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    char num[24], *q = num + sizeof num;
+    uint64_t v = content_length;
+    do
+        *--q = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    size_t lr = strlen(reason), ld = strlen(date), lt = strlen(ctype), lc = strlen(conn);
+    size_t ln = (size_t)(num + sizeof num - q);
+    if (status < 100 || status > 999 || lr + lt > 256)
+        return false; /* never: the statuses and types are ours */
+    char *o = c->out + c->olen;
+    memcpy(o, "HTTP/1.1 ", 9);
+    o[9] = (char)('0' + status / 100);
+    o[10] = (char)('0' + status / 10 % 10);
+    o[11] = (char)('0' + status % 10);
+    o[12] = ' ';
+    o += 13;
+    memcpy(o, reason, lr);
+    o += lr;
+    memcpy(o, "\r\nServer: goro\r\n", 16);
+    o += 16;
+    memcpy(o, date, ld);
+    o += ld;
+    memcpy(o, "Content-Type: ", 14);
+    o += 14;
+    memcpy(o, ctype, lt);
+    o += lt;
+    memcpy(o, "\r\nContent-Length: ", 18);
+    o += 18;
+    memcpy(o, q, ln);
+    o += ln;
+    memcpy(o, "\r\n", 2);
+    o += 2;
+    memcpy(o, conn, lc);
+    o += lc;
+    c->olen = (size_t)(o - c->out);
     if (head_only || blen == 0)
         return true;
     if (c->olen + blen <= sizeof c->out) {
