@@ -848,8 +848,10 @@ static void stop_spinning(W *w)
     /* full: we are about to run a G. If we were the last spinner, a waker
      * may have left work to us: the fence orders our decrement before the
      * look at the queues, the waker's fence its work before its look at
-     * nspinning, so one of us sees the other ("Wakeups", at the top). */
-    if (AO_fetch_and_sub1_full(&goro__sched.nspinning) == 1 && any_queued(w))
+     * nspinning, so one of us sees the other ("Wakeups", at the top). Our
+     * own queue counts too: a batch we just took from the global queue
+     * (or a steal's rest) is work another worker could take from us. */
+    if (AO_fetch_and_sub1_full(&goro__sched.nspinning) == 1 && any_queued(NULL))
         wakep();
 }
 
@@ -867,10 +869,10 @@ static void wake_all_workers(void)
     pthread_mutex_unlock(&goro__sched.lock);
 }
 
-/* Work in the global queue or another worker's queue, not counting runnext
- * slots (a runnext is its owner's to run next, and its owner is awake; a
- * busy worker's runnext changes every hand-off, and polling it would only
- * steal cache lines). */
+/* Work in the global queue or another worker's queue (any worker's when
+ * self is NULL), not counting runnext slots (a runnext is its owner's to
+ * run next, and its owner is awake; a busy worker's runnext changes every
+ * hand-off, and polling it would only steal cache lines). */
 static bool any_queued(W *self)
 {
     if (AO_load(&goro__sched.gq_size) != 0)
