@@ -562,16 +562,17 @@ static void ready_waiter(void *arg)
     }
 }
 
-static void ready_hog_main(void *arg)
+/* rounds rounds: wait until the waiter is parked in its receive (settle_ns
+ * after it said it was about to), send (readying it into our runnext),
+ * then spin until it has run; its wait into wait_ns[round] if not NULL. */
+static void ready_rounds(int rounds, int64_t settle_ns, int64_t *wait_ns)
 {
-    (void)arg;
     ready_ch = goro_chan_make(sizeof(int), 1);
     cr_assert_eq(goro_go(ready_waiter, NULL), 0);
-    for (int round = 0; round < READY_ROUNDS; round++) {
-        /* let the waiter get to its receive and park there */
+    for (int round = 0; round < rounds; round++) {
         while (!AO_load(&ready_waiting))
             goro_sleep(50000);
-        goro_sleep(200000);
+        goro_sleep(settle_ns);
         AO_store(&ready_waiting, 0);
         AO_store(&ready_got, 0);
         cr_assert_eq(goro_chan_send(ready_ch, &round), 0); /* readies it */
@@ -579,9 +580,20 @@ static void ready_hog_main(void *arg)
         while (!AO_load(&ready_got))
             cr_assert_lt(goro_now() - t0, READY_BOUND_NS, "round %d: not rescued in %lld ms",
                          round, READY_BOUND_NS / 1000000);
-        ready_wait_ns[round] = goro_now() - t0;
+        if (wait_ns != NULL)
+            wait_ns[round] = goro_now() - t0;
     }
-    goro_chan_free(ready_ch);
+    /* a waiter with rounds left is parked on ready_ch: it is discarded when
+     * main returns, and its channel left to the process (freeing it under a
+     * parked receiver is not allowed) */
+    if (rounds == READY_ROUNDS)
+        goro_chan_free(ready_ch);
+}
+
+static void ready_hog_main(void *arg)
+{
+    (void)arg;
+    ready_rounds(READY_ROUNDS, 200000, ready_wait_ns);
 }
 
 /* The hole itself, held open: GORO_DEBUG=idlewindow makes a worker that
@@ -594,23 +606,7 @@ static void ready_hog_main(void *arg)
 static void window_hog_main(void *arg)
 {
     (void)arg;
-    ready_ch = goro_chan_make(sizeof(int), 1);
-    cr_assert_eq(goro_go(ready_waiter, NULL), 0);
-    for (int round = 0; round < WINDOW_ROUNDS; round++) {
-        while (!AO_load(&ready_waiting))
-            goro_sleep(50000);
-        goro_sleep(600000);
-        AO_store(&ready_waiting, 0);
-        AO_store(&ready_got, 0);
-        cr_assert_eq(goro_chan_send(ready_ch, &round), 0);
-        int64_t t0 = goro_now();
-        while (!AO_load(&ready_got))
-            cr_assert_lt(goro_now() - t0, READY_BOUND_NS, "round %d: not rescued in %lld ms",
-                         round, READY_BOUND_NS / 1000000);
-    }
-    /* the waiter, parked for its next round, is discarded when main
-     * returns; its channel is left to the process (freeing it under a
-     * parked receiver is not allowed) */
+    ready_rounds(WINDOW_ROUNDS, 600000, NULL);
 }
 
 Test(sched, rescue_survives_the_idle_window, .timeout = 60)

@@ -77,6 +77,13 @@ static const char *date_header(struct http_conn *c)
     return c->date;
 }
 
+/* Copy n bytes to o; where they end. */
+static inline char *put(char *o, const char *src, size_t n)
+{
+    memcpy(o, src, n);
+    return o + n;
+}
+
 /* Append a response: the head, and body[0, blen) unless head_only. The
  * head says content_length (for HEAD, the length a GET would have). A body
  * too large for the buffer is written straight after the head. */
@@ -99,30 +106,20 @@ bool http_respond(struct http_conn *c, int status, const char *ctype, const char
     if (status < 100 || status > 999 || lr + lt > 256)
         return false; /* never: the statuses and types are ours */
     char *o = c->out + c->olen;
-    memcpy(o, "HTTP/1.1 ", 9);
-    o[9] = (char)('0' + status / 100);
-    o[10] = (char)('0' + status / 10 % 10);
-    o[11] = (char)('0' + status % 10);
-    o[12] = ' ';
-    o += 13;
-    memcpy(o, reason, lr);
-    o += lr;
-    memcpy(o, "\r\nServer: goro\r\n", 16);
-    o += 16;
-    memcpy(o, date, ld);
-    o += ld;
-    memcpy(o, "Content-Type: ", 14);
-    o += 14;
-    memcpy(o, ctype, lt);
-    o += lt;
-    memcpy(o, "\r\nContent-Length: ", 18);
-    o += 18;
-    memcpy(o, q, ln);
-    o += ln;
-    memcpy(o, "\r\n", 2);
-    o += 2;
-    memcpy(o, conn, lc);
-    o += lc;
+    o = put(o, "HTTP/1.1 ", 9);
+    o[0] = (char)('0' + status / 100);
+    o[1] = (char)('0' + status / 10 % 10);
+    o[2] = (char)('0' + status % 10);
+    o[3] = ' ';
+    o = put(o + 4, reason, lr);
+    o = put(o, "\r\nServer: goro\r\n", 16);
+    o = put(o, date, ld);
+    o = put(o, "Content-Type: ", 14);
+    o = put(o, ctype, lt);
+    o = put(o, "\r\nContent-Length: ", 18);
+    o = put(o, q, ln);
+    o = put(o, "\r\n", 2);
+    o = put(o, conn, lc);
     c->olen = (size_t)(o - c->out);
     if (head_only || blen == 0)
         return true;
