@@ -354,7 +354,8 @@ struct goro__sched {
     volatile AO_t running;      /* atomic: workers may run goroutines */
     volatile AO_t shutdown;     /* atomic: main returned, workers stop */
     bool asym;                  /* membarrier(PRIVATE_EXPEDITED) works: owners
-                                   touch runnext without locked operations */
+                                   touch runnext, and unlockers a goro_mutex,
+                                   without locked operations */
 
     G *gq_head, *gq_tail;       /* global run queue, linked by schedlink */
     volatile AO_t gq_size;      /* atomic read as a hint, written under lock */
@@ -464,6 +465,9 @@ bool goro__running(void) GORO_HIDDEN;
  * one goroutine since the last look gets an idle worker woken to steal it
  * (Go's sysmon preempts the hog instead; goro cannot preempt). */
 void goro__sched_sysmon(void) GORO_HIDDEN;
+/* membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): 0, or -1 and errno. Only
+ * while goro__sched.asym (registered). */
+long goro__membarrier(void) GORO_HIDDEN;
 
 /* Called (by the poller thread) to find out whether every goroutine is
  * parked in a way nothing external can end; see deadlock detection. */

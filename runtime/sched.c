@@ -356,6 +356,11 @@ static long membarrier(int cmd)
     return syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+long goro__membarrier(void)
+{
+    return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
 /* Global queue, under sched.lock. */
 static void globq_put_batch_locked(G *head, G *tail, int n)
 {

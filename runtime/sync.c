@@ -125,11 +125,40 @@ int goro_wg_wait(goro_wg *wg)
 /* ======================================================================
  * Mutex
  *
- * One state word carries the fast path: an uncontended lock is one CAS
- * (0 -> LOCKED) and an uncontended unlock one CAS (LOCKED -> 0). Contended
- * lockers spin a little (only with more than one worker: the holder may be
- * running), then queue on a FIFO of waiter records under a small spinlock
- * and park; an unlock that finds WAITERS wakes the first waiter.
+ * The holder's word (locked) is a word of its own, beside the state of
+ * the queue (WAITERS, STARVING, CONTENDED). An uncontended lock is one CAS
+ * (locked 0 -> 1). The unlock of a mutex that has never had a waiter is a
+ * plain store (locked 1 -> 0) and a load of the state: no locked
+ * instruction (Go's Unlock is an atomic add); once it has had one, an
+ * exchange and a load. Contended lockers spin a little (only with more
+ * than one worker: the holder may be running), then queue on a FIFO of
+ * waiter records under a small spinlock and park; an unlock that finds
+ * WAITERS wakes the first waiter.
+ *
+ * Why the two words, and the plain store (asymmetric Dekker, as sched.c's
+ * runnext). A waiter sets WAITERS, then checks locked before it parks; the
+ * unlocker clears locked, then checks WAITERS. If each side's load could
+ * pass its own store, both would miss the other, and the waiter would park
+ * on a free mutex with nobody to wake it. The exchange is a full barrier;
+ * a plain store is not (x86 lets a later load pass it). So the first
+ * waiter a mutex ever has sets CONTENDED with WAITERS and runs membarrier(),
+ * a full barrier on every CPU running one of our threads: then either an
+ * unlocker's plain store is visible to the waiter's check (it takes the
+ * mutex instead of parking), or that unlocker's load comes after the
+ * barrier and sees WAITERS (it wakes a waiter). Every unlock that loads the
+ * state after that sees CONTENDED and exchanges; later waiters fence
+ * their own store (a locked OR). An unlock that read the state before
+ * CONTENDED was set is the one the barrier covers. (One word could not do
+ * this: a plain store of the whole word would erase a WAITERS bit set
+ * between the unlocker's load and its store, and no barrier on the waiter's
+ * side can close that gap.) CONTENDED is never cleared: a mutex contended
+ * once unlocks as before, with one locked instruction. The price is one
+ * membarrier per mutex's first contention: 0.1-0.4 us here when idle, far
+ * more under load (paid at every park, a first try, it took contended
+ * locks from 31 to 145-184 ns: 20,198 membarriers, 0.5 s of system time,
+ * for 4,000,000 locks). Without membarrier (kernels
+ * before 4.14, ThreadSanitizer builds, GORO_DEBUG=nomembarrier:
+ * goro__sched.asym false), every unlock exchanges.
  *
  * Fairness is Go's two modes (sync/mutex.go):
  *  - Normal: a woken waiter competes with goroutines arriving now, which
@@ -137,39 +166,42 @@ int goro_wg_wait(goro_wg *wg)
  *    scheduled). Good throughput; a waiter that loses goes back to the FRONT
  *    of the queue.
  *  - Starving: a waiter that has waited more than 1 ms sets STARVING. Unlock
- *    then hands the lock directly to the first waiter (LOCKED never drops),
- *    and arriving goroutines neither barge nor spin: they queue at the tail.
- *    The mode ends when the queue empties or a waiter that waited less than
- *    1 ms gets the lock. So no waiter starves, even under cooperative
- *    scheduling where the barging holder never yields the CPU: in starving
- *    mode the holder's next lock call parks it.
+ *    then hands the lock directly to the first waiter (locked stays 1),
+ *    and arriving goroutines neither spin nor try: they queue at the
+ *    tail. The mode ends when the queue empties or a waiter that waited
+ *    less than 1 ms gets the lock. So no waiter starves, even under
+ *    cooperative scheduling where the barging holder never yields the CPU:
+ *    in starving mode the holder's next lock call parks it.
  *
- * State bits (the rest of the word is zero):
- *   LOCKED    somebody holds the mutex
- *   WAITERS   the queue is non-empty (changed only under qlock)
- *   STARVING  hand-off mode (changed only under qlock); implies WAITERS
- * Who may change the word: anyone, by CAS, LOCKED 0->1 while STARVING is
- * clear (lock fast path, spinning); the holder LOCKED 1->0 when the word is
- * exactly LOCKED (unlock fast path); a qlock holder anything else. While
- * LOCKED is set and qlock is held, nobody else can change it, so the unlock
- * slow path stores the new word outright.
+ * Words:
+ *   locked    1 while somebody holds the mutex: set 0 -> 1 by CAS (a
+ *             locker, or an unlocker handing it to a starving queue's
+ *             head), 1 -> 0 by the holder.
+ *   state     WAITERS: the queue is non-empty, or a waiter holding qlock
+ *             is about to queue; STARVING: hand-off mode (implies
+ *             WAITERS); CONTENDED: see above (never cleared). Written only
+ *             under qlock; read anywhere.
+ * qlock protects head, tail and state. Waiter records live on the parked
+ * goroutines' stacks; as with channels, a record is linked by the park
+ * commit, after the switch, which also drops qlock: an unlocker that sees
+ * WAITERS takes qlock and so finds the record.
  *
- * qlock protects head and tail (the queue) and the WAITERS/STARVING bits.
- * Waiter records live on the parked goroutines' stacks; as with channels, a
- * record is linked by the park commit, after the switch, which also drops
- * qlock: an unlocker that sees WAITERS takes qlock and so finds the record.
- *
- * Rejected: a ticket lock (strict FIFO hand-off at every unlock: every
- * contended unlock costs a context switch, the convoy Go's normal mode
- * avoids); a futex (parks the worker thread, not the goroutine).
+ * Rejected: one word with a CAS on every unlock (uncontended 20.4 ns a
+ * lock and unlock, Go's 20.1: two CASes alone take 18.6 ns on this VM, a
+ * CAS and a store 10.7); a store and a fence instead of the exchange
+ * (contended 42 against 31 ns: mfence costs more than a locked
+ * instruction here); a ticket lock (strict FIFO hand-off at every unlock:
+ * every contended unlock costs a context switch, the convoy Go's normal
+ * mode avoids); a futex (parks the worker thread, not the goroutine).
  * ==================================================================== */
 
 
 enum {
-    MUTEX_LOCKED = 1,
-    MUTEX_WAITERS = 2,
-    MUTEX_STARVING = 4,
+    MUTEX_WAITERS = 1,
+    MUTEX_STARVING = 2,
+    MUTEX_CONTENDED = 4,
 };
+#define MUTEX_QUEUE (MUTEX_WAITERS | MUTEX_STARVING)
 #define MUTEX_STARVE_NS 1000000 /* 1 ms, as in Go */
 #define MUTEX_SPIN_ROUNDS 4     /* Go's active_spin */
 #define MUTEX_SPIN_PAUSES 30    /* Go's active_spin_cnt */
@@ -183,8 +215,9 @@ struct mwaiter {
 };
 
 struct mutex {
-    volatile AO_t state;    /* MUTEX_* bits, see above */
-    goro__spin qlock;       /* protects head, tail, WAITERS, STARVING */
+    volatile AO_t locked;   /* 1 while held: see above */
+    volatile AO_t state;    /* MUTEX_* bits, written under qlock */
+    goro__spin qlock;       /* protects head, tail and state */
     struct mwaiter *head;   /* parked waiters, FIFO (woken losers at head) */
     struct mwaiter *tail;
 };
@@ -199,6 +232,7 @@ static inline struct mutex *mutex_of(goro_mutex *mu)
 void goro_mutex_init(goro_mutex *mu)
 {
     struct mutex *m = mutex_of(mu);
+    m->locked = 0;
     m->state = 0;
     m->qlock = 0;
     m->head = m->tail = NULL;
@@ -207,11 +241,10 @@ void goro_mutex_init(goro_mutex *mu)
 /* Lock if nobody holds it and no waiter is owed it. */
 static inline bool mutex_try(struct mutex *m)
 {
-    AO_t s = AO_load(&m->state);
     /* acquire: the previous holder's critical section (its release in
      * unlock) happens-before ours */
-    return !(s & (MUTEX_LOCKED | MUTEX_STARVING)) &&
-           AO_compare_and_swap_acquire(&m->state, s, s | MUTEX_LOCKED);
+    return !(AO_load(&m->state) & MUTEX_STARVING) && AO_load(&m->locked) == 0 &&
+           AO_compare_and_swap_acquire(&m->locked, 0, 1);
 }
 
 int goro_mutex_trylock(goro_mutex *mu)
@@ -222,6 +255,7 @@ int goro_mutex_trylock(goro_mutex *mu)
 /* Park commit: queue the record, then drop qlock (after the switch). */
 static bool mutex_park_commit(G *g, void *arg)
 {
+    (void)g;
     struct mwaiter *w = arg;
     struct mutex *m = w->m;
     if (w->front) {
@@ -239,6 +273,36 @@ static bool mutex_park_commit(G *g, void *arg)
     }
     goro__spin_unlock(&m->qlock);
     return true;
+}
+
+/* Under qlock: take the first waiter off the queue. The queue bits clear
+ * when it empties. */
+static struct mwaiter *mutex_pop(struct mutex *m)
+{
+    struct mwaiter *w = m->head;
+    m->head = w->next;
+    if (!m->head) {
+        m->tail = NULL;
+        AO_store(&m->state, AO_load(&m->state) & ~(AO_t)MUTEX_QUEUE);
+    }
+    return w;
+}
+
+/* Under qlock, with locked seen 0: the first waiter is to be woken; in
+ * starving mode it gets the lock too, unless a locker took it in between
+ * (that locker's unlock hands off). Returns the goroutine to ready once
+ * qlock is dropped, or NULL. */
+static G *mutex_pass(struct mutex *m)
+{
+    if (m->head == NULL)
+        return NULL;
+    if (AO_load(&m->state) & MUTEX_STARVING) {
+        /* full: the hand-off's acquire, as the locker's CAS would be */
+        if (!AO_compare_and_swap_full(&m->locked, 0, 1))
+            return NULL;
+        m->head->handoff = true;
+    }
+    return mutex_pop(m)->g;
 }
 
 /* Out of line (as mutex_unlock_slow): inlined, its registers and frame
@@ -261,40 +325,53 @@ static __attribute__((noinline)) int mutex_lock_slow(struct mutex *m, G *self, i
             continue;
         }
         goro__spin_lock(&m->qlock);
-        int64_t now = 0;
-        if (woken) {
-            now = goro_now();
+        s = AO_load(&m->state);
+        AO_t add = MUTEX_WAITERS | MUTEX_CONTENDED;
+        if (woken && goro_now() - wait_start > MUTEX_STARVE_NS)
+            add |= MUTEX_STARVING;
+        if (!(s & MUTEX_CONTENDED)) {
+            /* the first contention: the barrier that covers plain-store
+             * unlocks (see the top) */
+            AO_store(&m->state, s | add);
+            if (!goro__sched.asym || goro__membarrier() != 0)
+                AO_nop_full();
+        } else if ((s | add) != s) {
+            /* full: our bits before our look at locked; the unlocker's
+             * exchange is the other half */
+            __atomic_fetch_or(&m->state, add, __ATOMIC_SEQ_CST);
         }
-        for (;;) {
-            s = AO_load(&m->state);
-            if (!(s & (MUTEX_LOCKED | MUTEX_STARVING))) {
-                if (AO_compare_and_swap_acquire(&m->state, s, s | MUTEX_LOCKED)) {
-                    /* the queue and its bits are unchanged: still right */
+        s |= add;
+        /* Free now? Take it rather than park, unless a starving queue is
+         * owed it: then wake its head with it, and queue behind. */
+        G *pass = NULL;
+        if (AO_load(&m->locked) == 0) {
+            if (!(s & MUTEX_STARVING) || m->head == NULL) {
+                if (AO_compare_and_swap_acquire(&m->locked, 0, 1)) {
+                    if (m->head == NULL)
+                        AO_store(&m->state, s & ~(AO_t)MUTEX_QUEUE);
                     goro__spin_unlock(&m->qlock);
                     return 0;
                 }
-                continue;
+                /* a locker got in: it sees WAITERS when it unlocks */
+            } else if ((pass = mutex_pass(m)) != NULL && m->head == NULL) {
+                /* the queue emptied and starving mode with it; WAITERS
+                 * again for us (no barrier: it was set all along, under
+                 * the qlock we hold) */
+                AO_store(&m->state, MUTEX_CONTENDED | MUTEX_WAITERS);
             }
-            AO_t ns = s | MUTEX_WAITERS;
-            if (woken && now - wait_start > MUTEX_STARVE_NS)
-                ns |= MUTEX_STARVING;
-            /* no ordering beyond the CAS itself: qlock orders the queue;
-             * an unlocker whose fast-path CAS fails because of WAITERS
-             * takes qlock next */
-            if (AO_compare_and_swap(&m->state, s, ns))
-                break;
         }
         if (!wait_start)
             wait_start = goro_now();
         struct mwaiter w = { .g = self, .m = m, .front = woken };
+        if (pass)
+            goro__ready(pass, true); /* under qlock: its unlock waits for it */
         goro__park(mutex_park_commit, &w, reason, waitobj);
         if (w.handoff) {
-            /* We hold it (LOCKED never dropped). Leave starving mode if we
+            /* We hold it (locked never dropped). Leave starving mode if we
              * did not wait long (Go does the same): the queue is moving. */
             if ((AO_load(&m->state) & MUTEX_STARVING) &&
                 goro_now() - wait_start < MUTEX_STARVE_NS) {
                 goro__spin_lock(&m->qlock);
-                /* LOCKED is ours and we hold qlock: nobody else writes */
                 AO_store(&m->state, AO_load(&m->state) & ~(AO_t)MUTEX_STARVING);
                 goro__spin_unlock(&m->qlock);
             }
@@ -315,7 +392,7 @@ mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin)
     if (unlikely(self == NULL))
         return -EPERM;
     /* acquire: see mutex_try */
-    if (likely(AO_compare_and_swap_acquire(&m->state, 0, MUTEX_LOCKED)))
+    if (likely(AO_compare_and_swap_acquire(&m->locked, 0, 1)))
         return 0;
     return mutex_lock_slow(m, self, reason, waitobj, may_spin);
 }
@@ -330,45 +407,81 @@ int goro__mutex_lock_as(goro_mutex *mu, int reason, void *waitobj, bool may_spin
     return mutex_lock_as(mu, reason, waitobj, may_spin);
 }
 
+/* The holder unlocks with waiters queued: hand off (starving) or release
+ * and wake the first. */
 static __attribute__((noinline)) void mutex_unlock_slow(struct mutex *m)
 {
-    if (!(AO_load(&m->state) & MUTEX_LOCKED))
-        goro__fatal("sync: unlock of unlocked mutex");
     goro__spin_lock(&m->qlock);
-    AO_t s = AO_load(&m->state);
-    struct mwaiter *w = m->head;
-    if (w == NULL) {
-        /* WAITERS without a queue cannot happen (both change under qlock) */
-        AO_store_release(&m->state, s & ~(AO_t)(MUTEX_LOCKED | MUTEX_WAITERS | MUTEX_STARVING));
-        goro__spin_unlock(&m->qlock);
-        return;
-    }
-    m->head = w->next;
-    if (!m->head)
-        m->tail = NULL;
-    AO_t ns;
-    if (s & MUTEX_STARVING) {
-        ns = s;                 /* LOCKED stays: it passes to w */
-        w->handoff = true;
+    G *g = NULL;
+    bool handoff = false;
+    if (m->head != NULL) {
+        handoff = (AO_load(&m->state) & MUTEX_STARVING) != 0;
+        if (handoff)
+            m->head->handoff = true; /* locked stays 1: it passes on */
+        g = mutex_pop(m)->g;
     } else {
-        ns = s & ~(AO_t)MUTEX_LOCKED;
+        /* cannot be (the queue bits change with the queue, under qlock);
+         * harmless: just release */
+        AO_store(&m->state, AO_load(&m->state) & ~(AO_t)MUTEX_QUEUE);
     }
-    if (!m->head)
-        ns &= ~(AO_t)(MUTEX_WAITERS | MUTEX_STARVING);
-    G *g = w->g;
     /* release: our critical section happens-before the next holder's
-     * acquire CAS (or, on hand-off, goro__ready's full barrier) */
-    AO_store_release(&m->state, ns);
+     * acquire (on hand-off, goro__ready's full barrier does it) */
+    if (!handoff)
+        AO_store_release(&m->locked, 0);
     goro__spin_unlock(&m->qlock);
-    goro__ready(g, true);
+    if (g)
+        goro__ready(g, true);
+}
+
+/* An unlock released the mutex and then saw WAITERS: a waiter queued (or
+ * was about to) meanwhile. Wake the first, unless a locker took the mutex
+ * since (its unlock will). */
+static __attribute__((noinline)) void mutex_unlock_recheck(struct mutex *m)
+{
+    goro__spin_lock(&m->qlock);
+    G *g = AO_load(&m->locked) == 0 ? mutex_pass(m) : NULL;
+    goro__spin_unlock(&m->qlock);
+    if (g)
+        goro__ready(g, true);
+}
+
+static __attribute__((noinline, noreturn)) void mutex_unlock_unlocked(void)
+{
+    goro__fatal("sync: unlock of unlocked mutex");
 }
 
 void goro_mutex_unlock(goro_mutex *mu)
 {
     struct mutex *m = mutex_of(mu);
-    /* release: our critical section happens-before the next holder's
-     * acquire */
-    if (likely(AO_compare_and_swap_release(&m->state, MUTEX_LOCKED, 0)))
+    AO_t s = AO_load(&m->state);
+    if (likely(s == 0) && likely(goro__sched.asym)) {
+        /* never contended: a plain store (see the top). The check for an
+         * unlocked mutex comes after the store (0 over 0 changes nothing,
+         * and the process ends): before it, the store waited for it, 3 ns
+         * of 16 a lock and unlock */
+        AO_t held = AO_load(&m->locked);
+        /* release: our critical section happens-before the next holder's
+         * acquire */
+        AO_store_release(&m->locked, 0);
+        /* the CPU may still move the load above the store: the first
+         * waiter's membarrier is what orders them; the compiler must not */
+        __asm__ __volatile__("" ::: "memory");
+        s = AO_load(&m->state);
+        if (unlikely(held == 0))
+            mutex_unlock_unlocked();
+        if (unlikely(s & MUTEX_WAITERS))
+            mutex_unlock_recheck(m);
         return;
+    }
+    if (likely(!(s & MUTEX_QUEUE))) {
+        /* full (release and the barrier before our look at the state) */
+        if (unlikely(__atomic_exchange_n(&m->locked, 0, __ATOMIC_SEQ_CST) == 0))
+            mutex_unlock_unlocked();
+        if (unlikely(AO_load(&m->state) & MUTEX_WAITERS))
+            mutex_unlock_recheck(m);
+        return;
+    }
+    if (unlikely(AO_load(&m->locked) == 0))
+        mutex_unlock_unlocked();
     mutex_unlock_slow(m);
 }

@@ -190,6 +190,109 @@ Test(sync, unlock_by_other_goroutine_and_1000_waiters, .timeout = 30)
     CHECKS_PASSED();
 }
 
+/* ---- a mutex's first contention against an unlock's plain store -------
+ * A mutex that has never had a waiter unlocks with a plain store and then
+ * a look at the queue's state; its first waiter sets the state and then
+ * looks at the lock (sync.c, the top of Mutex). Either side's look may
+ * pass its own store, and only the waiter's membarrier keeps them from
+ * both missing: the waiter parked on a free mutex, never woken. Each round
+ * takes a fresh mutex (so every round is a first contention); the holder
+ * on one worker unlocks while the waiter on the other locks, their delays
+ * swept across the waiter's spin and queueing. A waiter not back within a
+ * second was lost: the holder reports it and rescues it (its own lock and
+ * unlock of the mutex see the queue). With the first waiter's barrier
+ * taken out of sync.c, 3 runs of 3 failed (3 waiters lost, in 189-416
+ * rounds); with it, ~25,000 rounds pass in the 3 s. */
+
+#define FC_ROUNDS 200000
+#define FC_BUDGET_NS 3000000000LL
+
+#define FC_COLD_BYTES (64u << 20)
+#define FC_COLD_STORES 48
+
+static goro_mutex fc_mu;
+static unsigned char *fc_cold;
+static size_t fc_cold_at;
+static volatile AO_t fc_arrived, fc_done, fc_lost, fc_rounds_run;
+static goro_wg fc_wg;
+
+static void fc_pause(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        __asm__ __volatile__("pause" ::: "memory");
+}
+
+/* One round's waiter, spawned for it (a spawn wakes the idle worker,
+ * which takes it: the two sides run on two workers) */
+static void fc_waiter(void *arg)
+{
+    uintptr_t d = (uintptr_t)arg;
+    AO_store_release(&fc_arrived, 1);
+    fc_pause((unsigned)d);
+    CHECK(goro_mutex_lock(&fc_mu) == 0, "lock");
+    goro_mutex_unlock(&fc_mu);
+    AO_store_release(&fc_done, 1);
+    goro_wg_done(&fc_wg);
+}
+
+static void fc_main(void *arg)
+{
+    (void)arg;
+    fc_lost = fc_rounds_run = 0;
+    fc_cold = calloc(1, FC_COLD_BYTES);
+    CHECK(fc_cold != NULL, "calloc");
+    memset(fc_cold, 1, FC_COLD_BYTES);
+    goro_wg_init(&fc_wg);
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    int64_t t0 = goro_now();
+    AO_t r = 1;
+    for (; r <= FC_ROUNDS && goro_now() - t0 < FC_BUDGET_NS; r++) {
+        goro_mutex_init(&fc_mu);           /* never contended yet */
+        CHECK(goro_mutex_lock(&fc_mu) == 0, "lock");
+        fc_arrived = fc_done = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        goro_wg_add(&fc_wg, 1);
+        goro_go(fc_waiter, (void *)(uintptr_t)(x % 64));
+        for (unsigned spins = 0; !AO_load_acquire(&fc_arrived); spins++) {
+            if (spins % 4096 == 4095)
+                goro_yield();              /* nobody took it: run it here */
+            fc_pause(1);
+        }
+        fc_pause((unsigned)((x >> 8) % 200)); /* across the waiter's spin */
+        /* stores to cold lines just before the unlock: its store waits
+         * behind them in the store buffer while its load of the state
+         * runs ahead, a window of microseconds instead of nanoseconds */
+        for (int i = 0; i < FC_COLD_STORES; i++) {
+            fc_cold[fc_cold_at] = (unsigned char)r;
+            fc_cold_at = (fc_cold_at + 4096 + 64) % FC_COLD_BYTES;
+        }
+        goro_mutex_unlock(&fc_mu);
+        int64_t w0 = goro_now();
+        while (!AO_load_acquire(&fc_done)) {
+            goro_yield();                  /* it may be readied onto us */
+            if (goro_now() - w0 > 1000000000) {
+                AO_fetch_and_add1(&fc_lost);
+                goro_mutex_lock(&fc_mu);   /* sees the queue: wakes it */
+                goro_mutex_unlock(&fc_mu);
+                w0 = goro_now();
+            }
+        }
+        goro_wg_wait(&fc_wg);
+    }
+    AO_store(&fc_rounds_run, r - 1);
+    free(fc_cold);
+    CHECK(fc_lost == 0, "%lu waiters parked on a free mutex (of %lu rounds)",
+          (unsigned long)fc_lost, (unsigned long)(r - 1));
+    check_no_leaks();
+}
+
+Test(sync, first_contention_loses_no_wakeup, .timeout = 60)
+{
+    run_on(2, fc_main, NULL);
+    CHECKS_PASSED();
+    cr_log_info("%lu rounds", (unsigned long)fc_rounds_run);
+}
+
 /* ---- the runtime's spinlock: exclusion and progress under contention -----
  * spin.h's lock backs off exponentially between looks at a held lock
  * (spin.c). Four plain threads (more than the CPUs: holders are preempted
