@@ -465,6 +465,9 @@ bool goro__running(void) GORO_HIDDEN;
  * one goroutine since the last look gets an idle worker woken to steal it
  * (Go's sysmon preempts the hog instead; goro cannot preempt). */
 void goro__sched_sysmon(void) GORO_HIDDEN;
+/* How many times the workers have polled the netpoller themselves, in
+ * all (relaxed reads of a counter each: a hint for the poller thread). */
+uint64_t goro__sched_npolls(void) GORO_HIDDEN;
 /* membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): 0, or -1 and errno. Only
  * while goro__sched.asym (registered). */
 long goro__membarrier(void) GORO_HIDDEN;

@@ -903,6 +903,11 @@ static uint64_t others_npoll(W *self)
     return sum;
 }
 
+uint64_t goro__sched_npolls(void)
+{
+    return others_npoll(NULL);
+}
+
 /* Every worker is idle: is anything outside the run queues able to ready a
  * goroutine? If not, no goroutine can ever run again. Under sched.lock. */
 static bool deadlocked_locked(void)

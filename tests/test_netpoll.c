@@ -2,8 +2,9 @@
  * test_netpoll.c - the netpoller and the I/O calls: a 1,000-client echo
  * server, 64 MiB both ways through a socket pair, EOF, close and deadlines
  * waking blocked calls, goro_wait_fd, connect errors, goro_blocking, 10,000
- * idle connections costing no CPU, bad fds, IPv6 and names, and goro_run
- * returning with goroutines parked on fds and in goro_blocking.
+ * idle connections costing no CPU, bad fds, IPv6 and names, goro_run
+ * returning with goroutines parked on fds and in goro_blocking, and events
+ * reaching a worker that never runs out of work.
  *
  * Servers bind to 127.0.0.1 or ::1 only; every loop is bounded in count,
  * and every connection carries a deadline so that nothing waits forever.
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -954,4 +956,84 @@ Test(netpoll, run_again_after_parked_io, .timeout = 30)
     usleep(50 * 1000); /* past their return, out of the helpers' code */
     close(block_pipe[0]);
     close(block_pipe[1]);
+}
+
+/* ---- events reach a worker that never runs out of work ------------------
+ * While a worker polls the poll set itself (it runs out of work now and
+ * then), the poller thread skips its sweeps and, with one worker, naps up
+ * to 10 ms between looks (netpoll.c, the poller's loop). Once the worker
+ * stops polling, the next sweep must come: here the one worker first
+ * ping-pongs over a socket pair for 100 ms (it polls, the naps stretch),
+ * then runs a goroutine that only yields (it never runs out of work, so it
+ * never polls), while a plain thread writes to a pipe a goroutine waits
+ * on. The reader must run within 200 ms of the write (the design bound is
+ * two naps, 20 ms; it runs within ~0.3 ms, the sweeps being back at 1 ms
+ * by then); with sweeps that never came back it would wait forever (the
+ * 2 s cap fails the test: checked with the sweep taken out). */
+
+static int busy_pipe[2], busy_pair[2];
+static volatile AO_t busy_stop, busy_written_at, busy_read_at;
+
+static void busy_echo(void *arg)
+{
+    (void)arg;
+    char b[64];
+    ssize_t n;
+    while ((n = goro_read(busy_pair[1], b, sizeof b)) > 0)
+        if (goro_write(busy_pair[1], b, (size_t)n) != n)
+            break;
+}
+
+static void busy_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    cr_assert_eq(goro_read(busy_pipe[0], &c, 1), 1, "read the pipe");
+    AO_store(&busy_read_at, (AO_t)goro_now());
+    AO_store(&busy_stop, 1);
+}
+
+static void *busy_writer(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000); /* the yielder runs by now */
+    AO_store(&busy_written_at, (AO_t)goro_now());
+    if (write(busy_pipe[1], "x", 1) != 1)
+        abort();
+    return NULL;
+}
+
+static void busy_main(void *arg)
+{
+    (void)arg;
+    goro_go(busy_echo, NULL);
+    goro_go(busy_reader, NULL);
+    char b[16] = "ping";
+    int64_t t0 = goro_now();
+    while (goro_now() - t0 < 100 * MS) {
+        cr_assert_eq(goro_write(busy_pair[0], b, sizeof b), (ssize_t)sizeof b, "write");
+        cr_assert_eq(goro_read(busy_pair[0], b, sizeof b), (ssize_t)sizeof b, "read");
+    }
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, busy_writer, NULL), 0, "thread");
+    t0 = goro_now();
+    while (!AO_load(&busy_stop) && goro_now() - t0 < 2000 * MS)
+        goro_yield();
+    pthread_join(th, NULL);
+    cr_assert(AO_load(&busy_stop), "the reader never ran: its event was never swept");
+    int64_t late = (int64_t)AO_load(&busy_read_at) - (int64_t)AO_load(&busy_written_at);
+    cr_assert_lt(late, 200 * MS, "the reader ran %lld ms after the write", (long long)(late / MS));
+    cr_log_info("reader ran %lld us after the write", (long long)(late / 1000));
+    goro_close(busy_pair[0]); /* the echo goroutine sees EOF */
+}
+
+Test(netpoll, events_reach_a_worker_that_never_idles, .timeout = 30)
+{
+    cr_assert_eq(pipe2(busy_pipe, O_CLOEXEC), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, busy_pair), 0);
+    busy_stop = busy_written_at = busy_read_at = 0;
+    run_on(1, busy_main, NULL);
+    close(busy_pair[1]);
+    close(busy_pipe[0]);
+    close(busy_pipe[1]);
 }
