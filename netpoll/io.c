@@ -12,9 +12,10 @@
  * TCP socket whose last read was short parks without the read that would
  * fail (netpoll.h, the drained hint).
  *
- * errno is read through NP_ERRNO right after the call that set it: after a
- * park the goroutine may run on another thread, whose errno the compiler
- * would not know to reload.
+ * read and write go straight to the kernel (netpoll.h, goro__sys_read):
+ * they return -errno. The other calls' errno is read through NP_ERRNO
+ * right after the call that set it: after a park the goroutine may run on
+ * another thread, whose errno the compiler would not know to reload.
  */
 #include "netpoll.h"
 
@@ -51,12 +52,12 @@ ssize_t goro_read(int fd, void *buf, size_t len)
                 return rc;
             continue;
         }
-        ssize_t n = read(fd, buf, len);
+        ssize_t n = goro__sys_read(fd, buf, len);
         if (likely(n >= 0)) {
             goro__pd_read_done(pd, snap, (size_t)n, len);
             return n;
         }
-        int e = NP_ERRNO;
+        int e = (int)-n;
         if (e == EINTR)
             continue;
         /* buf in a compacted goroutine's stack (README rule 5) */
@@ -86,13 +87,14 @@ ssize_t goro_write(int fd, const void *buf, size_t len)
             return rc;
         AO_t snap = goro__pd_snap(pd, PD_W);
         /* sockets: -EPIPE rather than SIGPIPE for a peer that went away */
-        ssize_t n = pd->is_socket ? send(fd, p, left, MSG_NOSIGNAL) : write(fd, p, left);
+        ssize_t n = pd->is_socket ? goro__sys_send(fd, p, left, MSG_NOSIGNAL)
+                                  : goro__sys_write(fd, p, left);
         if (likely(n >= 0)) {
             p += n;
             left -= (size_t)n;
             continue;
         }
-        int e = NP_ERRNO;
+        int e = (int)-n;
         if (e == EINTR)
             continue;
         if (e == EFAULT && goro__idle_touch(p, left))
