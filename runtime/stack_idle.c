@@ -43,10 +43,14 @@
  *   it handed a pointer to. Every such access from user space hits a
  *   guard marker; the fault handler (stack_fault.c) asks
  *   goro__idle_fault, which finds the goroutine by the stack's top (the
- *   ctop tables, one per row: live goroutines have distinct top offsets
- *   within a row, not across rows, as homes fill row 0x80 and then take
- *   the same positions in 0x81) and restores the stack in place; the
- *   access runs again. A system call
+ *   ctop tables, one per row, a slot per granule of the row: the largest
+ *   power of two that is at most the smallest stack's span, guard
+ *   included, 64 KiB by default; live stacks in one row do not overlap,
+ *   so their tops lie in distinct granules; across rows they may share
+ *   one, as homes fill row 0x80 and then take the same positions in 0x81)
+ *   and restores the stack in place; the access runs again. A slot per
+ *   page instead cost a table page per cluster of 30 homes, 136 bytes a
+ *   compacted goroutine (parked_1m: 709 bytes a goroutine, ~575 since). A system call
  *   that writes into a compacted stack gets EFAULT instead (the kernel
  *   does not raise the fault): README rule 5 says so; goro's own I/O calls
  *   restore it and retry (netpoll/io.c, goro__idle_touch).
@@ -75,8 +79,8 @@
  *    skipped: its context is not saved yet.
  *  - A G runs only with cstate NONE and its stack readable and writable:
  *    resume() restores (or waits for a restore) first.
- *  - ctop[top offset] is the G while its stack is COMPACTING, COMPACTED
- *    or RESTORING, and is cleared before cstate leaves RESTORING.
+ *  - ctop[row][granule of its last byte] is the G while its stack is
+ *    COMPACTING, COMPACTED or RESTORING, and is cleared before cstate leaves RESTORING.
  *  - The buffer belongs to the G until it runs: the fault handler never
  *    frees (it may have interrupted malloc), resume() does.
  *  - Nothing on the restore path takes a lock or allocates: it runs in the
@@ -114,11 +118,12 @@ struct cbuf {
 #define NROWS (STK_W_END - STK_W_LO)
 
 static struct {
-    /* per row (lazily mapped), by top offset (page index in the row).
-     * Offsets are unique among live goroutines only within a row: homes
+    /* per row (lazily mapped), by the granule of a stack's last byte.
+     * Granules are unique among live stacks only within a row: homes
      * fill row 0x80 first, then take the same cluster positions in 0x81. */
     G *volatile *volatile ctop[NROWS];
-    size_t nctop;
+    size_t nctop;           /* slots a row */
+    unsigned gshift;        /* log2 of the granule */
     int memfd;              /* /proc/self/mem, for restores in the handler */
     /* the pass: poller thread only */
     G *cursor;              /* next record to look at, walking allg */
@@ -130,14 +135,16 @@ static struct {
 
 static __thread uintptr_t retry_addr __attribute__((tls_model("initial-exec")));
 
+/* The row and granule of a stack's last byte, hi - 1 (hi itself may be
+ * the next row's first byte). */
 static inline size_t top_index(uintptr_t hi)
 {
-    return (size_t)((hi & (STK_ROW - 1)) / goro__stk.pg);
+    return (size_t)(((hi - 1) & (STK_ROW - 1)) >> idle.gshift);
 }
 
 static inline unsigned top_row(uintptr_t hi)
 {
-    return (unsigned)((hi >> 32) & 0xff) - STK_W_LO;
+    return (unsigned)(((hi - 1) >> 32) & 0xff) - STK_W_LO;
 }
 
 /* The slot of the stack whose top is hi, or NULL when its row has no table
@@ -149,8 +156,8 @@ static G *volatile *ctop_slot(uintptr_t hi, bool create)
         return NULL;
     G *volatile *t = idle.ctop[r];
     if (t == NULL && create) {
-        /* 8 MiB of address space a row, touched where compacted
-         * goroutines' tops are (kept across runs) */
+        /* 512 KiB of address space a row (64 KiB granules), touched
+         * where compacted goroutines' tops are (kept across runs) */
         void *p = mmap(NULL, idle.nctop * sizeof(G *), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED)
@@ -208,7 +215,21 @@ void goro__idle_init(void)
     goro__stk.shrink = !goro__on_valgrind && !GORO_ANN_TSAN;
     goro__stk.compact = !off && goro__stk.shrink && goro__stk.guard == GUARD_MADVISE &&
                         idle.memfd >= 0;
-    idle.nctop = (size_t)(STK_ROW / goro__stk.pg); /* a slot per page of a row */
+    /* the granule: a power of two no larger than any stack's span (its
+     * guard and at least a page). The tables are kept across runs (all
+     * slots empty between them) unless GORO_STACK_GUARD changed it */
+    unsigned shift = 12;
+    while ((2ul << shift) <= goro__stk.gsz + goro__stk.pg)
+        shift++;
+    if (shift != idle.gshift) {
+        for (unsigned r = 0; r < NROWS; r++)
+            if (idle.ctop[r] != NULL) {
+                munmap((void *)idle.ctop[r], idle.nctop * sizeof(G *));
+                idle.ctop[r] = NULL;
+            }
+        idle.gshift = shift;
+        idle.nctop = (size_t)(STK_ROW >> shift);
+    }
     idle.cursor = NULL;
     idle.walking = false;
     idle.next_walk = -1;
@@ -307,15 +328,20 @@ static G *compacted_at(uintptr_t addr)
 {
     if (idle.nctop == 0 || addr < STK_ADDR(STK_W_LO) || addr >= STK_ADDR(STK_W_END))
         return NULL;
-    size_t pg = goro__stk.pg;
-    for (uintptr_t top = page_down(addr) + pg; top <= page_down(addr) + pg + COMPACT_MAX;
-         top += pg) {
-        G *volatile *slot = ctop_slot(top, false);
+    /* the tops that may be: above addr, at most COMPACT_MAX above its page */
+    uintptr_t last = page_down(addr) + goro__stk.pg + COMPACT_MAX;
+    uintptr_t gran = (uintptr_t)1 << idle.gshift;
+    for (uintptr_t a = addr + 1;; a += gran) {
+        if (a > last)
+            a = last;
+        G *volatile *slot = ctop_slot(a, false); /* the granule of byte a - 1 */
         G *g = slot ? *slot : NULL;
-        if (g != NULL && (uintptr_t)g->stack.hi == top && addr >= (uintptr_t)g->stack.lo)
+        if (g != NULL && addr >= (uintptr_t)g->stack.lo && addr < (uintptr_t)g->stack.hi &&
+            (uintptr_t)g->stack.hi <= last)
             return g;
+        if (a == last)
+            return NULL;
     }
-    return NULL;
 }
 
 int goro__idle_fault(uintptr_t addr)
