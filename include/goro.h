@@ -423,7 +423,8 @@ GORO_API int     goro_wait_fd(int fd, int events, int64_t timeout_ns);
  * deadline returns -ETIMEDOUT (read deadline: read, accept, wait_fd
  * READABLE; write deadline: write, connect, wait_fd WRITABLE). Setting a
  * new deadline, later or 0, applies to calls already blocked. -EINVAL for a
- * negative time; -EPERM when no runtime runs. */
+ * negative time; -EPERM when no runtime runs; -ENOMEM when an fd's first
+ * deadline finds no memory for its timers (nothing changed). */
 GORO_API int     goro_fd_deadline(int fd, int64_t read_deadline_ns, int64_t write_deadline_ns);
 /* Goroutines blocked on fd wake with -ECANCELED, then fd is closed. 0 or
  * -errno (-EBADF: not open, or another goro_close of it is under way). */

@@ -254,8 +254,11 @@ int goro_fd_deadline(int fd, int64_t read_deadline_ns, int64_t write_deadline_ns
     int rc = goro__pd_get(fd, &pd);
     if (rc < 0)
         return rc;
-    goro__pd_set_deadline(pd, PD_R, read_deadline_ns);
-    goro__pd_set_deadline(pd, PD_W, write_deadline_ns);
+    /* the first nonzero deadline makes both timers, so only it can fail,
+     * and then nothing changed (without timers both deadlines were 0) */
+    if ((rc = goro__pd_set_deadline(pd, PD_R, read_deadline_ns)) < 0 ||
+        (rc = goro__pd_set_deadline(pd, PD_W, write_deadline_ns)) < 0)
+        return rc;
     return 0;
 }
 
@@ -434,13 +437,15 @@ static int dial_one(const struct addrinfo *ai, int64_t until, bool nowait)
     }
     if ((rc = goro__pd_get(fd, &pd)) < 0)
         goto out_close;
-    if (until > 0)
-        goro__pd_set_deadline(pd, PD_W, until);
+    if (until > 0 && (rc = goro__pd_set_deadline(pd, PD_W, until)) < 0)
+        goto out_close;
     rc = connect_pd(pd, fd, ai->ai_addr, ai->ai_addrlen, nowait);
     if (rc < 0)
         goto out_close;
-    if (until > 0)
+    if (until > 0) {
         goro__pd_set_deadline(pd, PD_W, 0);
+        goro__pd_drop_timers(pd);
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;

@@ -192,18 +192,13 @@ static struct goro__pd *pd_create(int fd)
     struct goro__pd *pd = (struct goro__pd *)AO_load_acquire(cell);
     if (pd != NULL)
         return pd;
-    void *mem;
-    if (posix_memalign(&mem, GORO_CACHELINE, sizeof(struct goro__pd)) != 0)
+    pd = goro__pdmem_alloc(); /* zeroed */
+    if (pd == NULL)
         return NULL;
-    pd = memset(mem, 0, sizeof *pd);
     pd->fd = fd;
-    for (int d = 0; d < 2; d++) {
-        pd->timer[d].fn = deadline_fire;
-        pd->timer[d].arg = pd;
-    }
     /* full: the initialized record before its pointer (readers acquire) */
     if (!AO_compare_and_swap_full(cell, 0, (AO_t)pd)) {
-        free(pd);
+        goro__pdmem_unused(pd);
         pd = (struct goro__pd *)AO_load_acquire(cell);
     }
     return pd;
@@ -586,23 +581,50 @@ int goro__pd_wait_modes(struct goro__pd *pd, int modes, const AO_t snap[2], int6
 static void deadline_fire(struct goro__timer *t)
 {
     struct goro__pd *pd = t->arg;
-    int d = t == &pd->timer[PD_W] ? PD_W : PD_R;
+    /* pd->timers was stored under dlock before the timer went into the
+     * heap, whose lock orders it before this callback */
+    int d = t == &pd->timers[PD_W] ? PD_W : PD_R;
     unblock_dir(pd, 1 << d, WAKE_DEADLINE);
 }
 
-void goro__pd_set_deadline(struct goro__pd *pd, int d, int64_t when)
+/* 0, or -ENOMEM when a first deadline finds no memory for the record's
+ * timers (nothing is changed then). */
+int goro__pd_set_deadline(struct goro__pd *pd, int d, int64_t when)
 {
     goro__np_lock(&pd->dlock);
-    goro__timer_del(&pd->timer[d]); /* the callback never takes dlock */
+    struct goro__timer *t = pd->timers;
+    if (t == NULL && when != 0 && (t = goro__pdmem_timers(pd, deadline_fire)) == NULL) {
+        goro__np_unlock(&pd->dlock);
+        return -ENOMEM;
+    }
+    if (t != NULL)
+        goro__timer_del(&t[d]); /* the callback never takes dlock */
     /* release: the new deadline before the waiters we may wake read it */
     AO_store_release(&pd->deadline[d], (AO_t)when);
     if (when != 0) {
         if (when <= goro_now()) {
             unblock_dir(pd, 1 << d, WAKE_DEADLINE);
         } else {
-            pd->timer[d].when = when;
-            goro__timer_add(&pd->timer[d]);
+            t[d].when = when;
+            goro__timer_add(&t[d]);
         }
+    }
+    goro__np_unlock(&pd->dlock);
+    return 0;
+}
+
+/* Give back the record's timers while it has no deadline: a dial's timeout
+ * needs them only while it connects (idle_conns: 96 bytes of heap a
+ * connection otherwise). A deleted timer's callback has finished. */
+void goro__pd_drop_timers(struct goro__pd *pd)
+{
+    goro__np_lock(&pd->dlock);
+    struct goro__timer *t = pd->timers;
+    if (t != NULL && AO_load(&pd->deadline[PD_R]) == 0 && AO_load(&pd->deadline[PD_W]) == 0) {
+        goro__timer_del(&t[PD_R]);
+        goro__timer_del(&t[PD_W]);
+        pd->timers = NULL;
+        free(t);
     }
     goro__np_unlock(&pd->dlock);
 }
@@ -621,7 +643,8 @@ static int pd_evict(struct goro__pd *pd, bool close_fd)
     /* full: closing before we read nwait and the slots (pd_enter's pair) */
     AO_nop_full();
     for (int d = 0; d < 2; d++) {
-        goro__timer_del(&pd->timer[d]);
+        if (pd->timers != NULL)
+            goro__timer_del(&pd->timers[d]);
         AO_store(&pd->deadline[d], 0);
     }
     goro__np_unlock(&pd->dlock);
@@ -888,12 +911,11 @@ static void table_fini(void)
         AO_t *leaf = (AO_t *)AO_load(&goro__pd_table[i]);
         if (leaf == NULL)
             continue;
-        for (unsigned j = 0; j < PD_LEAF_SIZE; j++)
-            free((void *)leaf[j]);
         free(leaf);
         AO_store(&goro__pd_table[i], 0);
     }
     AO_store(&np.top_used, 0);
+    goro__pdmem_fini(); /* the records the leaves pointed at */
 }
 
 void goro__netpoll_stop(void)

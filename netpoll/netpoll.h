@@ -55,7 +55,8 @@ struct goro__pd {
                                   taken before lock, never by the poller thread */
     struct goro__pd_waiter *q; /* queued waiters (under lock) */
     G *closer;                 /* goroutine in goro_close waiting for nwait == 0 */
-    struct goro__timer timer[2]; /* deadline timers (arg: this pd) */
+    struct goro__timer *timers; /* the two deadline timers (arg: this pd), made
+                                   on the first deadline (pdmem.c), or NULL */
 };
 
 /* The descriptor table: two levels, fd >> PD_LEAF_BITS picks a leaf of
@@ -169,7 +170,17 @@ int goro__pd_wait_modes(struct goro__pd *pd, int modes, const AO_t snap[2],
 int goro__pd_close(struct goro__pd *pd) GORO_HIDDEN;
 
 /* Set direction d's deadline (0: none), waking its waiters if it passed. */
-void goro__pd_set_deadline(struct goro__pd *pd, int d, int64_t when) GORO_HIDDEN;
+int goro__pd_set_deadline(struct goro__pd *pd, int d, int64_t when) GORO_HIDDEN;
+void goro__pd_drop_timers(struct goro__pd *pd) GORO_HIDDEN;
+
+/* pdmem.c: records (zeroed), one returned unused, a record's deadline
+ * timers (made on first use; NULL when out of memory; under pd.dlock),
+ * and freeing them all once no thread runs. */
+struct goro__pd *goro__pdmem_alloc(void) GORO_HIDDEN;
+void goro__pdmem_unused(struct goro__pd *pd) GORO_HIDDEN;
+struct goro__timer *goro__pdmem_timers(struct goro__pd *pd,
+                                       void (*fire)(struct goro__timer *)) GORO_HIDDEN;
+void goro__pdmem_fini(void) GORO_HIDDEN;
 
 /* The I/O calls' system calls, straight to the kernel: the result, or
  * -errno. libc's read, write and send are cancellation points, and each

@@ -462,6 +462,88 @@ Test(netpoll, deadlines, .timeout = 10)
     run_on(2, deadline_main, NULL);
 }
 
+/* ---- deadlines on many records, and after a dial's timeout ------------- */
+
+/* Descriptor records are carved side by side from blocks (netpoll/pdmem.c)
+ * and get their deadline timers on first use. 1,500 socket pairs (3,000
+ * records, several blocks): the readers of the odd pairs have a read
+ * deadline, the even ones none and get a byte instead. A record that
+ * overlapped its neighbour, or a timer that woke another record's reader,
+ * shows as a wrong result. */
+#define DL_PAIRS 1500
+static int dl_sv[DL_PAIRS][2];
+static volatile AO_t dl_timedout, dl_gotbyte, dl_wrong;
+static goro_wg dl_wg;
+
+static void dl_reader(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char c = 0;
+    ssize_t n = goro_read(dl_sv[i][0], &c, 1);
+    if (i % 2 == 1 && n == -ETIMEDOUT)
+        AO_fetch_and_add1(&dl_timedout);
+    else if (i % 2 == 0 && n == 1 && c == (char)(i % 100))
+        AO_fetch_and_add1(&dl_gotbyte);
+    else
+        AO_fetch_and_add1(&dl_wrong);
+    goro_wg_done(&dl_wg);
+}
+
+static void many_deadlines_main(void *arg)
+{
+    (void)arg;
+    goro_wg_init(&dl_wg);
+    goro_wg_add(&dl_wg, DL_PAIRS);
+    int64_t t0 = goro_now();
+    for (int i = 0; i < DL_PAIRS; i++) {
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, dl_sv[i]), 0);
+        if (i % 2 == 1)
+            cr_assert_eq(goro_fd_deadline(dl_sv[i][0], t0 + 300 * MS, 0), 0);
+        cr_assert_eq(goro_go(dl_reader, (void *)(intptr_t)i), 0);
+    }
+    goro_sleep(600 * MS); /* the deadlines pass; the even readers still wait */
+    cr_assert_eq(AO_load(&dl_gotbyte), 0);
+    for (int i = 0; i < DL_PAIRS; i += 2) {
+        char c = (char)(i % 100);
+        cr_assert_eq(goro_write(dl_sv[i][1], &c, 1), 1);
+    }
+    goro_wg_wait(&dl_wg);
+    cr_assert_eq(AO_load(&dl_wrong), 0, "%lu readers woke wrongly",
+                 (unsigned long)AO_load(&dl_wrong));
+    cr_assert_eq(AO_load(&dl_timedout), DL_PAIRS / 2);
+    cr_assert_eq(AO_load(&dl_gotbyte), DL_PAIRS / 2);
+
+    /* a dial with a timeout gives its timers back once connected; a
+     * deadline set after it makes them again and fires */
+    int lfd = goro_listen_tcp("127.0.0.1", 0, 16);
+    cr_assert_geq(lfd, 0);
+    int fd = goro_dial_tcp("127.0.0.1", port_of(lfd), 5 * SEC);
+    cr_assert_geq(fd, 0);
+    int afd = goro_accept(lfd, NULL, NULL);
+    cr_assert_geq(afd, 0);
+    char c;
+    t0 = goro_now();
+    cr_assert_eq(goro_fd_deadline(fd, t0 + 100 * MS, 0), 0);
+    cr_assert_eq(goro_read(fd, &c, 1), -ETIMEDOUT);
+    cr_assert_geq(goro_now() - t0, 100 * MS);
+    cr_assert_eq(goro_fd_deadline(fd, 0, 0), 0);
+    cr_assert_eq(goro_write(afd, "y", 1), 1);
+    cr_assert_eq(goro_read(fd, &c, 1), 1);
+    cr_assert_eq(c, 'y');
+    goro_close(afd);
+    goro_close(fd);
+    goro_close(lfd);
+    for (int i = 0; i < DL_PAIRS; i++) {
+        goro_close(dl_sv[i][0]);
+        goro_close(dl_sv[i][1]);
+    }
+}
+
+Test(netpoll, deadlines_on_many_records, .timeout = 30)
+{
+    run_on(2, many_deadlines_main, NULL);
+}
+
 /* ---- goro_wait_fd on a pipe and an eventfd ---------------------------- */
 
 static int wf_fd;
