@@ -214,7 +214,7 @@ static inline uint64_t pd_key(struct goro__pd *pd)
 static void wait_not_closing(struct goro__pd *pd)
 {
     /* acquire: the closer's reset of the record before closing = 0 */
-    while (AO_load_acquire(&pd->closing))
+    while (NP_LOAD_ACQ(&pd->closing))
         sched_yield();
 }
 
@@ -233,7 +233,7 @@ static int pd_register_locked(struct goro__pd *pd, int known_socket)
     int rc = goro__pollset_add(fd, pd_key(pd));
     if (rc == -EPERM) {
         /* a regular file: always ready, calls never wait; leave its flags */
-        AO_store_release(&pd->state, PD_NOPOLL);
+        NP_STORE_REL(&pd->state, PD_NOPOLL);
         return 0;
     }
     if (rc < 0)
@@ -257,7 +257,7 @@ static int pd_register_locked(struct goro__pd *pd, int known_socket)
         pd->tcp = known_socket == PD_TCP;
     }
     /* release: is_socket and the registration before a reader of state */
-    AO_store_release(&pd->state, PD_POLLED);
+    NP_STORE_REL(&pd->state, PD_POLLED);
     return 0;
 }
 
@@ -271,7 +271,7 @@ int goro__pd_init(int fd, struct goro__pd **out)
     wait_not_closing(pd);
     goro__np_lock(&pd->lock);
     int rc = 0;
-    if (AO_load(&pd->state) == PD_NEW)
+    if (NP_LOAD(&pd->state) == PD_NEW)
         rc = pd_register_locked(pd, -1);
     goro__np_unlock(&pd->lock);
     if (rc == 0)
@@ -291,11 +291,11 @@ int goro__pd_fresh(int fd, int kind)
     /* the kernel handed this number out again: a close of its last owner
      * has finished its close(2), perhaps not yet its bookkeeping */
     wait_not_closing(pd);
-    if (AO_load_acquire(&pd->state) != PD_NEW)
+    if (NP_LOAD_ACQ(&pd->state) != PD_NEW)
         pd_evict(pd, false); /* closed behind goro's back: forget it */
     goro__np_lock(&pd->lock);
     int rc = 0;
-    if (AO_load(&pd->state) == PD_NEW)
+    if (NP_LOAD(&pd->state) == PD_NEW)
         rc = pd_register_locked(pd, kind);
     goro__np_unlock(&pd->lock);
     return rc;
@@ -345,7 +345,7 @@ static int queue_take(struct goro__pd *pd, int modes, int why, G **head)
             *head = g;
             n++;
             /* no ordering: a hint read by wakers; the lock orders the queue */
-            AO_fetch_and_sub1(&pd->nqueued);
+            __atomic_fetch_sub(&pd->nqueued, 1, __ATOMIC_RELAXED);
         }
         w = next;
     }
@@ -376,7 +376,7 @@ static void unblock_dir(struct goro__pd *pd, int dmodes, int why)
     }
     /* full (in the CASes above and the lock): closing / the deadline are
      * visible to the queued waiters we wake */
-    if (AO_load(&pd->nqueued) != 0)
+    if (NP_LOAD(&pd->nqueued) != 0)
         n += queue_take(pd, dmodes, why, &head);
     ready_chain(head, n);
 }
@@ -384,7 +384,7 @@ static void unblock_dir(struct goro__pd *pd, int dmodes, int why)
 /* The error a waiter in direction d must see now, or 0. */
 static int wait_err(struct goro__pd *pd, int modes)
 {
-    if (AO_load(&pd->closing))
+    if (NP_LOAD(&pd->closing))
         return -ECANCELED;
     for (int d = 0; d < 2; d++)
         if ((modes & (1 << d)) && goro__pd_deadline_check(pd, d) != 0)
@@ -403,7 +403,7 @@ static void pd_leave(struct goro__pd *pd)
 {
     /* full: everything we did to the record before the closer, which waits
      * for 0, may reset it */
-    if (AO_fetch_and_sub1_full(&pd->nwait) == 1 && AO_load(&pd->closing)) {
+    if (AO_fetch_and_sub1_full(&pd->nwait) == 1 && NP_LOAD(&pd->closing)) {
         goro__np_lock(&pd->lock);
         G *c = pd->closer;
         pd->closer = NULL;
@@ -439,7 +439,7 @@ static void waiter_timeout(struct goro__timer *t)
         w->pprev = NULL;
         w->why = WAKE_TIMEOUT;
         g = w->g;
-        AO_fetch_and_sub1(&pd->nqueued); /* a hint: see queue_take */
+        __atomic_fetch_sub(&pd->nqueued, 1, __ATOMIC_RELAXED); /* a hint: see queue_take */
     }
     goro__np_unlock(&pd->lock);
     if (g)
@@ -473,14 +473,14 @@ static int queue_wait(struct goro__pd *pd, int modes, const AO_t snap[2], int64_
     pd->q = w;
     /* full: our entry counted before we read evseq; the poller bumps evseq
      * before it reads nqueued */
-    AO_fetch_and_add1_full(&pd->nqueued);
+    __atomic_fetch_add(&pd->nqueued, 1, __ATOMIC_SEQ_CST);
     for (int d = 0; d < 2; d++) {
         if ((modes & (1 << d)) && AO_load(&pd->evseq[d]) != snap[d]) {
             /* an event since the caller's check: retry instead */
             *w->pprev = w->next;
             if (w->next)
                 w->next->pprev = w->pprev;
-            AO_fetch_and_sub1(&pd->nqueued);
+            __atomic_fetch_sub(&pd->nqueued, 1, __ATOMIC_RELAXED);
             goro__np_unlock(&pd->lock);
             free(w);
             return 0;
@@ -513,7 +513,7 @@ static int queue_wait(struct goro__pd *pd, int modes, const AO_t snap[2], int64_
 
 int goro__pd_wait(struct goro__pd *pd, int d, AO_t snap)
 {
-    if (unlikely(AO_load(&pd->state) == PD_NOPOLL))
+    if (unlikely(NP_LOAD(&pd->state) == PD_NOPOLL))
         return -EAGAIN;
     G *g = goro__self();
     volatile AO_t *s = &pd->slot[d];
@@ -562,7 +562,7 @@ out:
 
 int goro__pd_wait_modes(struct goro__pd *pd, int modes, const AO_t snap[2], int64_t timeout_ns)
 {
-    if (AO_load(&pd->state) == PD_NOPOLL)
+    if (NP_LOAD(&pd->state) == PD_NOPOLL)
         return 0; /* regular files are always ready */
     pd_enter(pd);
     int rc = queue_wait(pd, modes, snap, timeout_ns);
@@ -635,11 +635,11 @@ void goro__pd_drop_timers(struct goro__pd *pd)
 static int pd_evict(struct goro__pd *pd, bool close_fd)
 {
     goro__np_lock(&pd->dlock);
-    if (AO_load(&pd->closing)) {
+    if (NP_LOAD(&pd->closing)) {
         goro__np_unlock(&pd->dlock);
         return -EBADF;
     }
-    AO_store(&pd->closing, 1);
+    NP_STORE(&pd->closing, 1);
     /* full: closing before we read nwait and the slots (pd_enter's pair) */
     AO_nop_full();
     for (int d = 0; d < 2; d++) {
@@ -669,9 +669,9 @@ static int pd_evict(struct goro__pd *pd, bool close_fd)
         AO_fetch_and_sub1_full(&goro__ctr.io_waiters); /* after our ready */
     }
 
-    if (AO_load(&pd->state) == PD_POLLED && close_fd)
+    if (NP_LOAD(&pd->state) == PD_POLLED && close_fd)
         goro__pollset_del(pd->fd);
-    AO_store(&pd->state, PD_NEW);
+    NP_STORE(&pd->state, PD_NEW);
     AO_store(&pd->slot[PD_R], SLOT_NIL);
     AO_store(&pd->slot[PD_W], SLOT_NIL);
     /* no ordering of its own: published by the release of closing below;
@@ -681,12 +681,12 @@ static int pd_evict(struct goro__pd *pd, bool close_fd)
     pd->is_socket = false;
     pd->tcp = false;
     AO_store(&pd->drained, 0);
-    AO_store(&pd->nohint, 0);
+    NP_STORE(&pd->nohint, 0);
     int rc = 0;
     if (close_fd && close(pd->fd) != 0 && NP_ERRNO != EINTR)
         rc = -NP_ERRNO; /* Linux frees the fd even on EINTR */
     /* release: the reset record before anyone waiting in wait_not_closing */
-    AO_store_release(&pd->closing, 0);
+    NP_STORE_REL(&pd->closing, 0);
     return rc;
 }
 
@@ -720,8 +720,8 @@ void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b)
         return;
     /* before evseq moves (the full increment below orders it): see the
      * drained hint in netpoll.h */
-    if ((modes & GORO_NP_NOHINT) && !AO_load(&pd->nohint))
-        AO_store(&pd->nohint, 1);
+    if ((modes & GORO_NP_NOHINT) && !NP_LOAD(&pd->nohint))
+        NP_STORE(&pd->nohint, 1);
     for (int d = 0; d < 2; d++) {
         if (!(modes & (1 << d)))
             continue;
@@ -732,7 +732,7 @@ void goro__netpoll_ready(uint64_t key, int modes, struct goro__np_batch *b)
         if (g)
             batch_add(b, g);
     }
-    if (AO_load(&pd->nqueued) != 0) {
+    if (NP_LOAD(&pd->nqueued) != 0) {
         G *head = NULL;
         queue_take(pd, modes, WAKE_EVENT, &head);
         while (head) {

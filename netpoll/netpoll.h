@@ -34,30 +34,38 @@ struct goro__pd_waiter;
  */
 struct goro__pd {
     volatile AO_t slot[2];     /* per direction: enum pd_slot value or G* (netpoll.c) */
-    volatile AO_t state;       /* enum goro__pd_state */
     volatile AO_t evseq[2];    /* readiness events delivered per direction; written
                                   only by the poller thread */
     volatile AO_t deadline[2]; /* int64 goro_now() deadline; 0: none */
     volatile AO_t seq;         /* generation, bumped by goro_close: events and
                                   timers carry it, a stale one is ignored */
-    volatile AO_t closing;     /* goro_close in progress: waiters leave with -ECANCELED */
     volatile AO_t nwait;       /* goroutines inside goro__pd_wait; close waits for 0 */
-    volatile AO_t nqueued;     /* waiters on q (read without the lock) */
-    bool is_socket;            /* send(MSG_NOSIGNAL) instead of write; set before state */
-    bool tcp;                  /* a TCP socket: short reads drain (goro__pd_drained) */
     volatile AO_t drained;     /* the read direction's "drained" hint (goro__pd_drained):
                                   DRAINED_KEY of the last short read, 0: none */
-    volatile AO_t nohint;      /* the poller saw hang-up, error or urgent data: a
+    /* 32-bit words, in pairs (a record is two cache lines: pdmem.c) */
+    volatile uint32_t state;   /* enum goro__pd_state */
+    volatile uint32_t closing; /* goro_close in progress: waiters leave with -ECANCELED */
+    volatile uint32_t nohint;  /* the poller saw hang-up, error or urgent data: a
                                   short read may not have drained; until close */
     int fd;
-    volatile AO_t lock;        /* spinlock: q, closer, registration */
-    volatile AO_t dlock;       /* spinlock: serializes deadline changes and close;
+    volatile uint32_t lock;    /* spinlock: q, closer, registration */
+    volatile uint32_t dlock;   /* spinlock: serializes deadline changes and close;
                                   taken before lock, never by the poller thread */
+    volatile uint32_t nqueued; /* waiters on q (read without the lock) */
+    bool is_socket;            /* send(MSG_NOSIGNAL) instead of write; set before state */
+    bool tcp;                  /* a TCP socket: short reads drain (goro__pd_drained) */
     struct goro__pd_waiter *q; /* queued waiters (under lock) */
     G *closer;                 /* goroutine in goro_close waiting for nwait == 0 */
     struct goro__timer *timers; /* the two deadline timers (arg: this pd), made
                                    on the first deadline (pdmem.c), or NULL */
 };
+
+/* The record's 32-bit words (state, closing, nohint, nqueued): as AO_load,
+ * AO_load_acquire, AO_store and AO_store_release do for an AO_t. */
+#define NP_LOAD(p)          __atomic_load_n((p), __ATOMIC_RELAXED)
+#define NP_LOAD_ACQ(p)      __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define NP_STORE(p, v)      __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define NP_STORE_REL(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 /* The descriptor table: two levels, fd >> PD_LEAF_BITS picks a leaf of
  * pointers. Lock-free lookup; entries are only ever added until fini. */
@@ -87,7 +95,7 @@ static inline int goro__pd_get(int fd, struct goro__pd **out)
         return -EBADF;
     struct goro__pd *pd = goro__pd_lookup(fd);
     /* acquire: is_socket and the registration were written before state */
-    if (likely(pd != NULL && AO_load_acquire(&pd->state) != PD_NEW)) {
+    if (likely(pd != NULL && NP_LOAD_ACQ(&pd->state) != PD_NEW)) {
         *out = pd;
         return 0;
     }
@@ -145,7 +153,7 @@ static inline AO_t goro__pd_drained_key(struct goro__pd *pd, AO_t snap)
 /* After a read on pd (snapshot snap) returned n of len bytes. */
 static inline void goro__pd_read_done(struct goro__pd *pd, AO_t snap, size_t n, size_t len)
 {
-    if (n < len && n > 0 && pd->tcp && !AO_load(&pd->nohint))
+    if (n < len && n > 0 && pd->tcp && !NP_LOAD(&pd->nohint))
         AO_store(&pd->drained, goro__pd_drained_key(pd, snap));
 }
 
@@ -231,11 +239,14 @@ extern int *(*volatile goro__np_errno)(void) GORO_HIDDEN;
 /* A test-and-test-and-set spinlock. Holders never park except by handing
  * the lock to goro__park's unlock function, which releases it at once after
  * the switch; critical sections are short. */
-static inline void goro__np_lock(volatile AO_t *l)
+static inline void goro__np_lock(volatile uint32_t *l)
 {
     for (unsigned n = 0;; n++) {
         /* acquire: the previous holder's writes are visible once we own it */
-        if (AO_load(l) == 0 && AO_compare_and_swap_acquire(l, 0, 1))
+        uint32_t free_ = 0;
+        if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+            __atomic_compare_exchange_n(l, &free_, 1, false, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
             return;
         if (n < 64)
             __asm__ __volatile__("pause" ::: "memory");
@@ -244,10 +255,10 @@ static inline void goro__np_lock(volatile AO_t *l)
     }
 }
 
-static inline void goro__np_unlock(volatile AO_t *l)
+static inline void goro__np_unlock(volatile uint32_t *l)
 {
     /* release: our writes under the lock before the next holder's reads */
-    AO_store_release(l, 0);
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
 /* Threads of the runtime's own (the poller, the goro_blocking helpers) must

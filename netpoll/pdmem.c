@@ -19,8 +19,9 @@
  *   though most fds never get a deadline; they are made on the first
  *   goro_fd_deadline of the record and kept (a dial with a timeout makes
  *   them and gives them back once connected).
- *   Records of 192 bytes instead: idle_conns_mem went from 2,280-2,288 to
- *   1,971-1,978 bytes a connection (Tokio: 1,908).
+ *   Records of 128 bytes instead (the timers out, and netpoll.h's small
+ *   words in 32 bits): idle_conns_mem went from 2,280-2,288 to 1,843-1,850
+ *   bytes a connection (Tokio: 1,908).
  *
  * Locks: one spinlock over the block cursor and the free list (held for a
  * few stores; making a record is the slow path of an fd's first use).
@@ -33,12 +34,16 @@
 
 #define PD_BLOCK (64 * 1024)
 
+/* Two cache lines: an idle connection is two records (netpoll.h packs the
+ * 32-bit words in pairs to fit) */
+_Static_assert(sizeof(struct goro__pd) <= 2 * GORO_CACHELINE, "a descriptor record grew");
+
 struct block {
     struct block *next;
 };
 
 static struct {
-    volatile AO_t lock;
+    volatile uint32_t lock;
     struct block *blocks;   /* every block, for fini */
     char *cur, *end;        /* the rest of the newest block */
     struct goro__pd *free;  /* records returned unused (linked through q) */
