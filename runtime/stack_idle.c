@@ -111,11 +111,15 @@
 #define PASS_COMPACTS  32           /* compactions per pass slice ... */
 #define PASS_GAP_NS    1000000      /* ... and then a pause: see the pass */
 
-/* The used part of a compacted stack: the bytes [hi - len, hi). */
-struct cbuf {
-    size_t len;
-    unsigned char data[];
-};
+/* G.cbuf holds the used part of a compacted stack, the bytes [rsp, hi):
+ * its length is not stored, since neither the saved rsp nor the top moves
+ * while the goroutine is compacted (a length word made parked_1m's buffer
+ * a 192-byte malloc chunk instead of 176: the used part is always 8 modulo
+ * 16, a return address above an aligned call). */
+static inline size_t used_len(const G *g)
+{
+    return (size_t)((uintptr_t)g->stack.hi - (uintptr_t)g->ctx.rsp);
+}
 
 #define NROWS (STK_W_END - STK_W_LO)
 
@@ -295,29 +299,30 @@ static void uncompacted(G *g, uintptr_t top, AO_t then)
  * from resume(), where nobody else may touch the stack: the copy. */
 static void restore_in_place(G *g, AO_t then)
 {
-    struct cbuf *b = g->cbuf;
-    char *used = g->stack.hi - b->len;
+    const unsigned char *b = g->cbuf;
+    size_t len = used_len(g);
+    char *used = g->stack.hi - len;
     if (then == C_TOUCHED) {
         char *from = (char *)page_down((uintptr_t)used);
-        size_t len = (size_t)(g->stack.hi - from);
-        if (mprotect(from, len, PROT_NONE) != 0)
+        size_t span = (size_t)(g->stack.hi - from);
+        if (mprotect(from, span, PROT_NONE) != 0)
             goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
         unguard(&g->stack);
-        if (pwrite(idle.memfd, b->data, b->len, (off_t)(uintptr_t)used) != (ssize_t)b->len)
+        if (pwrite(idle.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
             goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
                         strerror(errno));
-        if (mprotect(from, len, PROT_READ | PROT_WRITE) != 0)
+        if (mprotect(from, span, PROT_READ | PROT_WRITE) != 0)
             goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
     } else {
         unguard(&g->stack);
         if (GORO_ANN_ASAN) {
             /* the parked frames' red zones are still poisoned in the
              * shadow (same addresses): a copy that does not check */
-            if (pwrite(idle.memfd, b->data, b->len, (off_t)(uintptr_t)used) != (ssize_t)b->len)
+            if (pwrite(idle.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
                 goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
                             strerror(errno));
         } else {
-            memcpy(used, b->data, b->len);
+            memcpy(used, b, len);
         }
     }
     uncompacted(g, (uintptr_t)g->stack.hi, then);
@@ -469,10 +474,11 @@ void goro__stack_idle_resume(W *w, G *g)
         }
         if (!claim_restore(g))
             continue; /* restored meanwhile, or the compaction gave up */
-        struct cbuf *b = g->cbuf;
-        int cls = shrink_class(g, b->len);
+        unsigned char *b = g->cbuf;
+        size_t len = used_len(g);
+        int cls = shrink_class(g, len);
         uintptr_t top = (uintptr_t)g->stack.hi;
-        if (cls >= 0 && shrink_to(g, b->data, b->len, cls, true))
+        if (cls >= 0 && shrink_to(g, b, len, cls, true))
             uncompacted(g, top, C_NONE);
         else
             restore_in_place(g, C_NONE);
@@ -510,7 +516,7 @@ static void compact(G *g)
     uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
     if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi)
         return;
-    struct cbuf *b = malloc(sizeof *b + (hi - rsp));
+    unsigned char *b = malloc(hi - rsp);
     if (b == NULL)
         return;
     /* full: the claim before the status read (file comment). TOUCHED: it
@@ -553,8 +559,7 @@ static void compact(G *g)
         free(b);
         return;
     }
-    b->len = len;
-    if (pread(idle.memfd, b->data, len, (off_t)rsp) != (ssize_t)len)
+    if (pread(idle.memfd, b, len, (off_t)rsp) != (ssize_t)len)
         goro__fatal("compacting goroutine %llu's stack: reading /proc/self/mem: %s",
                     (unsigned long long)g->id, strerror(errno));
     if (madvise(s.lo, stk_usable(&s), MADV_GUARD_INSTALL) != 0)
