@@ -33,11 +33,11 @@
  * and the stack's range gets guard markers (MADV_GUARD_INSTALL), which
  * drops its pages: the RSS falls, and the page is no longer the cost of a
  * parked goroutine (parked_100k: 4,476 bytes of RSS and page tables before,
- * 725 after, 582 with the table below; idle_conns: 2,287 bytes a
- * connection, Go 7,451). Before it runs again the worker that resumes it
- * copies the used part back (in place, or into a smaller stack:
- * shrinking). The poller thread makes the pass (goro__stack_idle_pass,
- * from netpoll.c's loop), a slice at a time.
+ * 725 after, 566 since the table below and the buffer shrank; idle_conns:
+ * 1,812 bytes a connection, Go 7,460). Before it runs again the worker
+ * that resumes it copies the used part back (in place, or into a smaller
+ * stack: shrinking). The poller thread makes the pass
+ * (goro__stack_idle_pass, from netpoll.c's loop), a slice at a time.
  *   Who may touch a compacted stack. Its waker (a channel sender copying
  *   into the receiver's variable, a queue unlinking a waiter record on the
  *   stack, a timer heap comparing deadlines) and any goroutine or thread
@@ -51,7 +51,7 @@
  *   one, as homes fill row 0x80 and then take the same positions in 0x81)
  *   and restores the stack in place; the access runs again. A slot per
  *   page instead cost a table page per cluster of 30 homes, 136 bytes a
- *   compacted goroutine (parked_1m: 709 bytes a goroutine, 581 since).
+ *   compacted goroutine (parked_1m: 709 bytes a goroutine, 581 without).
  *   A system call that writes into a compacted stack gets EFAULT instead
  *   (the kernel does not raise the fault): README rule 5 says so; goro's
  *   own I/O calls restore it and retry (netpoll/io.c, goro__idle_touch).
