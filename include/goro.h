@@ -468,6 +468,8 @@ struct goro_stats {
     uint64_t stack_shrinks;      /* stacks moved to a smaller place, plus compactions */
     uint64_t stack_compactions;  /* parked goroutines' stacks compacted (given back) */
     uint64_t stacks_compacted;   /* goroutines whose stack is compacted now */
+    uint64_t stack_clusters_asleep; /* clusters of compacted stacks whose page
+                                       table is given back now */
 };
 /* A snapshot of the counters of the running runtime, or of the last one that
  * ran (all zero before the first goro_run). Callable from any thread. */

@@ -317,7 +317,8 @@ void goro__dump(int fd, const char *why)
         n = snprintf(line, sizeof line, "goroutine %llu [%s%s]%s%s, stack %zu KiB%s\n",
                      (unsigned long long)g->id, status_name(g), dur, obj,
                      g->is_main ? " (main)" : "", kib,
-                     cs == C_COMPACTED || cs == C_COMPACTING ? " (compacted)" : "");
+                     cs == C_COMPACTED || cs == C_COMPACTING || cs == C_DORMANT ? " (compacted)"
+                                                                                    : "");
         if (write(fd, line, (size_t)n) < 0)
             return;
     }
@@ -400,6 +401,7 @@ static void stats_sum(struct goro_stats *st)
     st->stack_shrinks = AO_load(&goro__ctr.stack_shrinks) + AO_load(&goro__ctr.stack_compactions);
     st->stack_compactions = AO_load(&goro__ctr.stack_compactions);
     st->stacks_compacted = AO_load(&goro__ctr.stacks_compacted);
+    st->stack_clusters_asleep = AO_load(&goro__ctr.stack_clusters_asleep);
 }
 
 void goro__stats_snapshot(void)

@@ -223,8 +223,10 @@ struct goro__g {
 /* G.cstate. NONE -> COMPACTING (the idle pass, by CAS) -> COMPACTED (or
  * back to NONE) -> RESTORING (whoever restores, by CAS) -> NONE (restored
  * before it runs) or TOUCHED (restored in place by a fault while still
- * parked: not compacted again in this park) -> NONE when it runs. */
-enum goro__cstate { C_NONE = 0, C_COMPACTING, C_COMPACTED, C_RESTORING, C_TOUCHED };
+ * parked: not compacted again in this park) -> NONE when it runs.
+ * COMPACTED -> DORMANT (its cluster put to sleep, stack_doze.c) ->
+ * COMPACTED (the cluster woken, before any restore). */
+enum goro__cstate { C_NONE = 0, C_COMPACTING, C_COMPACTED, C_RESTORING, C_TOUCHED, C_DORMANT };
 
 /* ---------------------------------------------------------------------
  * Worker. The run queue is a ring of GORO_RUNQ slots: only the owner
@@ -494,6 +496,8 @@ struct goro__counters {
     volatile AO_t stack_shrinks;      /* moves to a smaller stack */
     volatile AO_t stack_compactions;  /* stacks compacted (stack_idle.c) */
     volatile AO_t stacks_compacted;   /* compacted now */
+    volatile AO_t stack_clusters_asleep; /* stack_doze.c: asleep now */
+    volatile AO_t stack_cluster_sleeps;  /* ... put to sleep (for the tests) */
 };
 extern struct goro__counters goro__ctr GORO_HIDDEN;
 

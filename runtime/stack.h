@@ -1,11 +1,13 @@
 /*
- * stack.h - what the four stack files share, and nothing else includes:
+ * stack.h - what the stack files share, and nothing else includes:
  *
  *   stack_space.c  the address-space layout (the stack region, its page
  *                  bitmap, placement at a given offset) and the pools
  *   stack_guard.c  the guard mechanisms (madvise, uffd, mprotect)
  *   stack_move.c   the move: copy, relocation, instruction decoding
  *   stack_fault.c  the fault entry: deciding a growth, quarantine, set-up
+ *   stack_idle.c   shrinking and compaction of parked goroutines' stacks
+ *   stack_doze.c   clusters of compacted homes put to sleep
  *
  * The layout rule every file relies on (DESIGN.md "Stacks" 11; README
  * rule 5): every stack lies in the stack region, whose addresses all read
@@ -141,6 +143,9 @@ void goro__space_put_locked(struct goro__stack *s) GORO_HIDDEN;
 void goro__space_defer(struct goro__stack *s) GORO_HIDDEN; /* lock-free */
 void goro__space_reserved(const struct goro__stack *s, int sign) GORO_HIDDEN;
 void goro__space_note_max(size_t use) GORO_HIDDEN;
+/* [p, p+len) (pages) owned for good if no stack owns any of it: true then,
+ * or if it was claimed already. Takes the lock (stack_doze.c's pass). */
+bool goro__space_claim(char *p, size_t len) GORO_HIDDEN;
 
 /* stack_fault.c: a home guarded while its goroutine was away (stackcheck)
  * is made usable again. */
@@ -159,6 +164,25 @@ void goro__idle_fini(void) GORO_HIDDEN;     /* at goro__stack_fini */
 int  goro__idle_fault(uintptr_t addr) GORO_HIDDEN;
 /* g's record is being freed (end of goro_run): forget its compaction. */
 void goro__idle_forget(G *g) GORO_HIDDEN;
+
+/* The compacted (or dormant) goroutine whose stack's top is hi, by the
+ * table of compacted stacks, or NULL: a hint, check its stack. */
+G   *goro__idle_top(uintptr_t hi) GORO_HIDDEN;
+
+/* ---- stack_doze.c ----------------------------------------------------- */
+
+void goro__doze_init(void) GORO_HIDDEN;      /* at goro__idle_init */
+/* The pass compacted g: if it was the last of its cluster's homes, the
+ * cluster to sleep (its page-table page given back). Poller thread. -1, or
+ * when to try again (the pass's clock, ns): the backoff put it off. */
+int64_t goro__doze_try(G *g, int64_t now) GORO_HIDDEN;
+/* The pass saw g compacted: its cluster's sleep, if the backoff put it off
+ * and its time has come. Poller thread. As goro__doze_try. */
+int64_t goro__doze_retry(G *g, int64_t now) GORO_HIDDEN;
+/* g is C_DORMANT: wake its cluster, or wait for whoever does (it is
+ * C_COMPACTED when this returns, or restored meanwhile).
+ * Async-signal-safe. */
+void goro__doze_wake(G *g) GORO_HIDDEN;
 
 /* ---- stack_move.c ----------------------------------------------------- */
 

@@ -175,6 +175,12 @@ static G *volatile *ctop_slot(uintptr_t hi, bool create)
     return t ? &t[top_index(hi)] : NULL;
 }
 
+G *goro__idle_top(uintptr_t hi)
+{
+    G *volatile *slot = ctop_slot(hi, false);
+    return slot ? *slot : NULL;
+}
+
 static inline uintptr_t page_down(uintptr_t a)
 {
     return a & ~(uintptr_t)(goro__stk.pg - 1);
@@ -240,6 +246,7 @@ void goro__idle_init(void)
     idle.walking = false;
     idle.next_walk = -1;
     idle.switches = 0;
+    goro__doze_init();
 }
 
 void goro__idle_fini(void)
@@ -265,6 +272,10 @@ static bool claim_restore(G *g)
         if (s == C_COMPACTED) {
             if (AO_compare_and_swap_full(&g->cstate, C_COMPACTED, C_RESTORING))
                 return true;
+            continue;
+        }
+        if (s == C_DORMANT) { /* its cluster is asleep: wake it first */
+            goro__doze_wake(g);
             continue;
         }
         if (s != C_COMPACTING && s != C_RESTORING)
@@ -511,21 +522,22 @@ static bool running_somewhere(const G *g)
     return false;
 }
 
-static void compact(G *g)
+/* -1, or when the pass should look at g's cluster again (stack_doze.c) */
+static int64_t compact(G *g, int64_t now)
 {
     uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
     if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi)
-        return;
+        return -1;
     unsigned char *b = malloc(hi - rsp);
     if (b == NULL)
-        return;
+        return -1;
     /* full: the claim before the status read (file comment). TOUCHED: it
      * was restored in this park by a fault, at least one pass ago */
     AO_t was = g->cstate;
     if ((was != C_NONE && was != C_TOUCHED) ||
         !AO_compare_and_swap_full(&g->cstate, was, C_COMPACTING)) {
         free(b);
-        return;
+        return -1;
     }
     if (was == C_TOUCHED) {
         free(g->cbuf); /* the last compaction's, which resume() did not see */
@@ -536,7 +548,7 @@ static void compact(G *g)
         running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi) {
         AO_store_release(&g->cstate, C_NONE);
         free(b);
-        return;
+        return -1;
     }
     size_t len = hi - rsp;
     uintptr_t used_lo = page_down(rsp);
@@ -544,7 +556,7 @@ static void compact(G *g)
     if (slot == NULL) {
         AO_store_release(&g->cstate, C_NONE);
         free(b);
-        return;
+        return -1;
     }
     *slot = g;
     AO_nop_full();
@@ -557,7 +569,7 @@ static void compact(G *g)
         *slot = NULL;
         AO_store_release(&g->cstate, C_NONE);
         free(b);
-        return;
+        return -1;
     }
     if (pread(idle.memfd, b, len, (off_t)rsp) != (ssize_t)len)
         goro__fatal("compacting goroutine %llu's stack: reading /proc/self/mem: %s",
@@ -579,6 +591,7 @@ static void compact(G *g)
     AO_fetch_and_add1(&goro__ctr.stacks_compacted);
     /* release: the buffer before COMPACTED */
     AO_store_release(&g->cstate, C_COMPACTED);
+    return goro__doze_try(g, now); /* the last of its cluster: the cluster to sleep */
 }
 
 static uint64_t switches(void)
@@ -587,6 +600,13 @@ static uint64_t switches(void)
     for (int i = 0; i < goro__sched.nprocs; i++)
         sw += __atomic_load_n(&goro__sched.ws[i].nswitch, __ATOMIC_RELAXED);
     return sw;
+}
+
+/* The next walk at due at the latest (due < 0: nothing). */
+static void note_due(int64_t due)
+{
+    if (due >= 0 && (idle.earliest < 0 || due < idle.earliest))
+        idle.earliest = due;
 }
 
 /*
@@ -628,16 +648,20 @@ int64_t goro__stack_idle_pass(int64_t now)
     G *g = idle.cursor;
     for (; g != NULL && looks < PASS_LOOKS && compacts < PASS_COMPACTS; g = g->allnext) {
         looks++;
+        if (g->cstate == C_COMPACTED) {
+            note_due(goro__doze_retry(g, now)); /* its cluster's sleep, put off */
+            continue;
+        }
         if (AO_load(&g->status) != G_WAITING ||
             (g->cstate != C_NONE && g->cstate != C_TOUCHED) ||
             !compactable(g->wait_reason) || g->ctx.rsp == NULL)
             continue;
         int64_t due = g->wait_since + after;
         if (due <= now) {
-            compact(g);
+            note_due(compact(g, now));
             compacts++;
-        } else if (idle.earliest < 0 || due < idle.earliest) {
-            idle.earliest = due;
+        } else {
+            note_due(due);
         }
     }
     idle.cursor = g;

@@ -850,6 +850,17 @@ void goro__space_note_max(size_t use)
     } while (!AO_compare_and_swap(&goro__ctr.stack_max, cur, (AO_t)use));
 }
 
+bool goro__space_claim(char *p, size_t len)
+{
+    size_t first = page_of((uintptr_t)p), n = len / goro__stk.pg;
+    lock();
+    bool ok = sp.bits != NULL && first + n <= sp.npages && bits_last(first, n) == 0;
+    if (ok)
+        bits_mark(first, n, true); /* owned for good: nothing carved there */
+    unlock();
+    return ok;
+}
+
 int goro__stack_alloc(struct goro__stack *s)
 {
     lock();

@@ -1,0 +1,406 @@
+/*
+ * stack_doze.c - clusters of compacted homes put to sleep: the page-table
+ * page under them given back.
+ *
+ * Why. A compacted goroutine (stack_idle.c) keeps no stack page, but its
+ * guard markers are entries in a page table: a 4 KiB page-table page
+ * under each 2 MiB cluster of 30 homes (stack_space.c), 138 bytes a
+ * compacted goroutine, a quarter of what one cost (parked_1m, 565 bytes:
+ * README "Where a peer is ahead"). The kernel frees a page-table page when
+ * a zap (MADV_DONTNEED) of at least 2 MiB leaves it empty
+ * (CONFIG_PT_RECLAIM, Linux 6.14+): markers are entries, so while they are
+ * there it stays.
+ *
+ * What. When the pass compacts the last goroutine of a cluster in which
+ * every home holds a goroutine compacted at home (on its home stack), it
+ * puts the cluster to sleep:
+ *   1. the cluster DZ_AWAKE -> DZ_SLEEPING, and each of its goroutines'
+ *      cstate C_COMPACTED -> C_DORMANT (by CAS: a restore that claimed one
+ *      first wins, and the sleep is undone);
+ *   2. the 2 MiB made inaccessible (PROT_NONE): every access still faults,
+ *      now without markers;
+ *   3. the markers removed and the 2 MiB zapped: nothing was resident, the
+ *      page-table page goes;
+ *   4. DZ_ASLEEP.
+ * Whoever needs one of its goroutines back (the fault handler, resume(),
+ * goro__idle_touch, the end of the run: all through stack_idle.c's
+ * claim_restore) wakes the whole cluster first (goro__doze_wake):
+ * DZ_ASLEEP -> DZ_WAKING by CAS, markers back over the homes
+ * (MADV_GUARD_INSTALL works under PROT_NONE), readable and writable again,
+ * every goroutine C_DORMANT -> C_COMPACTED, DZ_AWAKE. Then its stack is
+ * restored as any compacted one. A wake costs three system calls and a
+ * page-table page for 30 goroutines.
+ *
+ * Kernel mappings. A sleeping cluster is a mapping of its own (a PROT_NONE
+ * range splits the region's one): a run of adjacent sleeping clusters costs
+ * at most two mappings, against the kernel's limit (vm.max_map_count,
+ * 65,530) that the whole process shares. Homes fill row 0x80's 2,048
+ * cluster positions first, so a million parked goroutines are a few dozen
+ * runs; but wakes can split runs, and a wake must not fail (the goroutine
+ * needs its stack). So a cluster falls asleep only while the runs
+ * (counted as they form, merge and split) stay within an eighth of the
+ * limit and the sleeping clusters within a quarter. A wake splits one run
+ * in two at most and takes a cluster out, so the runs never exceed half
+ * the sum of the two caps: two mappings each, 3/8 of the limit at worst.
+ * Beyond the caps a cluster keeps its markers, as before this file. The
+ * count races with wakes (a bound, not exact): its margin is the rest of
+ * the limit.
+ *
+ * Churn. A sleep costs the poller ~20 us (three system calls) and a wake
+ * ~16 us (the markers of 30 homes, 510 page-table entries, ~11 us; the
+ * protection, ~5 us), on top of the restore, measured on this VM. A
+ * cluster whose goroutines wake every few seconds would pay both each
+ * time. So a cluster woken within QUICK_WAKE * GORO_COMPACT_AFTER (10 s)
+ * of its sleep sleeps again only 2, 4, ... 256 GORO_COMPACT_AFTERs after
+ * the wake (the pass comes back for it then: goro__doze_retry); one that
+ * slept longer than that sleeps again as soon as all its goroutines are
+ * compacted.
+ *
+ * Where the cluster is not all homes. The pages after its last home (2 MiB
+ * less 30 homes: 8 KiB) belong to no stack. Before a first sleep they are
+ * claimed for good (stack_space.c, goro__space_claim), so that nothing is
+ * ever carved into a sleeping cluster; a cluster whose spare pages
+ * something else holds never sleeps.
+ *
+ * Invariants and races:
+ *  - A G is C_DORMANT only while its cluster is DZ_SLEEPING, DZ_ASLEEP or
+ *    DZ_WAKING; a DORMANT G's stack is its home, and its home's range
+ *    (guard and page) is in the cluster.
+ *  - Only the pass (the poller thread) puts clusters to sleep: no two
+ *    sleeps race. Wakes race with each other (one CAS wins, the others
+ *    wait for DZ_AWAKE) and with a sleep (they wait for DZ_ASLEEP).
+ *  - The sleep takes the space lock (the claim) before any G is DORMANT:
+ *    a thread waiting for a wake never holds up the sleep.
+ *  - Nothing on the wake path takes a lock or allocates: it runs in the
+ *    fault handler, on any thread, under any runtime lock.
+ */
+#include "stack.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+#define CLUSTER   (2ul << 20)                 /* a page-table page's reach */
+#define NPOS      (STK_ROW / CLUSTER)         /* cluster positions a row */
+#define NCLUSTERS ((size_t)(STK_W_EMRG - STK_W_LO) * NPOS)
+#define MAX_HOMES 512                         /* a cluster's homes, at most */
+#define QUICK_WAKE 10       /* woken within this many GORO_COMPACT_AFTERs of a sleep: ... */
+#define BACKOFF_MAX 8       /* ... the next waits 2, 4, ... 256 of them */
+
+enum { DZ_AWAKE = 0, DZ_SLEEPING, DZ_ASLEEP, DZ_WAKING };
+
+static struct {
+    bool on;                      /* decided at the first try of a run */
+    bool tried;
+    bool used;                    /* a cluster was claimed: reset at init */
+    long asleep_cap, runs_cap;    /* see "Kernel mappings" */
+    volatile AO_t asleep, runs;   /* counted, a bound */
+    volatile uint8_t state[NCLUSTERS];
+    uint8_t claimed[NCLUSTERS];   /* its spare pages are claimed (pass only) */
+    /* backoff (see "Churn"): ms on the coarse clock, written by the sleep
+     * and by the wake (the thread that won DZ_WAKING), relaxed */
+    uint32_t slept_at[NCLUSTERS];
+    uint32_t not_before[NCLUSTERS];
+    uint8_t backoff[NCLUSTERS];
+    volatile uint8_t retry[NCLUSTERS]; /* refused by the backoff: the pass retries */
+    G *gs[MAX_HOMES];             /* the sleep's goroutines (pass only) */
+} dz;
+
+static inline size_t nhomes(void)
+{
+    return (CLUSTER - goro__stk.pg) / (goro__stk.gsz + goro__stk.min);
+}
+
+static inline size_t slot_len(void)
+{
+    return goro__stk.gsz + goro__stk.min;
+}
+
+/* The cluster holding a home (its lowest usable byte), or SIZE_MAX. */
+static size_t cluster_of(uintptr_t home_lo)
+{
+    uintptr_t a = home_lo - goro__stk.gsz;
+    if (a < STK_ADDR(STK_W_LO) || a >= STK_ADDR(STK_W_EMRG))
+        return SIZE_MAX;
+    return (size_t)((a - STK_ADDR(STK_W_LO)) / CLUSTER);
+}
+
+static inline char *cluster_base(size_t c)
+{
+    return (char *)(STK_ADDR(STK_W_LO) + c * CLUSTER);
+}
+
+/* The goroutine compacted at home i of cluster c, by the compacted stacks'
+ * table, or NULL. */
+static G *home_g(size_t c, size_t i)
+{
+    uintptr_t hi = (uintptr_t)cluster_base(c) + (i + 1) * slot_len();
+    G *g = goro__idle_top(hi);
+    if (g == NULL || (uintptr_t)g->stack.hi != hi || !stk_is_home(g, &g->stack))
+        return NULL;
+    return g;
+}
+
+static long read_long(const char *path, long def)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return def;
+    char t[32] = "";
+    ssize_t n = read(fd, t, sizeof t - 1);
+    close(fd);
+    return n > 0 ? strtol(t, NULL, 10) : def;
+}
+
+static long vm_pte_kib(void)
+{
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strstr(buf, "VmPTE:");
+    return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/* Does a 2 MiB zap free an emptied page-table page here? Sixteen of them
+ * made and zapped: without CONFIG_PT_RECLAIM a sleep would cost system
+ * calls and a mapping and give nothing back. */
+static bool zap_frees_tables(void)
+{
+    static int known = -1; /* kept across runs */
+    if (known >= 0)
+        return known;
+    enum { N = 16 };
+    size_t len = (N + 1) * CLUSTER;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    char *a = (char *)(((uintptr_t)m + CLUSTER - 1) & ~(uintptr_t)(CLUSTER - 1));
+    for (int i = 0; i < N; i++)
+        a[(size_t)i * CLUSTER] = 1;
+    long before = vm_pte_kib();
+    madvise(a, N * CLUSTER, MADV_DONTNEED);
+    long after = vm_pte_kib();
+    munmap(m, len);
+    /* 64 KiB of tables expected back; other threads may add some meanwhile */
+    known = before > 0 && after >= 0 && before - after >= (long)(N * goro__stk.pg * 3 / 4 / 1024);
+    return known;
+}
+
+/* Milliseconds on the coarse clock (async-signal-safe: the vDSO), wrapping
+ * every 49 days: compared by signed difference. */
+static uint32_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+static inline uint32_t rd32(const uint32_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static inline void wr32(uint32_t *p, uint32_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+void goro__doze_init(void)
+{
+    dz.tried = false;
+    dz.on = false;
+    AO_store(&dz.asleep, 0);
+    AO_store(&dz.runs, 0);
+    if (dz.used) { /* every cluster was woken at the run's end (forget) */
+        memset((void *)dz.state, 0, sizeof dz.state);
+        memset(dz.claimed, 0, sizeof dz.claimed); /* the space was unmapped */
+        memset(dz.not_before, 0, sizeof dz.not_before);
+        memset(dz.backoff, 0, sizeof dz.backoff);
+        memset((void *)dz.retry, 0, sizeof dz.retry);
+        dz.used = false;
+    }
+}
+
+static bool asleep(size_t c)
+{
+    return c < NCLUSTERS && __atomic_load_n(&dz.state[c], __ATOMIC_RELAXED) == DZ_ASLEEP;
+}
+
+/* How the count of runs of sleeping clusters changes if c falls asleep
+ * (its negation: if it wakes). */
+static long runs_delta(size_t c)
+{
+    return 1 - (long)(c > 0 && asleep(c - 1)) - (long)asleep(c + 1);
+}
+
+static void undo(size_t c, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        AO_store_release(&dz.gs[i]->cstate, C_COMPACTED);
+    __atomic_store_n(&dz.state[c], DZ_AWAKE, __ATOMIC_RELEASE);
+}
+
+/* The pass's time (ns) when cluster c's backoff ends. */
+static int64_t due_ns(size_t c, int64_t now)
+{
+    int32_t left = (int32_t)(rd32(&dz.not_before[c]) - now_ms());
+    return now + (left > 0 ? (int64_t)left * 1000000 : 0);
+}
+
+int64_t goro__doze_try(G *g, int64_t now_pass)
+{
+    if (!dz.tried) {
+        dz.tried = true;
+        long lim = read_long("/proc/sys/vm/max_map_count", 65530);
+        dz.asleep_cap = lim / 4;
+        dz.runs_cap = lim / 8;
+        dz.on = goro__stk.compact && !goro__stk.stackcheck && nhomes() <= MAX_HOMES &&
+                nhomes() >= 2 && zap_frees_tables();
+    }
+    if (!dz.on || !stk_is_home(g, &g->stack))
+        return -1;
+    size_t c = cluster_of((uintptr_t)g->stack.lo), nh = nhomes(), slot = slot_len();
+    if (c == SIZE_MAX || (uintptr_t)g->stack.hi - (uintptr_t)cluster_base(c) > nh * slot ||
+        ((uintptr_t)g->stack.hi - (uintptr_t)cluster_base(c)) % slot != 0)
+        return -1; /* not at a cluster's home position (carved on its own) */
+    if (__atomic_load_n(&dz.state[c], __ATOMIC_RELAXED) != DZ_AWAKE ||
+        (long)AO_load(&dz.asleep) >= dz.asleep_cap)
+        return -1;
+    uint32_t now = now_ms();
+    if ((int32_t)(now - rd32(&dz.not_before[c])) < 0) {
+        __atomic_store_n(&dz.retry[c], 1, __ATOMIC_RELAXED);
+        return due_ns(c, now_pass);
+    }
+    for (size_t i = 0; i < nh; i++) {
+        G *h = home_g(c, i);
+        if (h == NULL || AO_load(&h->cstate) != C_COMPACTED)
+            return -1;
+    }
+    char *base = cluster_base(c);
+    if (!dz.claimed[c]) {
+        if (!goro__space_claim(base + nh * slot, CLUSTER - nh * slot))
+            return -1;
+        dz.claimed[c] = 1;
+        dz.used = true;
+    }
+    long d = runs_delta(c);
+    if ((long)AO_load(&dz.runs) + d > dz.runs_cap)
+        return -1;
+
+    __atomic_store_n(&dz.state[c], DZ_SLEEPING, __ATOMIC_SEQ_CST);
+    for (size_t i = 0; i < nh; i++) {
+        G *h = home_g(c, i);
+        /* full: the claim against a restorer's claim (claim_restore) */
+        if (h == NULL || !AO_compare_and_swap_full(&h->cstate, C_COMPACTED, C_DORMANT)) {
+            undo(c, i);
+            return -1;
+        }
+        dz.gs[i] = h;
+        /* a DORMANT stack does not move: still the home it was */
+        if (home_g(c, i) != h) {
+            undo(c, i + 1);
+            return -1;
+        }
+    }
+    /* From here any access faults (PROT_NONE, then no markers) and waits
+     * for DZ_ASLEEP, then wakes the cluster. */
+    if (mprotect(base, CLUSTER, PROT_NONE) != 0) {
+        undo(c, nh); /* ENOMEM: the kernel's mapping limit */
+        return -1;
+    }
+    if (madvise(base, CLUSTER, MADV_GUARD_REMOVE) != 0)
+        goro__fatal("putting stacks %p-%p to sleep: madvise: %s", (void *)base,
+                    (void *)(base + CLUSTER), strerror(errno));
+    madvise(base, CLUSTER, MADV_DONTNEED); /* frees the page-table page */
+    wr32(&dz.slept_at[c], now);
+    AO_fetch_and_add(&dz.runs, (AO_t)d);
+    AO_fetch_and_add1(&dz.asleep);
+    AO_fetch_and_add1(&goro__ctr.stack_clusters_asleep); /* relaxed: statistics */
+    AO_fetch_and_add1(&goro__ctr.stack_cluster_sleeps);
+    __atomic_store_n(&dz.state[c], DZ_ASLEEP, __ATOMIC_RELEASE);
+    return -1;
+}
+
+void goro__doze_wake(G *g)
+{
+    size_t c = cluster_of((uintptr_t)g->stack.lo), nh = nhomes(), slot = slot_len();
+    if (c == SIZE_MAX)
+        goro__fatal("goroutine %llu is dormant outside the clusters",
+                    (unsigned long long)g->id);
+    for (int spins = 0;;) {
+        uint8_t s = __atomic_load_n(&dz.state[c], __ATOMIC_ACQUIRE);
+        if (s == DZ_AWAKE)
+            return; /* woken by another thread, or the sleep was undone */
+        if (s == DZ_ASLEEP) {
+            uint8_t want = DZ_ASLEEP;
+            if (__atomic_compare_exchange_n(&dz.state[c], &want, DZ_WAKING, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                break;
+            continue;
+        }
+        if (++spins < 1000)
+            __asm__ __volatile__("pause" ::: "memory");
+        else
+            sched_yield(); /* the sleeping or waking thread was descheduled */
+    }
+    char *base = cluster_base(c);
+    if (madvise(base, nh * slot, MADV_GUARD_INSTALL) != 0)
+        goro__fatal("waking stacks %p-%p: madvise: %s", (void *)base,
+                    (void *)(base + CLUSTER), strerror(errno));
+    if (mprotect(base, CLUSTER, PROT_READ | PROT_WRITE) != 0)
+        goro__fatal("waking stacks %p-%p: mprotect: %s (vm.max_map_count reached?)",
+                    (void *)base, (void *)(base + CLUSTER), strerror(errno));
+    /* the backoff: woken soon after it fell asleep, it sleeps again only
+     * after twice as long as the last time (a limit); asleep for long, at once */
+    uint32_t now = now_ms(), after = (uint32_t)(goro__stk.compact_after / 1000000);
+    uint8_t b = dz.backoff[c];
+    if ((int32_t)(now - rd32(&dz.slept_at[c])) < (int32_t)(QUICK_WAKE * (after > 100 ? after : 100)))
+        b = b < BACKOFF_MAX ? (uint8_t)(b + 1) : b;
+    else
+        b = 0;
+    dz.backoff[c] = b;
+    wr32(&dz.not_before[c], b ? now + (after << b) : now);
+    AO_fetch_and_add(&dz.runs, (AO_t)(-runs_delta(c)));
+    AO_fetch_and_sub1(&dz.asleep);
+    AO_fetch_and_sub1(&goro__ctr.stack_clusters_asleep);
+    for (size_t i = 0; i < nh; i++) {
+        G *h = home_g(c, i);
+        if (h == NULL || AO_load(&h->cstate) != C_DORMANT)
+            goro__fatal("waking stacks %p-%p: home %zu is not dormant", (void *)base,
+                        (void *)(base + CLUSTER), i);
+        /* release: its stack's markers before anyone claims its restore */
+        AO_store_release(&h->cstate, C_COMPACTED);
+    }
+    __atomic_store_n(&dz.state[c], DZ_AWAKE, __ATOMIC_RELEASE);
+}
+
+int64_t goro__doze_retry(G *g, int64_t now_pass)
+{
+    if (!dz.on || !stk_is_home(g, &g->stack))
+        return -1;
+    size_t c = cluster_of((uintptr_t)g->stack.lo);
+    if (c == SIZE_MAX || !__atomic_load_n(&dz.retry[c], __ATOMIC_RELAXED))
+        return -1;
+    if ((int32_t)(now_ms() - rd32(&dz.not_before[c])) < 0)
+        return due_ns(c, now_pass);
+    __atomic_store_n(&dz.retry[c], 0, __ATOMIC_RELAXED);
+    return goro__doze_try(g, now_pass);
+}
