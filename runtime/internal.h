@@ -498,6 +498,8 @@ struct goro__counters {
     volatile AO_t stacks_compacted;   /* compacted now */
     volatile AO_t stack_clusters_asleep; /* stack_doze.c: asleep now */
     volatile AO_t stack_cluster_sleeps;  /* ... put to sleep (for the tests) */
+    volatile AO_t stack_cluster_wakes;   /* ... woken */
+    volatile AO_t stack_cluster_leaves;  /* goroutines resumed off a sleeping one */
 };
 extern struct goro__counters goro__ctr GORO_HIDDEN;
 

@@ -183,6 +183,15 @@ int64_t goro__doze_retry(G *g, int64_t now) GORO_HIDDEN;
  * C_COMPACTED when this returns, or restored meanwhile).
  * Async-signal-safe. */
 void goro__doze_wake(G *g) GORO_HIDDEN;
+/* resume(): g is C_DORMANT; if its cluster is asleep, g leaves it without
+ * waking it: true, and g is C_RESTORING with its home still asleep (the
+ * caller moves it to another stack, or wakes the cluster with
+ * goro__doze_home and restores it in place). False: the cluster is awake
+ * (g is C_COMPACTED, or was restored meanwhile). */
+bool goro__doze_leave(G *g) GORO_HIDDEN;
+/* g's home is about to be used again (its goroutine goes home, or the
+ * record is freed): its cluster woken if asleep. Async-signal-safe. */
+void goro__doze_home(G *g) GORO_HIDDEN;
 
 /* ---- stack_move.c ----------------------------------------------------- */
 

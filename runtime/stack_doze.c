@@ -22,14 +22,22 @@
  *   3. the markers removed and the 2 MiB zapped: nothing was resident, the
  *      page-table page goes;
  *   4. DZ_ASLEEP.
- * Whoever needs one of its goroutines back (the fault handler, resume(),
- * goro__idle_touch, the end of the run: all through stack_idle.c's
- * claim_restore) wakes the whole cluster first (goro__doze_wake):
- * DZ_ASLEEP -> DZ_WAKING by CAS, markers back over the homes
- * (MADV_GUARD_INSTALL works under PROT_NONE), readable and writable again,
- * every goroutine C_DORMANT -> C_COMPACTED, DZ_AWAKE. Then its stack is
- * restored as any compacted one. A wake costs three system calls and a
- * page-table page for 30 goroutines.
+ * A goroutine readied without its stack touched (by the poller, a timer, a
+ * WaitGroup) leaves the cluster asleep: resume() claims it DORMANT ->
+ * RESTORING (goro__doze_leave, the cluster held DZ_LEAVING meanwhile) and
+ * moves its used part to a one-page stack at its offset in another row,
+ * as a shrink moves a stack (stack_idle.c, leave_home); its home stays
+ * with the record, empty and asleep. Anyone who touches a dormant stack
+ * in place (the fault handler, goro__idle_touch, the end of the run: all
+ * through stack_idle.c's claim_restore), and whoever takes a home back
+ * (goro__space_home_back: a goroutine going home, a record freed), wakes
+ * the whole cluster first (wake_cluster): DZ_ASLEEP -> DZ_WAKING by CAS,
+ * markers back (MADV_GUARD_INSTALL works under PROT_NONE) over the homes
+ * of dormant goroutines and the guards of the homes whose goroutines left,
+ * readable and writable again, every dormant goroutine C_COMPACTED,
+ * DZ_AWAKE. Then a stack is restored as any compacted one.
+ * idle_conns_wake (poller wakes) paid ~14 us a round trip more when
+ * every resume woke its cluster; leaving, it pays what it did.
  *
  * Kernel mappings. A sleeping cluster is a mapping of its own (a PROT_NONE
  * range splits the region's one): a run of adjacent sleeping clusters costs
@@ -63,9 +71,15 @@
  * something else holds never sleeps.
  *
  * Invariants and races:
- *  - A G is C_DORMANT only while its cluster is DZ_SLEEPING, DZ_ASLEEP or
- *    DZ_WAKING; a DORMANT G's stack is its home, and its home's range
- *    (guard and page) is in the cluster.
+ *  - A G is C_DORMANT only while its cluster is DZ_SLEEPING, DZ_ASLEEP,
+ *    DZ_LEAVING or DZ_WAKING; a DORMANT G's stack is its home, and its
+ *    home's range (guard and page) is in the cluster, found by the table
+ *    of compacted stacks (goro__idle_top). A home of the cluster whose G
+ *    is not DORMANT while it sleeps is one whose G left: empty, and no G
+ *    runs on it until goro__space_home_back has woken the cluster.
+ *  - DZ_WAKING and DZ_LEAVING are held by one thread at a time (CAS from
+ *    DZ_ASLEEP), so no G leaves while a wake decides which homes are
+ *    dormant.
  *  - Only the pass (the poller thread) puts clusters to sleep: no two
  *    sleeps race. Wakes race with each other (one CAS wins, the others
  *    wait for DZ_AWAKE) and with a sleep (they wait for DZ_ASLEEP).
@@ -99,7 +113,7 @@
 #define QUICK_WAKE 10       /* woken within this many GORO_COMPACT_AFTERs of a sleep: ... */
 #define BACKOFF_MAX 8       /* ... the next waits 2, 4, ... 256 of them */
 
-enum { DZ_AWAKE = 0, DZ_SLEEPING, DZ_ASLEEP, DZ_WAKING };
+enum { DZ_AWAKE = 0, DZ_SLEEPING, DZ_ASLEEP, DZ_WAKING, DZ_LEAVING };
 
 static struct {
     bool on;                      /* decided at the first try of a run */
@@ -339,32 +353,60 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
     return -1;
 }
 
-void goro__doze_wake(G *g)
+/* Wait until cluster c is stable: DZ_AWAKE (false) or claimed by us from
+ * DZ_ASLEEP as `to` (true). */
+static bool claim(size_t c, uint8_t to)
 {
-    size_t c = cluster_of((uintptr_t)g->stack.lo), nh = nhomes(), slot = slot_len();
-    if (c == SIZE_MAX)
-        goro__fatal("goroutine %llu is dormant outside the clusters",
-                    (unsigned long long)g->id);
     for (int spins = 0;;) {
         uint8_t s = __atomic_load_n(&dz.state[c], __ATOMIC_ACQUIRE);
         if (s == DZ_AWAKE)
-            return; /* woken by another thread, or the sleep was undone */
+            return false; /* woken by another thread, or the sleep was undone */
         if (s == DZ_ASLEEP) {
             uint8_t want = DZ_ASLEEP;
-            if (__atomic_compare_exchange_n(&dz.state[c], &want, DZ_WAKING, false,
-                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                break;
+            if (__atomic_compare_exchange_n(&dz.state[c], &want, to, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return true;
             continue;
         }
         if (++spins < 1000)
             __asm__ __volatile__("pause" ::: "memory");
         else
-            sched_yield(); /* the sleeping or waking thread was descheduled */
+            sched_yield(); /* the thread in a transition was descheduled */
     }
+}
+
+/* Guard markers back: over the whole of a dormant goroutine's home, over
+ * the guard of one whose goroutine left (its page stays unguarded and
+ * empty, as a home's whose goroutine runs elsewhere), in as few calls as
+ * the homes allow (one when none left). */
+static void remark(size_t c)
+{
+    size_t nh = nhomes(), slot = slot_len(), gsz = goro__stk.gsz;
+    char *base = cluster_base(c), *from = base;
+    for (size_t i = 0; i <= nh; i++) {
+        char *end;
+        if (i == nh) {
+            end = base + nh * slot;
+        } else {
+            G *h = home_g(c, i);
+            if (h != NULL && AO_load(&h->cstate) == C_DORMANT)
+                continue;
+            end = base + i * slot + gsz;
+        }
+        if (end > from && madvise(from, (size_t)(end - from), MADV_GUARD_INSTALL) != 0)
+            goro__fatal("waking stacks %p-%p: madvise: %s", (void *)base,
+                        (void *)(base + CLUSTER), strerror(errno));
+        from = base + (i + 1) * slot;
+    }
+}
+
+static void wake_cluster(size_t c)
+{
+    if (!claim(c, DZ_WAKING))
+        return;
+    size_t nh = nhomes();
     char *base = cluster_base(c);
-    if (madvise(base, nh * slot, MADV_GUARD_INSTALL) != 0)
-        goro__fatal("waking stacks %p-%p: madvise: %s", (void *)base,
-                    (void *)(base + CLUSTER), strerror(errno));
+    remark(c);
     if (mprotect(base, CLUSTER, PROT_READ | PROT_WRITE) != 0)
         goro__fatal("waking stacks %p-%p: mprotect: %s (vm.max_map_count reached?)",
                     (void *)base, (void *)(base + CLUSTER), strerror(errno));
@@ -381,15 +423,41 @@ void goro__doze_wake(G *g)
     AO_fetch_and_add(&dz.runs, (AO_t)(-runs_delta(c)));
     AO_fetch_and_sub1(&dz.asleep);
     AO_fetch_and_sub1(&goro__ctr.stack_clusters_asleep);
+    AO_fetch_and_add1(&goro__ctr.stack_cluster_wakes);
     for (size_t i = 0; i < nh; i++) {
         G *h = home_g(c, i);
-        if (h == NULL || AO_load(&h->cstate) != C_DORMANT)
-            goro__fatal("waking stacks %p-%p: home %zu is not dormant", (void *)base,
-                        (void *)(base + CLUSTER), i);
         /* release: its stack's markers before anyone claims its restore */
-        AO_store_release(&h->cstate, C_COMPACTED);
+        if (h != NULL && AO_load(&h->cstate) == C_DORMANT)
+            AO_store_release(&h->cstate, C_COMPACTED);
     }
     __atomic_store_n(&dz.state[c], DZ_AWAKE, __ATOMIC_RELEASE);
+}
+
+void goro__doze_wake(G *g)
+{
+    size_t c = cluster_of((uintptr_t)g->stack.lo);
+    if (c == SIZE_MAX)
+        goro__fatal("goroutine %llu is dormant outside the clusters",
+                    (unsigned long long)g->id);
+    wake_cluster(c);
+}
+
+void goro__doze_home(G *g)
+{
+    size_t c = cluster_of(g->home & ~(uintptr_t)1);
+    if (c != SIZE_MAX && __atomic_load_n(&dz.state[c], __ATOMIC_ACQUIRE) != DZ_AWAKE)
+        wake_cluster(c);
+}
+
+bool goro__doze_leave(G *g)
+{
+    size_t c = cluster_of((uintptr_t)g->stack.lo);
+    if (c == SIZE_MAX || !claim(c, DZ_LEAVING))
+        return false; /* awake: g is COMPACTED, or restored meanwhile */
+    /* full: against the wake's and the others' reads of cstate */
+    bool ok = AO_compare_and_swap_full(&g->cstate, C_DORMANT, C_RESTORING);
+    __atomic_store_n(&dz.state[c], DZ_ASLEEP, __ATOMIC_RELEASE);
+    return ok;
 }
 
 int64_t goro__doze_retry(G *g, int64_t now_pass)

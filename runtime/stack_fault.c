@@ -219,6 +219,7 @@ void goro__stack_retire(G *g, struct goro__stack *old, bool home)
 
 void goro__space_home_back(G *g)
 {
+    goro__doze_home(g); /* its cluster may be asleep (stack_doze.c) */
     struct goro__stack h = stk_home(g);
     if ((g->home & 1) && goro__guard_off(h.lo, stk_usable(&h)) == 0)
         g->home &= ~(uintptr_t)1;
@@ -426,11 +427,14 @@ void goro__stack_fini(void)
 {
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %lu growths, %lu shrinks, %lu compactions, "
-                "largest %lu bytes\n",
+                "largest %lu bytes; %lu cluster sleeps, %lu wakes, %lu resumed off one\n",
                 (unsigned long)AO_load(&goro__ctr.stack_growths),
                 (unsigned long)AO_load(&goro__ctr.stack_shrinks),
                 (unsigned long)AO_load(&goro__ctr.stack_compactions),
-                (unsigned long)AO_load(&goro__ctr.stack_max));
+                (unsigned long)AO_load(&goro__ctr.stack_max),
+                (unsigned long)AO_load(&goro__ctr.stack_cluster_sleeps),
+                (unsigned long)AO_load(&goro__ctr.stack_cluster_wakes),
+                (unsigned long)AO_load(&goro__ctr.stack_cluster_leaves));
     /* quarantined stacks: back to the space (emergency ones unmapped) */
     for (int i = 0; i < QUARANTINE; i++) {
         if (fs.q[i].state == Q_FULL && (fs.q[i].old.flags & SF_EMERG))

@@ -422,6 +422,20 @@ static int shrink_class(const G *g, size_t used)
     return c < (int)g->stack.cls ? c : (int)g->stack.cls - 1;
 }
 
+/* The saved context and the record's own fields that may point into the
+ * stack [glo, hi] (as grow() does for the running goroutine), moved by
+ * delta with it. */
+static void relocate_record(G *g, uintptr_t glo, uintptr_t hi, intptr_t delta)
+{
+    uint64_t *regs[] = { (uint64_t *)(void *)&g->ctx.rsp, &g->ctx.rbx, &g->ctx.rbp,
+                         &g->ctx.r12, &g->ctx.r13, &g->ctx.r14, &g->ctx.r15,
+                         (uint64_t *)(void *)&g->unlockarg, (uint64_t *)(void *)&g->waitobj,
+                         (uint64_t *)(void *)&g->param };
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
+        if (stk_in(*regs[i], glo, hi))
+            *regs[i] += (uint64_t)delta;
+}
+
 /* Move g's used part (len bytes at src: its stack's own, or a compaction
  * buffer) to a stack of class cls at its offset. guarded: the old stack
  * carries guard markers (compacted) and is unguarded before it is
@@ -443,15 +457,7 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
     intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
     goro__ann_move_begin(&old, &ns); /* as a growth: annotate.h */
     goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
-    /* the saved context and the record's own fields that may point into
-     * the stack (as grow() does for the running goroutine) */
-    uint64_t *regs[] = { (uint64_t *)(void *)&g->ctx.rsp, &g->ctx.rbx, &g->ctx.rbp,
-                         &g->ctx.r12, &g->ctx.r13, &g->ctx.r14, &g->ctx.r15,
-                         (uint64_t *)(void *)&g->unlockarg, (uint64_t *)(void *)&g->waitobj,
-                         (uint64_t *)(void *)&g->param };
-    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
-        if (stk_in(*regs[i], glo, hi))
-            *regs[i] += (uint64_t)delta;
+    relocate_record(g, glo, hi, delta);
     g->stack = ns;
     if (guarded)
         unguard(&old);
@@ -463,6 +469,32 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
                      home ? (AO_t)0 - (AO_t)(stk_usable(&old) + goro__stk.pg)
                           : (AO_t)stk_usable(&ns) - (AO_t)stk_usable(&old));
     AO_fetch_and_add1(&goro__ctr.stack_shrinks);
+    return true;
+}
+
+/* g (RESTORING, at home in a sleeping cluster: stack_doze.c) to a stack of
+ * its home's class at its offset in another row, its used part (len bytes
+ * at src) moved there as a growth moves it. Its home stays with the record,
+ * asleep, until the record's goroutine goes home (goro__space_home_back
+ * wakes it). A fresh one-page stack costs what a restore in place does (a
+ * guard, a first touch); waking the cluster costs ~16 us more. False if
+ * no stack was to be had. */
+static bool leave_home(G *g, const void *src, size_t len)
+{
+    struct goro__stack old = g->stack, ns;
+    goro__space_lock();
+    int rc = goro__space_get_at_locked((int)old.cls, (uintptr_t)old.hi, &ns);
+    goro__space_unlock();
+    if (rc < 0)
+        return false;
+    uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
+    intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
+    goro__ann_move_begin(&old, &ns);
+    goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
+    relocate_record(g, glo, hi, delta);
+    g->stack = ns;
+    goro__space_reserved(&ns, 1); /* the home stays counted */
+    AO_fetch_and_add1(&goro__ctr.stack_cluster_leaves); /* relaxed: statistics */
     return true;
 }
 
@@ -482,6 +514,21 @@ void goro__stack_idle_resume(W *w, G *g)
                 break; /* a shrink may still be due */
             }
             continue;
+        }
+        if (cs == C_DORMANT && goro__doze_leave(g)) {
+            /* its cluster asleep: it runs elsewhere, the cluster sleeps on */
+            unsigned char *b = g->cbuf;
+            size_t len = used_len(g);
+            uintptr_t top = (uintptr_t)g->stack.hi;
+            if (leave_home(g, b, len)) {
+                uncompacted(g, top, C_NONE);
+            } else {
+                goro__doze_home(g); /* no stack to be had: woken after all */
+                restore_in_place(g, C_NONE);
+            }
+            free(b);
+            g->cbuf = NULL;
+            return;
         }
         if (!claim_restore(g))
             continue; /* restored meanwhile, or the compaction gave up */

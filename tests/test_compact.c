@@ -1129,3 +1129,135 @@ Test(compact, clusters_woken_soon_sleep_later, .timeout = 60)
         cr_assert_eq(bo_at_300ms, bo_first, "clusters slept again right after a wake");
     cr_assert_geq(bo_later, bo_first + BO_G / 30 / 2, "the put-off sleeps never came");
 }
+
+/* ---- goroutines resumed off a sleeping cluster -------------------------- */
+
+/* 600 goroutines parked in goro_read (the poller wakes them without
+ * touching their stacks): once their clusters sleep, each woken one is
+ * moved to a stack elsewhere as it resumes and its cluster sleeps on
+ * (stack_doze.c, goro__doze_leave). Then senders write into the stacks of
+ * the others, which wakes clusters some of whose homes are empty (their
+ * goroutines left): those get their guards back and nothing else. Last, a
+ * second wave of goroutines takes the same records, starts at those homes
+ * and recurses 200 KiB deep: if a left home had lost its guard, its stack
+ * would run down into its neighbour's unseen. */
+#define LV_G 600
+static goro_chan *lv_ch[LV_G];
+static int lv_pipe[LV_G][2];
+static goro_wg lv_read_wg;
+static uint64_t lv_leaves, lv_asleep;
+
+NOINLINE static void lv_g(void *arg)
+{
+    uint64_t i = (uint64_t)(uintptr_t)arg;
+    struct pattern p;
+    pattern_fill(&p, i + 20000);
+    char byte = 0;
+    goro_wg_done(&parked_wg);
+    if (goro_read(lv_pipe[i][0], &byte, 1) != 1 || byte != (char)('a' + i % 26))
+        AO_fetch_and_add1(&bad);
+    pattern_check(&p, i + 20000);
+    goro_wg_done(&lv_read_wg);
+    int64_t got = -1;
+    if (goro_chan_recv(lv_ch[i], &got) != 1 || got != (int64_t)i * 5)
+        AO_fetch_and_add1(&bad);
+    pattern_check(&p, i + 20000);
+    goro_wg_done(&done_wg);
+}
+
+NOINLINE static uint64_t lv_deep(int n, uint64_t seed)
+{
+    volatile uint64_t frame[128]; /* 1 KiB a frame */
+    for (int k = 0; k < 128; k++)
+        frame[k] = mixv(seed + (uint64_t)n * 128 + (uint64_t)k);
+    uint64_t sum = n > 0 ? lv_deep(n - 1, seed) : 0;
+    for (int k = 0; k < 128; k++)
+        if (frame[k] != mixv(seed + (uint64_t)n * 128 + (uint64_t)k))
+            AO_fetch_and_add1(&bad);
+    return sum + frame[n % 128];
+}
+
+static void lv_wave2(void *arg)
+{
+    uint64_t i = (uint64_t)(uintptr_t)arg;
+    KEEP(lv_deep(200, i));
+    AO_fetch_and_add1(&checked);
+    goro_wg_done(&done_wg);
+}
+
+static void lv_main(void *arg)
+{
+    bool expect = *(bool *)arg;
+    goro_wg_init(&parked_wg);
+    goro_wg_init(&done_wg);
+    goro_wg_init(&lv_read_wg);
+    goro_wg_add(&parked_wg, LV_G);
+    goro_wg_add(&done_wg, LV_G);
+    goro_wg_add(&lv_read_wg, LV_G / 2);
+    for (uint64_t i = 0; i < LV_G; i++) {
+        lv_ch[i] = goro_chan_make(sizeof(int64_t), 0);
+        cr_assert_eq(pipe(lv_pipe[i]), 0);
+        cr_assert_eq(goro_go(lv_g, (void *)(uintptr_t)i), 0);
+    }
+    goro_wg_wait(&parked_wg);
+    cr_assert(wait_compacted(LV_G * 9 / 10));
+    for (int t = 0; t < 500 && expect && stats().stack_clusters_asleep < LV_G / 30 / 2; t++)
+        goro_sleep(10 * 1000000);
+    lv_asleep = stats().stack_clusters_asleep;
+    uint64_t leaves0 = AO_load(&goro__ctr.stack_cluster_leaves);
+    /* the even ones: woken by the poller, they leave their clusters */
+    for (uint64_t k = 0; k < LV_G; k++) {
+        uint64_t i = (k * 7919) % LV_G; /* a scattered order */
+        char b = (char)('a' + i % 26);
+        if (i % 2 == 0)
+            cr_assert_eq(write(lv_pipe[i][1], &b, 1), 1);
+    }
+    goro_wg_wait(&lv_read_wg);
+    lv_leaves = AO_load(&goro__ctr.stack_cluster_leaves) - leaves0;
+    /* the odd ones' senders write into sleeping clusters with left homes */
+    goro_wg_add(&lv_read_wg, LV_G / 2);
+    for (uint64_t i = 1; i < LV_G; i += 2) {
+        char b = (char)('a' + i % 26);
+        cr_assert_eq(write(lv_pipe[i][1], &b, 1), 1);
+    }
+    goro_wg_wait(&lv_read_wg);
+    for (uint64_t k = 0; k < LV_G; k++) {
+        uint64_t i = (k * 7919) % LV_G;
+        int64_t v = (int64_t)i * 5;
+        cr_assert_eq(goro_chan_send(lv_ch[i], &v), 0);
+    }
+    goro_wg_wait(&done_wg);
+    /* the second wave, on the same records: home, then 200 KiB deep */
+    goro_wg_add(&done_wg, LV_G);
+    for (uint64_t i = 0; i < LV_G; i++)
+        cr_assert_eq(goro_go(lv_wave2, (void *)(uintptr_t)i), 0);
+    goro_wg_wait(&done_wg);
+    for (int i = 0; i < LV_G; i++) {
+        goro_chan_free(lv_ch[i]);
+        goro_close(lv_pipe[i][0]);
+        goro_close(lv_pipe[i][1]);
+    }
+}
+
+Test(compact, goroutines_leave_sleeping_clusters, .timeout = 60)
+{
+    need_compaction();
+    bad = checked = 0;
+    bool expect = kernel_reclaims_page_tables();
+    setenv("GORO_DEBUG", "nostackhint", 1); /* the second wave starts at home */
+    run_on(2, lv_main, &expect);
+    struct goro_stats st = stats();
+    test_note("%llu clusters asleep, %llu of %d woken goroutines left theirs; %llu growths",
+              (unsigned long long)lv_asleep, (unsigned long long)lv_leaves, LV_G / 2,
+              (unsigned long long)st.stack_growths);
+    cr_assert_eq(bad, 0, "%lu bad", (unsigned long)bad);
+    cr_assert_eq(checked, LV_G * 2 + LV_G); /* two pattern checks each, and the wave */
+    cr_assert_eq(st.stack_clusters_asleep, 0);
+    /* 4 KiB to 32 KiB to 256 KiB: two growths each, from the guard below
+     * the home (680 in all when left homes got no guard back) */
+    cr_assert_geq(st.stack_growths, 2 * LV_G, "the second wave did not grow from home");
+    if (expect) {
+        cr_assert_geq(lv_asleep, LV_G / 30 / 2);
+        cr_assert_geq(lv_leaves, LV_G / 4, "woken goroutines did not leave their clusters");
+    }
+}
