@@ -20,7 +20,9 @@
 #     addresses, and 3 more two at once.
 #  8b. the compaction suite (stacks compacted while parked, restored by
 #     whoever touches them) 10 times and 3 more two at once, and stackgrow
-#     with every parked stack compacted at once (GORO_COMPACT_AFTER=0);
+#     with every parked stack compacted at once (GORO_COMPACT_AFTER=0),
+#     and with 3,000 sleepers (clusters of compacted stacks put to sleep
+#     and woken: --sleepers) on 2 workers and on 1;
 #  9. the suites of Go's wider vocabulary (Once, RWMutex, Cond, semaphores,
 #     ...) 10 times each, and 3 more two at once.
 set -u
@@ -105,6 +107,16 @@ echo "stackgrow with GORO_COMPACT_AFTER=0, 30 s:"
 GORO_COMPACT_AFTER=0 tools/stackgrow/stackgrow --goroutines 3000 --workers 2 --max-stack 1M \
     --duration 30 2>&1 | tee "$log"
 count "$log" '^ *0 corruptions'
+
+# goroutines parked for seconds at home beside the divers: their clusters
+# of compacted stacks put to sleep (runtime/stack_doze.c) and woken by
+# writes into the parked stacks, or left by goroutines the poller wakes
+for w in 2 1; do
+    echo "stackgrow with 3,000 sleepers on $w worker(s), 20 s:"
+    GORO_DEBUG=stackinfo tools/stackgrow/stackgrow --goroutines 300 --sleepers 3000 \
+        --workers $w --max-stack 1M --duration 20 -q 2>&1 | tee "$log"
+    count "$log" '^ *0 corruptions'
+done
 
 suite_runs "window suite" 10 build/tests/test_window
 

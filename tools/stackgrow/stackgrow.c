@@ -40,6 +40,7 @@
 #include <goro.h>
 
 #include <atomic_ops.h>
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -65,7 +66,8 @@ static struct {
     bool narrow;        /* narrow frames (--no-narrow: off) */
     bool keep_going;    /* count corruptions, do not stop at the first */
     bool vector;        /* stack pointers in vector registers (--no-vector: off) */
-} opt = { 1000, 0, 1 << 20, 0, 10, 0, false, true, false, true };
+    long sleepers;      /* --sleepers: goroutines parked long at home */
+} opt = { 1000, 0, 1 << 20, 0, 10, 0, false, true, false, true, 0 };
 
 static volatile AO_t stop, dives_done, spawned, corruptions;
 static volatile AO_t narrow_frames, narrow_bytes, narrow_bad;
@@ -703,6 +705,151 @@ static void diver(void *arg)
     goro_wg_done(&wg);
 }
 
+/* ---- sleepers (--sleepers N) -------------------------------------------
+ *
+ * Goroutines that park for long on their home stack (so that goro compacts
+ * their stacks and puts whole clusters of them to sleep: runtime/
+ * stack_doze.c), with text written by snprintf, words and a chain of
+ * pointers into their own frame on it, and are woken in random order with
+ * random gaps in one of three ways: a goroutine's send into a variable on
+ * the parked stack, a byte on a pipe (the poller: the stack is moved away
+ * as it resumes), or a plain thread's write through a pointer into the
+ * parked stack followed by a send. Then they check every byte and dive as
+ * the divers do (growing from wherever their stack now is). */
+enum { SL_RUNNING = 0, SL_CHAN, SL_PIPE, SL_THREAD, SL_DONE };
+
+struct sleeper {
+    volatile AO_t state;    /* SL_*: how it waits now */
+    int64_t *volatile word; /* on its parked stack (SL_THREAD) */
+    volatile int64_t want;  /* what its waker writes there */
+    goro_chan *ch;          /* SL_CHAN and SL_THREAD wake-ups */
+    int pipe[2];
+};
+
+static struct sleeper *sl;
+static volatile AO_t sleepers_alive;
+static goro_wg rouser_wg;
+
+static int64_t sl_magic(long i, uint64_t round)
+{
+    return (int64_t)(tag_of((uint64_t)i * 7919 + 13, (long)round) & 0x7fffffffffffll);
+}
+
+__attribute__((noinline)) static void sleeper(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    struct sleeper *me = &sl[i];
+    struct gstate gs;
+    gs.gid = AO_fetch_and_add1(&spawned);
+    gs.rng = (opt.seed ^ ((uint64_t)i * 0xD1B54A32D192ED03ull)) | 1;
+    gs.reply = goro_chan_make(sizeof(uint64_t), 0);
+    gs.nframes = gs.nbytes = gs.nbad = 0;
+    for (uint64_t round = 0; !AO_load(&stop) && gs.reply != NULL; round++) {
+        char note[80];
+        uint64_t words[16];
+        uint64_t *chain[8];
+        uint64_t tag = tag_of(gs.rng, (long)round);
+        int n = snprintf(note, sizeof note, "sleeper %ld round %" PRIu64 " tag %" PRIx64, i,
+                         round, tag);
+        for (int k = 0; k < 16; k++)
+            words[k] = tag ^ (uint64_t)k;
+        for (int k = 0; k < 8; k++)
+            chain[k] = &words[(k * 5) % 16];
+        int64_t word = -1;
+        char byte = 0;
+        int kind = SL_CHAN + (int)(rnd(&gs) % 3);
+        int64_t want = sl_magic(i, round);
+        me->word = &word;
+        me->want = want;
+        AO_store_release(&me->state, (AO_t)kind);
+        bool ok;
+        if (kind == SL_PIPE) {
+            ok = goro_read(me->pipe[0], &byte, 1) == 1 && byte == (char)('A' + i % 26);
+        } else {
+            int64_t got = 0;
+            /* the rouser sends into the word; the thread writes it first */
+            ok = goro_chan_recv(me->ch, kind == SL_CHAN ? &word : &got) == 1;
+        }
+        char expect[80];
+        snprintf(expect, sizeof expect, "sleeper %ld round %" PRIu64 " tag %" PRIx64, i, round,
+                 tag);
+        if (!ok)
+            corrupt(&gs, 0, "sleeper: its wake-up failed");
+        if (kind != SL_PIPE && word != want)
+            corrupt(&gs, 0, "sleeper: the word written into its parked stack is wrong");
+        if (n <= 0 || strcmp(note, expect) != 0)
+            corrupt(&gs, 0, "sleeper: the text on its stack changed while it was parked");
+        for (int k = 0; k < 16; k++)
+            if (words[k] != (tag ^ (uint64_t)k))
+                corrupt(&gs, 0, "sleeper: a word on its stack changed while it was parked");
+        for (int k = 0; k < 8; k++)
+            if (chain[k] != &words[(k * 5) % 16])
+                corrupt(&gs, 0, "sleeper: a pointer into its stack is wrong after the park");
+        /* and, one round in four, a dive from wherever its stack now is
+         * (a stack that grew goes home again when it shrinks: at a resume
+         * after a park, if it uses under a quarter of it) */
+        if (rnd(&gs) % 4 == 0) {
+            double u = (double)(rnd(&gs) % 1000000) / 1e6;
+            gs.seed = rnd(&gs);
+            dive(&gs, NULL, (long)((double)opt.max_stack * 0.25 * u * u), 0);
+        }
+    }
+    AO_store_release(&me->state, SL_DONE);
+    goro_chan_free(gs.reply);
+    AO_fetch_and_sub1(&sleepers_alive);
+    goro_wg_done(&wg);
+}
+
+/* Wakes sleepers parked on a channel or a pipe, in random order, with
+ * gaps of 0-4 ms while the run lasts (so that with thousands of them each
+ * waits seconds), and all of them at once at the end. */
+static void rouser(void *arg)
+{
+    (void)arg;
+    uint64_t r = opt.seed | 1;
+    while (AO_load(&sleepers_alive) > 0) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        long i = (long)(r % (uint64_t)opt.sleepers);
+        AO_t st = AO_load_acquire(&sl[i].state);
+        if (st == SL_CHAN && AO_compare_and_swap_full(&sl[i].state, SL_CHAN, SL_RUNNING)) {
+            int64_t v = sl[i].want;
+            goro_chan_send(sl[i].ch, &v);
+        } else if (st == SL_PIPE && AO_compare_and_swap_full(&sl[i].state, SL_PIPE, SL_RUNNING)) {
+            char b = (char)('A' + i % 26);
+            if (goro_write(sl[i].pipe[1], &b, 1) != 1)
+                fprintf(stderr, "stackgrow: rouser: goro_write failed\n");
+        }
+        if (!AO_load(&stop))
+            goro_sleep((int64_t)((r >> 20) % 4000) * 1000);
+        else
+            goro_yield(); /* the woken ones must run to end (one worker) */
+    }
+    goro_wg_done(&rouser_wg);
+}
+
+/* The plain thread: writes into parked stacks through pointers, then sends. */
+static void *rouser_thread(void *arg)
+{
+    (void)arg;
+    uint64_t r = (opt.seed * 31) | 1;
+    while (AO_load(&sleepers_alive) > 0) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        long i = (long)(r % (uint64_t)opt.sleepers);
+        if (AO_load_acquire(&sl[i].state) == SL_THREAD &&
+            AO_compare_and_swap_full(&sl[i].state, SL_THREAD, SL_RUNNING)) {
+            *sl[i].word = sl[i].want; /* into the parked (maybe dormant) stack */
+            int64_t v = 0;
+            while (goro_chan_trysend(sl[i].ch, &v) == -EAGAIN)
+                sched_yield();
+        }
+        if (!AO_load(&stop)) {
+            struct timespec ts = { 0, (long)((r >> 20) % 4000) * 1000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
 static long rss_kb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -760,7 +907,35 @@ static void main_fn(void *arg)
     for (int i = 0; i < nhoppers; i++)
         goro_go(hopper, NULL);
     goro_wg_init(&wg);
-    goro_wg_add(&wg, opt.goroutines);
+    goro_wg_add(&wg, opt.goroutines + opt.sleepers);
+    pthread_t rt;
+    if (opt.sleepers > 0) {
+        sl = calloc((size_t)opt.sleepers, sizeof *sl);
+        for (long i = 0; sl != NULL && i < opt.sleepers; i++) {
+            sl[i].ch = goro_chan_make(sizeof(int64_t), 0);
+            if (sl[i].ch == NULL || pipe(sl[i].pipe) != 0) {
+                fprintf(stderr, "stackgrow: cannot make a sleeper's channel or pipe\n");
+                exit(2);
+            }
+        }
+        if (sl == NULL) {
+            fprintf(stderr, "stackgrow: out of memory\n");
+            exit(2);
+        }
+        AO_store(&sleepers_alive, (AO_t)opt.sleepers);
+        for (long i = 0; i < opt.sleepers; i++)
+            if (goro_go(sleeper, (void *)(intptr_t)i) != 0) {
+                fprintf(stderr, "stackgrow: goro_go failed\n");
+                exit(2);
+            }
+        goro_wg_init(&rouser_wg);
+        goro_wg_add(&rouser_wg, 1);
+        goro_go(rouser, NULL);
+        if (pthread_create(&rt, NULL, rouser_thread, NULL) != 0) {
+            fprintf(stderr, "stackgrow: pthread_create failed\n");
+            exit(2);
+        }
+    }
     double t0 = now_s();
     for (long i = 0; i < opt.goroutines; i++) {
         int rc = goro_go(diver, NULL);
@@ -780,6 +955,16 @@ static void main_fn(void *arg)
     goro_wg_wait(&wg);
     AO_store(&stop, 1);
     pthread_join(pt, NULL);
+    if (opt.sleepers > 0) {
+        goro_wg_wait(&rouser_wg);
+        pthread_join(rt, NULL);
+        for (long i = 0; i < opt.sleepers; i++) {
+            goro_chan_free(sl[i].ch);
+            goro_close(sl[i].pipe[0]);
+            goro_close(sl[i].pipe[1]);
+        }
+        free(sl);
+    }
     struct hopmsg m = { 0, NULL };
     for (int i = 0; i < nhoppers; i++)
         goro_chan_send(hopch, &m);
@@ -805,6 +990,9 @@ static void main_fn(void *arg)
     printf("  bytes copied      %" PRIu64 " (%.1f MiB)\n", st.stack_bytes_copied,
            (double)st.stack_bytes_copied / 1048576.0);
     printf("  largest stack     %" PRIu64 " bytes\n", st.stack_max);
+    if (opt.sleepers > 0)
+        printf("  sleepers          %ld (%" PRIu64 " compacted at the end)\n", opt.sleepers,
+               st.stacks_compacted);
     printf("  growth time/event median %.2f us, p99 %.2f us\n",
            (double)goro__stack_growth_quantile(0.5) / 1e3,
            (double)goro__stack_growth_quantile(0.99) / 1e3);
@@ -863,6 +1051,13 @@ static void usage(FILE *f)
         "                       growth\n"
         "  -k, --keep-going     count corruptions to the end instead of stopping at\n"
         "                       the first (a corrupted pointer may then crash)\n"
+        "      --sleepers N     also N goroutines that park for seconds at a time\n"
+        "                       with text, words and pointers on their stack, woken\n"
+        "                       in random order by a send into the parked stack, a\n"
+        "                       byte on a pipe, or a thread writing into it; they\n"
+        "                       check it all, then dive. Parked stacks are compacted\n"
+        "                       and whole clusters of them put to sleep (GORO_\n"
+        "                       COMPACT_AFTER defaults to 50 ms with this option)\n"
         "  -h, --help           this text\n"
         "\n"
         "Prints a progress line per second and a report: goroutines, dives, growth\n"
@@ -889,6 +1084,7 @@ int main(int argc, char **argv)
         { "no-narrow", no_argument, NULL, 'N' },
         { "no-vector", no_argument, NULL, 'V' },
         { "keep-going", no_argument, NULL, 'k' },
+        { "sleepers", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -908,11 +1104,13 @@ int main(int argc, char **argv)
         case 'N': opt.narrow = false; break;
         case 'V': opt.vector = false; break;
         case 'k': opt.keep_going = true; break;
+        case 'S': opt.sleepers = atol(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || opt.goroutines <= 0 || opt.duration <= 0 || opt.dives < 0) {
+    if (optind != argc || opt.goroutines <= 0 || opt.duration <= 0 || opt.dives < 0 ||
+        opt.sleepers < 0) {
         usage(stderr);
         return 2;
     }
@@ -923,6 +1121,8 @@ int main(int argc, char **argv)
         snprintf(buf, sizeof buf, "%s%snostackhint", d ? d : "", d && *d ? "," : "");
         setenv("GORO_DEBUG", buf, 1);
     }
+    if (opt.sleepers > 0)
+        setenv("GORO_COMPACT_AFTER", "50", 0); /* ms: parks of seconds are compacted */
     if (opt.workers > 0) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", opt.workers);
