@@ -195,26 +195,34 @@ static long vm_pte_kib(void)
 
 /* Does a 2 MiB zap free an emptied page-table page here? Sixteen of them
  * made and zapped: without CONFIG_PT_RECLAIM a sleep would cost system
- * calls and a mapping and give nothing back. */
+ * calls and a mapping and give nothing back. Asked once a process, at the
+ * first goro_run's start, before its threads run: VmPTE counts the whole
+ * process, and a busy one (ASan's shadow, thousands of goroutines being
+ * spawned) grew its tables by more than the 64 KiB this gives back, and
+ * the answer came out no. */
 static bool zap_frees_tables(void)
 {
     static int known = -1; /* kept across runs */
-    if (known >= 0)
-        return known;
     enum { N = 16 };
     size_t len = (N + 1) * CLUSTER;
-    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return false;
-    char *a = (char *)(((uintptr_t)m + CLUSTER - 1) & ~(uintptr_t)(CLUSTER - 1));
-    for (int i = 0; i < N; i++)
-        a[(size_t)i * CLUSTER] = 1;
-    long before = vm_pte_kib();
-    madvise(a, N * CLUSTER, MADV_DONTNEED);
-    long after = vm_pte_kib();
-    munmap(m, len);
-    /* 64 KiB of tables expected back; other threads may add some meanwhile */
-    known = before > 0 && after >= 0 && before - after >= (long)(N * goro__stk.pg * 3 / 4 / 1024);
+    for (int tries = 0; known < 0 && tries < 3; tries++) {
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return false;
+        char *a = (char *)(((uintptr_t)m + CLUSTER - 1) & ~(uintptr_t)(CLUSTER - 1));
+        for (int i = 0; i < N; i++)
+            a[(size_t)i * CLUSTER] = 1;
+        long before = vm_pte_kib();
+        madvise(a, N * CLUSTER, MADV_DONTNEED);
+        long after = vm_pte_kib();
+        munmap(m, len);
+        /* 64 KiB of tables expected back; other threads may add some:
+         * a no is asked again, a yes is not */
+        if (before > 0 && after >= 0 && before - after >= (long)(N * goro__stk.pg * 3 / 4 / 1024))
+            known = 1;
+    }
+    if (known < 0)
+        known = 0;
     return known;
 }
 
@@ -241,6 +249,8 @@ void goro__doze_init(void)
 {
     dz.tried = false;
     dz.on = false;
+    if (goro__stk.compact)
+        zap_frees_tables(); /* now, while the process is quiet */
     AO_store(&dz.asleep, 0);
     AO_store(&dz.runs, 0);
     if (dz.used) { /* every cluster was woken at the run's end (forget) */
