@@ -225,7 +225,8 @@ struct goro__g {
  * before it runs) or TOUCHED (restored in place by a fault while still
  * parked: not compacted again in this park) -> NONE when it runs.
  * COMPACTED -> DORMANT (its cluster put to sleep, stack_doze.c) ->
- * COMPACTED (the cluster woken, before any restore). */
+ * COMPACTED (the cluster woken, before any restore in place) or RESTORING
+ * (resume(): it leaves the sleeping cluster for a stack elsewhere). */
 enum goro__cstate { C_NONE = 0, C_COMPACTING, C_COMPACTED, C_RESTORING, C_TOUCHED, C_DORMANT };
 
 /* ---------------------------------------------------------------------

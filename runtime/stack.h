@@ -143,8 +143,9 @@ void goro__space_put_locked(struct goro__stack *s) GORO_HIDDEN;
 void goro__space_defer(struct goro__stack *s) GORO_HIDDEN; /* lock-free */
 void goro__space_reserved(const struct goro__stack *s, int sign) GORO_HIDDEN;
 void goro__space_note_max(size_t use) GORO_HIDDEN;
-/* [p, p+len) (pages) owned for good if no stack owns any of it: true then,
- * or if it was claimed already. Takes the lock (stack_doze.c's pass). */
+/* [p, p+len) (pages) owned for good if no stack owns any of it: true then;
+ * false if anything owns a page of it (a claim made before included:
+ * stack_doze.c remembers its own). Takes the lock (stack_doze.c's pass). */
 bool goro__space_claim(char *p, size_t len) GORO_HIDDEN;
 
 /* stack_fault.c: a home guarded while its goroutine was away (stackcheck)
@@ -192,6 +193,9 @@ bool goro__doze_leave(G *g) GORO_HIDDEN;
 /* g's home is about to be used again (its goroutine goes home, or the
  * record is freed): its cluster woken if asleep. Async-signal-safe. */
 void goro__doze_home(G *g) GORO_HIDDEN;
+/* The runs of adjacent sleeping clusters counted now (for the tests: 0
+ * once every cluster is awake). */
+long goro__doze_runs(void) GORO_HIDDEN;
 
 /* ---- stack_move.c ----------------------------------------------------- */
 

@@ -46,13 +46,12 @@
  * cluster positions first, so a million parked goroutines are a few dozen
  * runs; but wakes can split runs, and a wake must not fail (the goroutine
  * needs its stack). So a cluster falls asleep only while the runs
- * (counted as they form, merge and split) stay within an eighth of the
- * limit and the sleeping clusters within a quarter. A wake splits one run
- * in two at most and takes a cluster out, so the runs never exceed half
- * the sum of the two caps: two mappings each, 3/8 of the limit at worst.
- * Beyond the caps a cluster keeps its markers, as before this file. The
- * count races with wakes (a bound, not exact): its margin is the rest of
- * the limit.
+ * (counted exactly as they form, merge and split: count_asleep) stay
+ * within an eighth of the limit and the sleeping clusters within a
+ * quarter. A wake splits one run in two at most and takes a cluster out,
+ * so the runs never exceed half the sum of the two caps: two mappings
+ * each, 3/8 of the limit at worst. Beyond the caps a cluster keeps its
+ * markers, as before this file.
  *
  * Churn. A sleep costs the poller ~20 us (three system calls) and a wake
  * ~16 us (the markers of 30 homes, 510 page-table entries, ~11 us; the
@@ -112,6 +111,7 @@
 #define MAX_HOMES 512                         /* a cluster's homes, at most */
 #define QUICK_WAKE 10       /* woken within this many GORO_COMPACT_AFTERs of a sleep: ... */
 #define BACKOFF_MAX 8       /* ... the next waits 2, 4, ... 256 of them */
+#define BACKOFF_LIMIT_MS (1ll << 30) /* and 12 days at most */
 
 enum { DZ_AWAKE = 0, DZ_SLEEPING, DZ_ASLEEP, DZ_WAKING, DZ_LEAVING };
 
@@ -120,7 +120,15 @@ static struct {
     bool tried;
     bool used;                    /* a cluster was claimed: reset at init */
     long asleep_cap, runs_cap;    /* see "Kernel mappings" */
-    volatile AO_t asleep, runs;   /* counted, a bound */
+    volatile AO_t asleep;         /* clusters asleep */
+    /* The runs of adjacent clusters counted asleep, exactly: counted[] and
+     * runs change together under runs_lock (a few instructions that cannot
+     * fault, so the fault handler may take it). Read from the state bytes,
+     * two wakes of neighbours at once each saw the other awake and the
+     * count drifted for good (a review found it). */
+    volatile AO_t runs_lock;
+    long runs;
+    uint8_t counted[NCLUSTERS];
     volatile uint8_t state[NCLUSTERS];
     uint8_t claimed[NCLUSTERS];   /* its spare pages are claimed (pass only) */
     /* backoff (see "Churn"): ms on the coarse clock, written by the sleep
@@ -252,8 +260,9 @@ void goro__doze_init(void)
     if (goro__stk.compact)
         zap_frees_tables(); /* now, while the process is quiet */
     AO_store(&dz.asleep, 0);
-    AO_store(&dz.runs, 0);
+    dz.runs = 0;
     if (dz.used) { /* every cluster was woken at the run's end (forget) */
+        memset(dz.counted, 0, sizeof dz.counted);
         memset((void *)dz.state, 0, sizeof dz.state);
         memset(dz.claimed, 0, sizeof dz.claimed); /* the space was unmapped */
         memset(dz.not_before, 0, sizeof dz.not_before);
@@ -263,16 +272,45 @@ void goro__doze_init(void)
     }
 }
 
-static bool asleep(size_t c)
+static void runs_lock(void)
 {
-    return c < NCLUSTERS && __atomic_load_n(&dz.state[c], __ATOMIC_RELAXED) == DZ_ASLEEP;
+    for (int spins = 0; !AO_compare_and_swap_acquire(&dz.runs_lock, 0, 1);)
+        if (++spins < 1000)
+            __asm__ __volatile__("pause" ::: "memory");
+        else
+            sched_yield(); /* its holder was descheduled */
 }
 
-/* How the count of runs of sleeping clusters changes if c falls asleep
- * (its negation: if it wakes). */
-static long runs_delta(size_t c)
+static void runs_unlock(void)
 {
-    return 1 - (long)(c > 0 && asleep(c - 1)) - (long)asleep(c + 1);
+    AO_store_release(&dz.runs_lock, 0);
+}
+
+/* How the runs change when c is counted asleep: one more, one fewer for
+ * each neighbour counted asleep (it joins or bridges their runs). Under
+ * runs_lock. */
+static long runs_delta_locked(size_t c)
+{
+    return 1 - (long)(c > 0 && dz.counted[c - 1]) - (long)(c + 1 < NCLUSTERS && dz.counted[c + 1]);
+}
+
+/* The runs there would be with c asleep (the sleep's cap check). */
+static long runs_with(size_t c)
+{
+    runs_lock();
+    long r = dz.runs + runs_delta_locked(c);
+    runs_unlock();
+    return r;
+}
+
+/* c counted asleep (on) or awake. */
+static void count_asleep(size_t c, bool on)
+{
+    runs_lock();
+    long d = runs_delta_locked(c);
+    dz.runs += on ? d : -d;
+    dz.counted[c] = on;
+    runs_unlock();
 }
 
 static void undo(size_t c, size_t k)
@@ -325,8 +363,7 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
         dz.claimed[c] = 1;
         dz.used = true;
     }
-    long d = runs_delta(c);
-    if ((long)AO_load(&dz.runs) + d > dz.runs_cap)
+    if (runs_with(c) > dz.runs_cap)
         return -1;
 
     __atomic_store_n(&dz.state[c], DZ_SLEEPING, __ATOMIC_SEQ_CST);
@@ -347,7 +384,12 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
     /* From here any access faults (PROT_NONE, then no markers) and waits
      * for DZ_ASLEEP, then wakes the cluster. */
     if (mprotect(base, CLUSTER, PROT_NONE) != 0) {
-        undo(c, nh); /* ENOMEM: the kernel's mapping limit */
+        /* ENOMEM: the kernel's mapping limit. Linux may have changed a
+         * first part of the range before failing: all of it back */
+        if (mprotect(base, CLUSTER, PROT_READ | PROT_WRITE) != 0)
+            goro__fatal("putting stacks %p-%p to sleep: mprotect: %s", (void *)base,
+                        (void *)(base + CLUSTER), strerror(errno));
+        undo(c, nh);
         return -1;
     }
     if (madvise(base, CLUSTER, MADV_GUARD_REMOVE) != 0)
@@ -355,7 +397,7 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
                     (void *)(base + CLUSTER), strerror(errno));
     madvise(base, CLUSTER, MADV_DONTNEED); /* frees the page-table page */
     wr32(&dz.slept_at[c], now);
-    AO_fetch_and_add(&dz.runs, (AO_t)d);
+    count_asleep(c, true);
     AO_fetch_and_add1(&dz.asleep);
     AO_fetch_and_add1(&goro__ctr.stack_clusters_asleep); /* relaxed: statistics */
     AO_fetch_and_add1(&goro__ctr.stack_cluster_sleeps);
@@ -422,15 +464,20 @@ static void wake_cluster(size_t c)
                     (void *)base, (void *)(base + CLUSTER), strerror(errno));
     /* the backoff: woken soon after it fell asleep, it sleeps again only
      * after twice as long as the last time (a limit); asleep for long, at once */
-    uint32_t now = now_ms(), after = (uint32_t)(goro__stk.compact_after / 1000000);
+    int64_t after = goro__stk.compact_after / 1000000; /* ms */
+    int64_t quick = QUICK_WAKE * (after > 100 ? after : 100);
+    uint32_t now = now_ms();
     uint8_t b = dz.backoff[c];
-    if ((int32_t)(now - rd32(&dz.slept_at[c])) < (int32_t)(QUICK_WAKE * (after > 100 ? after : 100)))
+    if ((int64_t)(int32_t)(now - rd32(&dz.slept_at[c])) < quick)
         b = b < BACKOFF_MAX ? (uint8_t)(b + 1) : b;
     else
         b = 0;
     dz.backoff[c] = b;
-    wr32(&dz.not_before[c], b ? now + (after << b) : now);
-    AO_fetch_and_add(&dz.runs, (AO_t)(-runs_delta(c)));
+    int64_t wait = b ? after << b : 0;
+    if (wait > BACKOFF_LIMIT_MS) /* a signed 32-bit difference must hold it */
+        wait = BACKOFF_LIMIT_MS;
+    wr32(&dz.not_before[c], now + (uint32_t)wait);
+    count_asleep(c, false);
     AO_fetch_and_sub1(&dz.asleep);
     AO_fetch_and_sub1(&goro__ctr.stack_clusters_asleep);
     AO_fetch_and_add1(&goro__ctr.stack_cluster_wakes);
@@ -481,4 +528,12 @@ int64_t goro__doze_retry(G *g, int64_t now_pass)
         return due_ns(c, now_pass);
     __atomic_store_n(&dz.retry[c], 0, __ATOMIC_RELAXED);
     return goro__doze_try(g, now_pass);
+}
+
+long goro__doze_runs(void)
+{
+    runs_lock();
+    long r = dz.runs;
+    runs_unlock();
+    return r;
 }

@@ -36,7 +36,9 @@
  * 725 after, 566 since the table below and the buffer shrank; idle_conns:
  * 1,812 bytes a connection, Go 7,460). Before it runs again the worker
  * that resumes it copies the used part back (in place, or into a smaller
- * stack: shrinking). The poller thread makes the pass
+ * stack: shrinking, or into a one-page stack in another row when its
+ * home's cluster sleeps: stack_doze.c, which also gives back the page
+ * table under clusters of compacted homes). The poller thread makes the pass
  * (goro__stack_idle_pass, from netpoll.c's loop), a slice at a time.
  *   Who may touch a compacted stack. Its waker (a channel sender copying
  *   into the receiver's variable, a queue unlinking a waiter record on the
@@ -81,8 +83,8 @@
  *  - A G runs only with cstate NONE and its stack readable and writable:
  *    resume() restores (or waits for a restore) first.
  *  - ctop[row][granule of its last byte] is the G while its stack is
- *    COMPACTING, COMPACTED or RESTORING, and is cleared before cstate
- *    leaves RESTORING.
+ *    COMPACTING, COMPACTED, DORMANT or RESTORING, and is cleared before
+ *    cstate leaves RESTORING.
  *  - The buffer belongs to the G until it runs: the fault handler never
  *    frees (it may have interrupted malloc), resume() does.
  *  - Nothing on the restore path takes a lock or allocates: it runs in the
@@ -476,9 +478,11 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
  * its home's class at its offset in another row, its used part (len bytes
  * at src) moved there as a growth moves it. Its home stays with the record,
  * asleep, until the record's goroutine goes home (goro__space_home_back
- * wakes it). A fresh one-page stack costs what a restore in place does (a
- * guard, a first touch); waking the cluster costs ~16 us more. False if
- * no stack was to be had. */
+ * wakes it). A one-page stack is carved for it (class 0 is not pooled by
+ * offset): a guard installed and a first touch, against a guard removed
+ * and a first touch in place, and waking the cluster costs ~16 us more
+ * (idle_conns_wake: even with a restore in place). False if no stack was
+ * to be had. */
 static bool leave_home(G *g, const void *src, size_t len)
 {
     struct goro__stack old = g->stack, ns;

@@ -984,8 +984,10 @@ void goro__stack_go_home(G *g)
      * goroutines, 2 workers) started a goroutine on a home read as NULL
      * about once in ten 5 s runs with warm homes and never in ten without;
      * not understood yet (the session note of 2026-12-03 says what was
-     * ruled out). */
-    if (goro__stk.guard == GUARD_MADVISE && sp.nwarm < WARM_MAX &&
+     * ruled out). A goroutine away on a one-page stack (it left a
+     * sleeping cluster: stack_doze.c) grew nothing there: it goes home,
+     * and its home stays in its cluster. */
+    if (goro__stk.guard == GUARD_MADVISE && sp.nwarm < WARM_MAX && g->stack.cls > 0 &&
         get_any_locked(0, &fresh) == 0) {
         sp.warm[sp.nwarm++] = (char *)(g->home & ~(uintptr_t)1);
         g->home = (uintptr_t)fresh.lo;
