@@ -24,7 +24,15 @@
 
 #include "internal.h"
 
+#include <sys/mman.h>
 #include <sys/ucontext.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 
 /* ---- the stack region ------------------------------------------------- */
 

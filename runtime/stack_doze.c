@@ -98,13 +98,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
-#endif
-#ifndef MADV_GUARD_REMOVE
-#define MADV_GUARD_REMOVE 103
-#endif
-
 #define CLUSTER   (2ul << 20)                 /* a page-table page's reach */
 #define NPOS      (STK_ROW / CLUSTER)         /* cluster positions a row */
 #define NCLUSTERS ((size_t)(STK_W_EMRG - STK_W_LO) * NPOS)

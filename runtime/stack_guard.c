@@ -42,13 +42,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102 /* Linux 6.13; not in older headers */
-#endif
-#ifndef MADV_GUARD_REMOVE
-#define MADV_GUARD_REMOVE 103
-#endif
-
 static const char *const guard_names[] = { "madvise", "uffd", "mprotect" };
 static volatile AO_t maplimit_said; /* the mapping-limit message was printed */
 

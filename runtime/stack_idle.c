@@ -100,13 +100,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
-#endif
-#ifndef MADV_GUARD_REMOVE
-#define MADV_GUARD_REMOVE 103
-#endif
-
 #define DEFAULT_COMPACT_AFTER (1000 * (int64_t)1000000) /* 1 s */
 #define COMPACT_MAX    (16 * 1024)  /* a bigger used part is not compacted */
 #define PASS_LOOKS     4096         /* G records looked at per pass slice */
