@@ -417,11 +417,28 @@ static int shrink_class(const G *g, size_t used)
     return c < (int)g->stack.cls ? c : (int)g->stack.cls - 1;
 }
 
-/* The saved context and the record's own fields that may point into the
- * stack [glo, hi] (as grow() does for the running goroutine), moved by
- * delta with it. */
-static void relocate_record(G *g, uintptr_t glo, uintptr_t hi, intptr_t delta)
+/* A stack of class cls whose top is at hi plus a multiple of 4 GiB, in
+ * another row: 0 or -errno. */
+static int stack_at(int cls, uintptr_t hi, struct goro__stack *ns)
 {
+    goro__space_lock();
+    int rc = goro__space_get_at_locked(cls, hi, ns);
+    goro__space_unlock();
+    return rc;
+}
+
+/* g onto ns: its used part (len bytes at src) copied below ns's top and
+ * relocated, as a growth moves a stack; then the saved context and the
+ * record's own fields that may point into the old stack (as grow() does
+ * for the running goroutine). The old stack is the caller's to keep or
+ * retire. */
+static void move_to(G *g, const void *src, size_t len, const struct goro__stack *ns)
+{
+    struct goro__stack old = g->stack;
+    uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
+    intptr_t delta = (intptr_t)((uintptr_t)ns->hi - hi);
+    goro__ann_move_begin(&old, ns); /* as a growth: annotate.h */
+    goro__stack_copy_reloc(ns->hi - len, src, len, glo, hi, delta);
     uint64_t *regs[] = { (uint64_t *)(void *)&g->ctx.rsp, &g->ctx.rbx, &g->ctx.rbp,
                          &g->ctx.r12, &g->ctx.r13, &g->ctx.r14, &g->ctx.r15,
                          (uint64_t *)(void *)&g->unlockarg, (uint64_t *)(void *)&g->waitobj,
@@ -429,6 +446,7 @@ static void relocate_record(G *g, uintptr_t glo, uintptr_t hi, intptr_t delta)
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (stk_in(*regs[i], glo, hi))
             *regs[i] += (uint64_t)delta;
+    g->stack = *ns;
 }
 
 /* Move g's used part (len bytes at src: its stack's own, or a compaction
@@ -441,19 +459,10 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
     if (cls == 0) {
         goro__space_home_back(g);
         ns = stk_home(g);
-    } else {
-        goro__space_lock();
-        int rc = goro__space_get_at_locked(cls, (uintptr_t)old.hi, &ns);
-        goro__space_unlock();
-        if (rc < 0)
-            return false;
+    } else if (stack_at(cls, (uintptr_t)old.hi, &ns) < 0) {
+        return false;
     }
-    uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
-    intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
-    goro__ann_move_begin(&old, &ns); /* as a growth: annotate.h */
-    goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
-    relocate_record(g, glo, hi, delta);
-    g->stack = ns;
+    move_to(g, src, len, &ns);
     if (guarded)
         unguard(&old);
     bool home = cls == 0;
@@ -478,18 +487,10 @@ static bool shrink_to(G *g, const void *src, size_t len, int cls, bool guarded)
  * to be had. */
 static bool leave_home(G *g, const void *src, size_t len)
 {
-    struct goro__stack old = g->stack, ns;
-    goro__space_lock();
-    int rc = goro__space_get_at_locked((int)old.cls, (uintptr_t)old.hi, &ns);
-    goro__space_unlock();
-    if (rc < 0)
+    struct goro__stack ns;
+    if (stack_at((int)g->stack.cls, (uintptr_t)g->stack.hi, &ns) < 0)
         return false;
-    uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz, hi = (uintptr_t)old.hi;
-    intptr_t delta = (intptr_t)((uintptr_t)ns.hi - hi);
-    goro__ann_move_begin(&old, &ns);
-    goro__stack_copy_reloc(ns.hi - len, src, len, glo, hi, delta);
-    relocate_record(g, glo, hi, delta);
-    g->stack = ns;
+    move_to(g, src, len, &ns);
     goro__space_reserved(&ns, 1); /* the home stays counted */
     AO_fetch_and_add1(&goro__ctr.stack_cluster_leaves); /* relaxed: statistics */
     return true;
