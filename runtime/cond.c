@@ -106,7 +106,7 @@ static void cond_timeout(struct goro__timer *t)
  * unlock the user's mutex. Nothing of w is touched after the cond unlock. */
 static bool cond_park_commit(G *g, void *arg)
 {
-    struct cwaiter *w = arg;   /* g->unlockarg: moved with the stack if it grew */
+    struct cwaiter *w = arg;   /* W.unlockarg: moved with the stack if it grew */
     struct cond *c = w->c;
     goro_mutex *mu = w->mu;
     w->next = NULL;

@@ -6,8 +6,16 @@
  * worker's free list (up to GFREE_LOCAL of them, the surplus to a global
  * list in batches), so a spawn usually costs no allocation and no system
  * call, and a reused stack is not touched again beyond its top frame.
- * Records are freed only when goro_run returns. Every record ever made in a
- * run is on the allg list (under sched.lock) for the dump and the clean-up.
+ * Records are freed only when goro_run returns.
+ *
+ * Records are not malloc'd one by one: they are cut from arenas of
+ * GORO_G_ARENA_BYTES (mmap'd, so a page costs only once records are made
+ * in it), one after the other, 176 bytes each. A parked goroutine's cost
+ * is mostly its record and its compacted stack (parked_100k: 430 bytes in
+ * all), and malloc rounded a 232-byte record up to a 240-byte chunk. The
+ * index of a record is its place in the arenas, and walking the indices
+ * below the published count is the walk over every record made
+ * (internal.h, goro__g_count): no links in the record, and no lock.
  */
 #include "internal.h"
 #include "annotate.h"
@@ -16,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define GFREE_LOCAL 64   /* records a worker keeps before spilling */
@@ -165,39 +174,79 @@ static void hint_exit(G *g)
         hint_set(g->fn, end);    /* the hint (or one page) was not */
 }
 
+/* ------------------------------------------------------------------
+ * Making records (the arenas: top of file)
+ * ------------------------------------------------------------------ */
+
+struct goro__grecs goro__grecs;
+/* Records made whose home could not be had (no memory): zeroed but for
+ * the link, G_IDLE, reused first. Under sched.lock. */
+static G *homeless;
+
+_Static_assert(sizeof(G) % 8 == 0, "G records are cut one after the other");
+#if !GORO_ANN_FIBERS
+_Static_assert(sizeof(G) <= 176, "G: every byte is paid per parked goroutine (top of file)");
+#endif
+
+/* A record with a home, or NULL (errno set). */
+static G *g_make(void)
+{
+    pthread_mutex_lock(&goro__sched.lock);
+    G *g = homeless;
+    if (g != NULL) {
+        homeless = g->schedlink;
+        g->schedlink = NULL;
+    } else {
+        size_t i = (size_t)goro__grecs.n, a = i / GORO_G_PER_ARENA;
+        if (a >= GORO_G_ARENAS) {
+            pthread_mutex_unlock(&goro__sched.lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (goro__grecs.arena[a] == NULL) {
+            void *p = mmap(NULL, GORO_G_ARENA_BYTES, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) {
+                pthread_mutex_unlock(&goro__sched.lock);
+                errno = ENOMEM;
+                return NULL;
+            }
+            goro__grecs.arena[a] = p;
+        }
+        g = goro__g_at(i);
+        /* release: the arena pointer (and a zeroed record, G_IDLE) before
+         * a walker that loaded the count may look at it */
+        AO_store_release(&goro__grecs.n, (AO_t)(i + 1));
+    }
+    pthread_mutex_unlock(&goro__sched.lock);
+    int rc = goro__stack_new_home(g);
+    if (rc < 0) {
+        pthread_mutex_lock(&goro__sched.lock);
+        g->schedlink = homeless;
+        homeless = g;
+        pthread_mutex_unlock(&goro__sched.lock);
+        errno = -rc;
+        return NULL;
+    }
+    return g;
+}
+
 G *goro__g_new(W *w, goro_fn fn, void *arg)
 {
     G *g = gfree_get(w);
-    if (g == NULL) {
-        g = calloc(1, sizeof *g);
-        if (g == NULL)
-            return NULL;
-        int rc = goro__stack_new_home(g);
-        if (rc < 0) {
-            free(g);
-            errno = -rc;
-            return NULL;
-        }
-        pthread_mutex_lock(&goro__sched.lock);
-        g->allnext = goro__sched.allg;
-        if (goro__sched.allg)
-            goro__sched.allg->allprev = g;
-        goro__sched.allg = g;
-        g->on_all = true;
-        pthread_mutex_unlock(&goro__sched.lock);
-    }
+    if (g == NULL && (g = g_make()) == NULL)
+        return NULL;
     /* The stack is swapped when the goroutine first runs (a spawned
      * goroutine may wait long in a queue, and its big stack with it). */
     bool probe;
     int cls = hint_get(w, fn, &probe);
     g->start_cls = (uint8_t)(cls | (probe ? G_START_PROBE : 0));
     g->fn = fn;
-    g->arg = arg;
+    g->ctx.r13 = (uint64_t)(uintptr_t)arg; /* until it first runs: goro__g_main */
     g->is_main = false;
     g->wait_reason = W_NONE;
     g->waitobj = NULL;
     g->param = 0;
-    g->unlockf = NULL;
     g->schedlink = NULL;
     /* relaxed: only the spawner touches the record until it is published
      * on a run queue (with release) */
@@ -219,7 +268,6 @@ void goro__g_free(W *w, G *g)
     hint_exit(g);
     g->status = G_IDLE;
     g->fn = NULL;
-    g->arg = NULL;
     /* its record goes to a free list: back to its one-page home */
     goro__stack_go_home(g);
     g->schedlink = w->gfree;
@@ -248,16 +296,16 @@ void goro__g_free(W *w, G *g)
 
 void goro__g_free_all(void)
 {
-    pthread_mutex_lock(&goro__sched.lock);
-    G *g = goro__sched.allg;
-    goro__sched.allg = NULL;
-    pthread_mutex_unlock(&goro__sched.lock);
     pthread_mutex_lock(&gfree_lock);
     goro__sched.gfree = NULL;
     goro__sched.ngfree = 0;
     pthread_mutex_unlock(&gfree_lock);
-    while (g) {
-        G *next = g->allnext;
+    pthread_mutex_lock(&goro__sched.lock);
+    size_t n = goro__g_count();
+    homeless = NULL;
+    pthread_mutex_unlock(&goro__sched.lock);
+    for (size_t i = 0; i < n; i++) {
+        G *g = goro__g_at(i);
         /* discarded while alive (goro_run returned): its stack's
          * registration and fiber (annotate.h) go with it */
         AO_t st = g->status;
@@ -265,8 +313,11 @@ void goro__g_free_all(void)
             goro__ann_g_exit(g);
         goro__stack_free_g(g);
         goro__local_free(g);
-        free(g);
-        g = next;
+    }
+    AO_store_release(&goro__grecs.n, 0);
+    for (size_t a = 0; a < GORO_G_ARENAS && goro__grecs.arena[a] != NULL; a++) {
+        munmap(goro__grecs.arena[a], GORO_G_ARENA_BYTES);
+        goro__grecs.arena[a] = NULL;
     }
 }
 
@@ -285,8 +336,8 @@ static const char *status_name(const G *g)
 }
 
 /* Prints with write(2) into fd and takes no lock, so it can run from a
- * signal handler and while the runtime is wedged. The allg list only grows
- * at its head while the runtime runs, so walking it is safe. */
+ * signal handler and while the runtime is wedged. Records are never freed
+ * while the runtime runs, so walking them is safe. */
 void goro__dump(int fd, const char *why)
 {
     char line[256];
@@ -294,7 +345,9 @@ void goro__dump(int fd, const char *why)
     int n = snprintf(line, sizeof line, "goro: goroutine dump (%s):\n", why);
     if (write(fd, line, (size_t)n) < 0)
         return;
-    for (G *g = goro__sched.allg; g; g = g->allnext) {
+    size_t count = goro__g_count();
+    for (size_t i = 0; i < count; i++) {
+        G *g = goro__g_at(i);
         int st = (int)g->status;
         if (st == G_IDLE || st == G_DEAD)
             continue;

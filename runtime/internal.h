@@ -8,7 +8,7 @@
  *
  * Lock order (take them in this order, never the reverse):
  *   channel locks (in address order, select)  >  sync-object locks
- *   >  timer heap lock  >  sched.lock (global queue, idle workers, allg)
+ *   >  timer heap lock  >  sched.lock (global queue, idle workers, making G records)
  * Go's wider vocabulary (0.2) adds, above channel locks: a goro_timer's
  * lock (timerchan.c; its BUSY flag, held across waiting for a callback,
  * is above it) and the context tree lock (ctx.c), which close and send on
@@ -170,30 +170,25 @@ struct goro__stack {
 #define G_START_PROBE 0x80
 
 struct goro__g {
-    struct goro__ctx ctx;      /* saved context while not running */
+    struct goro__ctx ctx;      /* saved context while not running; before
+                                  the first run, r13 holds the argument
+                                  (goro__g_new, goro__g_main) */
     struct goro__stack stack;  /* the goroutine's stack */
     volatile AO_t status;      /* enum goro__gstatus; CAS on WAITING->RUNNABLE */
-    /* Compaction (stack_idle.c): enum goro__cstate, read by every resume
-     * (sched.c), so on the cache line of status and stack */
-    volatile AO_t cstate;
-    uint64_t id;               /* 1 = main; never reused within one goro_run */
-    goro_fn fn;
-    void *arg;
-    W *w;                      /* worker running it (valid while RUNNING) */
-    G *schedlink;              /* global queue, free lists: owner of that list */
-    G *allnext, *allprev;      /* all goroutines list, under sched.lock */
     int saved_errno;           /* errno across switches (the switch's asm
                                   restores it: asm/offsets.h) */
     uint8_t wait_reason;       /* enum goro__wait, while WAITING */
     bool is_main;              /* main_fn's goroutine */
-    bool on_all;               /* linked on the allg list */
     uint8_t start_cls;         /* stack class to start at (g.c's hint),
                                   | G_START_PROBE: one below the hint */
+    /* Compaction (stack_idle.c): enum goro__cstate, read by every resume
+     * (sched.c), so beside status and stack; a byte, atomic only through
+     * g_cstate_* below */
+    volatile uint8_t cstate;
+    uint64_t id;               /* 1 = main; never reused within one goro_run */
+    goro_fn fn;                /* what it runs (the hint, debuggers) */
+    G *schedlink;              /* global queue, free lists: owner of that list */
     int64_t wait_since;        /* its worker's clock when it parked */
-
-    /* park protocol: run on the next context after the switch */
-    bool (*unlockf)(G *g, void *arg);
-    void *unlockarg;
 
     /* Scratch for whatever the goroutine is blocked on (channels, select,
      * sync, timers, netpoll); owned by that subsystem while WAITING. */
@@ -206,8 +201,8 @@ struct goro__g {
      * guarded (stackcheck). Every stack the record's goroutines run on lies
      * at the home's offset (its top's low 32 bits), so that live goroutines
      * are spread over the stack region (stack_space.c). A pointer, not a
-     * struct goro__stack: 8 bytes keep the record in glibc's 240-byte
-     * chunk (parked_1m's bar). */
+     * struct goro__stack: the record is 176 bytes (g.c says why that
+     * matters). */
     uintptr_t home;
 
     void *locals;              /* goroutine-local values (local.c), or NULL;
@@ -228,6 +223,24 @@ struct goro__g {
  * COMPACTED (the cluster woken, before any restore in place) or RESTORING
  * (resume(): it leaves the sleeping cluster for a stack elsewhere). */
 enum goro__cstate { C_NONE = 0, C_COMPACTING, C_COMPACTED, C_RESTORING, C_TOUCHED, C_DORMANT };
+
+/* G.cstate's atomics: a load that acquires, a store that releases and a
+ * full-barrier CAS (lock cmpxchg on its byte), as libatomic_ops' AO_*_full
+ * and _acquire/_release forms are for a word. */
+static inline unsigned g_cstate_load(const G *g)
+{
+    return __atomic_load_n(&g->cstate, __ATOMIC_ACQUIRE);
+}
+static inline void g_cstate_store(G *g, unsigned v)
+{
+    __atomic_store_n(&g->cstate, (uint8_t)v, __ATOMIC_RELEASE);
+}
+static inline bool g_cstate_cas(G *g, unsigned old, unsigned nv)
+{
+    uint8_t o = (uint8_t)old;
+    return __atomic_compare_exchange_n(&g->cstate, &o, (uint8_t)nv, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
 
 /* ---------------------------------------------------------------------
  * Worker. The run queue is a ring of GORO_RUNQ slots: only the owner
@@ -276,6 +289,11 @@ struct goro__w {
                                           read by the switch: asm/offsets.h */
     uint64_t nswitch;                  /* context switches (read by goro_stats) */
     int pendkind;                      /* what to do with pend after the switch */
+    /* a park's unlock function and its argument (goro__park), run by the
+     * next context on this worker; unlockarg may point into pend's stack
+     * and moves with it if it grows on the way (stack_fault.c's grow) */
+    bool (*unlockf)(G *g, void *arg);
+    void *unlockarg;
     /* the rest of the owner's fields */
     struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
     int id;                            /* 0 .. nprocs-1 */
@@ -347,8 +365,8 @@ struct goro__w {
  * ------------------------------------------------------------------- */
 
 /* Scheduler-wide state. sched.lock protects: the global queue (gq_*), the
- * idle list (idle, W.onidle, W.idlenext), the allg list and the global free
- * list. Fields marked "atomic" are also read without the lock. */
+ * idle list (idle, W.onidle, W.idlenext), the making of G records (g.c)
+ * and the global free list. Fields marked "atomic" are also read without the lock. */
 struct goro__sched {
     pthread_mutex_t lock;
     W *ws;                      /* the workers, nprocs of them */
@@ -367,7 +385,6 @@ struct goro__sched {
     volatile AO_t npidle;       /* atomic read, written under lock */
     volatile AO_t nspinning;    /* atomic: workers looking for work */
 
-    G *allg;                    /* every G record of this run (allnext) */
     G *gfree;                   /* global free list of G records (g.c's gfree_lock) */
     int ngfree;
     volatile AO_t next_id;      /* atomic: goroutine ids */
@@ -400,6 +417,26 @@ void goro__g_free(W *w, G *g) GORO_HIDDEN;   /* a DEAD G to a free list */
  * its start_cls (the size hint): swap it, or start on what it has. */
 void goro__g_first_stack(G *g) GORO_HIDDEN;
 void goro__g_free_all(void) GORO_HIDDEN;     /* end of goro_run */
+/* Every G record made in this run, by index, oldest first: records are
+ * made under sched.lock and published by a release store of the count,
+ * and never freed while the runtime runs, so anyone may walk indices
+ * below a count it loaded (the dump from a signal handler, the
+ * compaction pass, debuggers: tools/gdb). */
+#define GORO_G_ARENA_BYTES ((size_t)1 << 20) /* one mmap of records */
+#define GORO_G_ARENAS 65536                  /* up to 64 GiB of records */
+#define GORO_G_PER_ARENA (GORO_G_ARENA_BYTES / sizeof(G))
+extern struct goro__grecs {
+    G *volatile arena[GORO_G_ARENAS];
+    volatile AO_t n;            /* records made; release-stored */
+} goro__grecs GORO_HIDDEN;
+static inline size_t goro__g_count(void)
+{
+    return (size_t)AO_load_acquire(&goro__grecs.n);
+}
+static inline G *goro__g_at(size_t i)
+{
+    return &goro__grecs.arena[i / GORO_G_PER_ARENA][i % GORO_G_PER_ARENA];
+}
 void goro__g_hints_init(bool off) GORO_HIDDEN; /* GORO_DEBUG=nostackhint */
 void goro__dump(int fd, const char *why) GORO_HIDDEN; /* the goroutine dump */
 void goro__deadlock(void) GORO_HIDDEN __attribute__((noreturn));

@@ -1225,7 +1225,6 @@ static inline void resume(W *w, struct goro__ctx *from, G *fromg, G *to, bool ex
 {
     goro__ann_headroom(); /* TSan builds: the stack work below calls TSan */
     to->status = G_RUNNING;
-    to->w = w;
     GORO_OWNER_STORE(w->nswitch, w->nswitch + 1); /* read by goro_stats */
     if (likely(to->ctx.rsp != NULL)) {
         /* compacted, or back from a park on a grown stack: restore or
@@ -1281,7 +1280,7 @@ static inline __attribute__((always_inline)) void after_switch(W *w)
     w->pend = NULL;
     switch (w->pendkind) {
     case PEND_PARK:
-        if (p->unlockf && !p->unlockf(p, p->unlockarg))
+        if (w->unlockf && !w->unlockf(p, w->unlockarg))
             park_wait_over(w, p);
         break;
     case PEND_YIELD:
@@ -1298,7 +1297,8 @@ static inline __attribute__((always_inline)) void after_switch(W *w)
 }
 
 /* The pending actions but a park's, out of line: they need more registers,
- * and goro__switch_pend would save them on every park. */
+ * and goro__switch_pend would save them on every park (and goro__g_main's
+ * frame on every goroutine's stack). */
 static __attribute__((noinline)) void switch_pend_other(W *w)
 {
     after_switch(w);
@@ -1312,10 +1312,10 @@ void goro__switch_pend(G **cur)
     W *w = (W *)((char *)cur - offsetof(W, curg));
     goro__ann_resumed(w);
     G *p = w->pend;
-    if (likely(w->pendkind == PEND_PARK && p->unlockf != NULL)) {
+    if (likely(w->pendkind == PEND_PARK && w->unlockf != NULL)) {
         /* Nothing live across the call (W.pend stays set until after it,
          * and w comes back from TLS): no registers to save on every park. */
-        bool still = p->unlockf(p, p->unlockarg);
+        bool still = w->unlockf(p, w->unlockarg);
         w = tls_w;
         p = w->pend;
         w->pend = NULL;
@@ -1384,8 +1384,8 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
 {
     W *w = tls_w;
     G *g = w->curg;
-    g->unlockf = unlockf;
-    g->unlockarg = arg;
+    w->unlockf = unlockf;
+    w->unlockarg = arg;
     g->wait_reason = (uint8_t)reason;
     g->waitobj = waitobj;
     g->wait_since = w->clock; /* see W.clock */
@@ -1575,7 +1575,7 @@ static __attribute__((noinline)) void yield_slow(W *w, G *g)
 }
 
 /* resume() for goro_yield's one-worker fast path: to has run before, so
- * on w, the only worker (to->w is w already), and nothing is pending
+ * on w, the only worker, and nothing is pending
  * (W.pend is NULL while a goroutine runs): the switch needs to check for
  * neither g0 nor a pending action (goro__ctx_switch_g). */
 static inline __attribute__((always_inline)) void yield_resume(W *w, G *g, G *to)
@@ -1641,8 +1641,8 @@ void goro_yield(void)
      * ns against a bare register switch's 3.5; 6.4 with the round events
      * settled here (yield_round: every 30th-31st yield went through
      * yield_slow), the switch that checks for neither g0 nor a pending
-     * action (goro__ctx_switch_g), no store of next->w (it is w: one
-     * worker), a load instead of a store for nextstreak, and W's fields
+     * action (goro__ctx_switch_g), no store of the G's worker (a field
+     * G had then), a load instead of a store for nextstreak, and W's fields
      * on one line (medians of 15 alternating runs, chrt). */
     if (goro__sched.nprocs == 1) {
         uint32_t tick = w->schedtick + 1;
@@ -1666,18 +1666,27 @@ void goro_yield(void)
 }
 
 /* Every goroutine starts here (called by goro__g_entry). */
-void goro__g_main(G *g)
+/* goro__g_main's end, once fn returned: out of line, so that g_main's
+ * frame, which every parked goroutine's stack holds, is no bigger than
+ * what the call of fn needs. */
+static __attribute__((noinline, noreturn)) void g_main_end(G *g)
 {
-    goro__ann_resumed(g->w);
-    after_switch(g->w);
-    *g->w->errno_ptr = 0;
-    g->fn(g->arg);
     if (g->locals)
         goro__local_exit(g);   /* goroutine-local destructors, on g */
-    /* g->w: the worker we run on now, which may not be the one we started on */
     if (g->is_main)
         goro__main_returned();
-    goro__exit_current(g->w, g);
+    /* the worker we run on now, which may not be the one we started on */
+    goro__exit_current(tls_w, g);
+}
+
+void goro__g_main(G *g)
+{
+    W *w = tls_w; /* not live across fn: it may return on another worker */
+    goro__ann_resumed(w);
+    switch_pend_other(w); /* after_switch, out of line: see g_main_end */
+    *tls_w->errno_ptr = 0;
+    g->fn((void *)(uintptr_t)g->ctx.r13); /* the argument: goro__g_new */
+    g_main_end(g);
 }
 
 /* A goroutine's fn returned: leave it for good. */

@@ -134,7 +134,7 @@ static void sem_timeout(struct goro__timer *t)
 
 static bool sem_park_commit(G *g, void *arg)
 {
-    struct swaiter *w = arg;   /* g->unlockarg: moved with the stack if it grew */
+    struct swaiter *w = arg;   /* W.unlockarg: moved with the stack if it grew */
     struct sem *s = w->s;
     w->next = NULL;
     w->prev = s->tail;

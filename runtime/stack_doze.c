@@ -309,7 +309,7 @@ static void count_asleep(size_t c, bool on)
 static void undo(size_t c, size_t k)
 {
     for (size_t i = 0; i < k; i++)
-        AO_store_release(&dz.gs[i]->cstate, C_COMPACTED);
+        g_cstate_store(dz.gs[i], C_COMPACTED);
     __atomic_store_n(&dz.state[c], DZ_AWAKE, __ATOMIC_RELEASE);
 }
 
@@ -346,7 +346,7 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
     }
     for (size_t i = 0; i < nh; i++) {
         G *h = home_g(c, i);
-        if (h == NULL || AO_load(&h->cstate) != C_COMPACTED)
+        if (h == NULL || g_cstate_load(h) != C_COMPACTED)
             return -1;
     }
     char *base = cluster_base(c);
@@ -363,7 +363,7 @@ int64_t goro__doze_try(G *g, int64_t now_pass)
     for (size_t i = 0; i < nh; i++) {
         G *h = home_g(c, i);
         /* full: the claim against a restorer's claim (claim_restore) */
-        if (h == NULL || !AO_compare_and_swap_full(&h->cstate, C_COMPACTED, C_DORMANT)) {
+        if (h == NULL || !g_cstate_cas(h, C_COMPACTED, C_DORMANT)) {
             undo(c, i);
             return -1;
         }
@@ -434,7 +434,7 @@ static void remark(size_t c)
             end = base + nh * slot;
         } else {
             G *h = home_g(c, i);
-            if (h != NULL && AO_load(&h->cstate) == C_DORMANT)
+            if (h != NULL && g_cstate_load(h) == C_DORMANT)
                 continue;
             end = base + i * slot + gsz;
         }
@@ -477,8 +477,8 @@ static void wake_cluster(size_t c)
     for (size_t i = 0; i < nh; i++) {
         G *h = home_g(c, i);
         /* release: its stack's markers before anyone claims its restore */
-        if (h != NULL && AO_load(&h->cstate) == C_DORMANT)
-            AO_store_release(&h->cstate, C_COMPACTED);
+        if (h != NULL && g_cstate_load(h) == C_DORMANT)
+            g_cstate_store(h, C_COMPACTED);
     }
     __atomic_store_n(&dz.state[c], DZ_AWAKE, __ATOMIC_RELEASE);
 }
@@ -505,7 +505,7 @@ bool goro__doze_leave(G *g)
     if (c == SIZE_MAX || !claim(c, DZ_LEAVING))
         return false; /* awake: g is COMPACTED, or restored meanwhile */
     /* full: against the wake's and the others' reads of cstate */
-    bool ok = AO_compare_and_swap_full(&g->cstate, C_DORMANT, C_RESTORING);
+    bool ok = g_cstate_cas(g, C_DORMANT, C_RESTORING);
     __atomic_store_n(&dz.state[c], DZ_ASLEEP, __ATOMIC_RELEASE);
     return ok;
 }

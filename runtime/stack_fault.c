@@ -73,7 +73,8 @@
  *    running that goroutine; a parked goroutine's stack never moves, so
  *    pointers into it held by the runtime while it is parked stay valid.
  *    The only pointers into a running goroutine's stack kept outside it are
- *    its own G's unlockarg, waitobj and param (set on the way to park);
+ *    its own G's waitobj and param and its worker's unlockarg (set on
+ *    the way to park);
  *    grow() moves those with the stack. So a blocking call publishes a
  *    record on its stack only in its park commit (after the switch), and
  *    only if every waker unlinks it before readying the goroutine; records
@@ -225,7 +226,7 @@ void goro__space_home_back(G *g)
         g->home &= ~(uintptr_t)1;
 }
 
-static void grow(G *g, uintptr_t addr, ucontext_t *uc)
+static void grow(W *w, G *g, uintptr_t addr, ucontext_t *uc)
 {
     int64_t t0 = mono_ns();
     struct goro__stack old = g->stack;
@@ -281,13 +282,14 @@ static void grow(G *g, uintptr_t addr, ucontext_t *uc)
     goro__ann_move_begin(&old, &ns);
     size_t copied = goro__stack_move(uc, addr, &old, &ns);
 
-    /* The running goroutine's own record may point into its stack while it
-     * is on its way to park: goro__park stores its unlock function's
-     * argument (a waiter record on this stack) before the switch, and the
-     * switch path still runs on this stack. Those fields move too. */
+    /* The running goroutine's own record, and its worker, may point into
+     * its stack while it is on its way to park: goro__park stores its
+     * unlock function's argument (a waiter record on this stack) in the
+     * worker before the switch, and the switch path still runs on this
+     * stack. Those fields move too. */
     uintptr_t glo = (uintptr_t)old.lo - goro__stk.gsz;
     uint64_t delta = (uint64_t)(uintptr_t)ns.hi - hi;
-    void **selfp[] = { &g->unlockarg, &g->waitobj, (void **)(void *)&g->param };
+    void **selfp[] = { &w->unlockarg, &g->waitobj, (void **)(void *)&g->param };
     for (size_t i = 0; i < sizeof selfp / sizeof selfp[0]; i++) {
         uint64_t v = (uint64_t)(uintptr_t)*selfp[i];
         if (stk_in(v, glo, hi))
@@ -338,7 +340,7 @@ int goro__stack_fault(int sig, void *siginfo, void *ucontext)
         if (addr < lo && addr >= lo - goro__stk.gsz) {
             if (unlikely(goro__on_valgrind))
                 goro__vg_fault(ucontext, addr); /* annotate.c */
-            grow(g, addr, ucontext);
+            grow(w, g, addr, ucontext);
             return 1;
         }
     }

@@ -127,7 +127,7 @@ static struct {
     unsigned gshift;        /* log2 of the granule */
     int memfd;              /* /proc/self/mem, for restores in the handler */
     /* the pass: poller thread only */
-    G *cursor;              /* next record to look at, walking allg */
+    size_t cursor;          /* next record to look at: its index (g.c) */
     bool walking;
     int64_t next_walk;      /* -1: none due */
     int64_t earliest;       /* this walk: the first future due time */
@@ -237,7 +237,7 @@ void goro__idle_init(void)
         idle.gshift = shift;
         idle.nctop = (size_t)(STK_ROW >> shift);
     }
-    idle.cursor = NULL;
+    idle.cursor = 0;
     idle.walking = false;
     idle.next_walk = -1;
     idle.switches = 0;
@@ -246,7 +246,7 @@ void goro__idle_init(void)
 
 void goro__idle_fini(void)
 {
-    idle.cursor = NULL;
+    idle.cursor = 0;
     idle.walking = false;
     idle.next_walk = -1;
 }
@@ -263,9 +263,9 @@ static bool claim_restore(G *g)
     int spins = 0;
     for (;;) {
         /* acquire: the compaction's buffer and g->cbuf */
-        AO_t s = AO_load_acquire(&g->cstate);
+        AO_t s = g_cstate_load(g);
         if (s == C_COMPACTED) {
-            if (AO_compare_and_swap_full(&g->cstate, C_COMPACTED, C_RESTORING))
+            if (g_cstate_cas(g, C_COMPACTED, C_RESTORING))
                 return true;
             continue;
         }
@@ -293,7 +293,7 @@ static void uncompacted(G *g, uintptr_t top, AO_t then)
     *ctop_slot(top, false) = NULL;
     AO_fetch_and_sub1(&goro__ctr.stacks_compacted); /* relaxed: a statistic */
     /* release: the restored bytes before anyone sees the stack usable */
-    AO_store_release(&g->cstate, then);
+    g_cstate_store(g, then);
 }
 
 /* g is RESTORING: the used part back where it was. Async-signal-safe.
@@ -441,8 +441,7 @@ static void move_to(G *g, const void *src, size_t len, const struct goro__stack 
     goro__stack_copy_reloc(ns->hi - len, src, len, glo, hi, delta);
     uint64_t *regs[] = { (uint64_t *)(void *)&g->ctx.rsp, &g->ctx.rbx, &g->ctx.rbp,
                          &g->ctx.r12, &g->ctx.r13, &g->ctx.r14, &g->ctx.r15,
-                         (uint64_t *)(void *)&g->unlockarg, (uint64_t *)(void *)&g->waitobj,
-                         (uint64_t *)(void *)&g->param };
+                         (uint64_t *)(void *)&g->waitobj, (uint64_t *)(void *)&g->param };
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (stk_in(*regs[i], glo, hi))
             *regs[i] += (uint64_t)delta;
@@ -500,13 +499,13 @@ void goro__stack_idle_resume(W *w, G *g)
 {
     for (;;) {
         /* acquire: a compaction's or a restore's writes */
-        AO_t cs = AO_load_acquire(&g->cstate);
+        AO_t cs = g_cstate_load(g);
         if (cs == C_NONE)
             break;
         if (cs == C_TOUCHED) {
             /* restored in place by a fault while parked (its waker wrote
              * into it); the pass may be taking it again: CAS */
-            if (AO_compare_and_swap_full(&g->cstate, C_TOUCHED, C_NONE)) {
+            if (g_cstate_cas(g, C_TOUCHED, C_NONE)) {
                 free(g->cbuf);
                 g->cbuf = NULL;
                 break; /* a shrink may still be due */
@@ -580,7 +579,7 @@ static int64_t compact(G *g, int64_t now)
      * was restored in this park by a fault, at least one pass ago */
     AO_t was = g->cstate;
     if ((was != C_NONE && was != C_TOUCHED) ||
-        !AO_compare_and_swap_full(&g->cstate, was, C_COMPACTING)) {
+        !g_cstate_cas(g, was, C_COMPACTING)) {
         free(b);
         return -1;
     }
@@ -591,7 +590,7 @@ static int64_t compact(G *g, int64_t now)
     struct goro__stack s = g->stack;
     if (AO_load_acquire(&g->status) != G_WAITING || !compactable(g->wait_reason) ||
         running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi) {
-        AO_store_release(&g->cstate, C_NONE);
+        g_cstate_store(g, C_NONE);
         free(b);
         return -1;
     }
@@ -599,7 +598,7 @@ static int64_t compact(G *g, int64_t now)
     uintptr_t used_lo = page_down(rsp);
     G *volatile *slot = ctop_slot(hi, true);
     if (slot == NULL) {
-        AO_store_release(&g->cstate, C_NONE);
+        g_cstate_store(g, C_NONE);
         free(b);
         return -1;
     }
@@ -612,7 +611,7 @@ static int64_t compact(G *g, int64_t now)
      * through /proc/self/mem, which can read inaccessible pages. */
     if (mprotect((void *)used_lo, hi - used_lo, PROT_NONE) != 0) {
         *slot = NULL;
-        AO_store_release(&g->cstate, C_NONE);
+        g_cstate_store(g, C_NONE);
         free(b);
         return -1;
     }
@@ -635,7 +634,7 @@ static int64_t compact(G *g, int64_t now)
     AO_fetch_and_add1(&goro__ctr.stack_compactions);
     AO_fetch_and_add1(&goro__ctr.stacks_compacted);
     /* release: the buffer before COMPACTED */
-    AO_store_release(&g->cstate, C_COMPACTED);
+    g_cstate_store(g, C_COMPACTED);
     return goro__doze_try(g, now); /* the last of its cluster: the cluster to sleep */
 }
 
@@ -655,8 +654,8 @@ static void note_due(int64_t due)
 }
 
 /*
- * The pass. A walk over the allg list (it only grows, at its head, while
- * the runtime runs, and records are never freed: a cursor stays valid)
+ * The pass. A walk over every G record by index (g.c: records are never
+ * freed while the runtime runs, and new ones come at the end)
  * compacts every goroutine parked for compact_after and notes when the
  * first of the others will be. A walk starts when that time comes, or
  * compact_after after goroutines switched since the last walk (someone
@@ -685,13 +684,12 @@ int64_t goro__stack_idle_pass(int64_t now)
         idle.walking = true;
         idle.earliest = -1;
         idle.next_walk = -1;
-        pthread_mutex_lock(&goro__sched.lock);
-        idle.cursor = goro__sched.allg;
-        pthread_mutex_unlock(&goro__sched.lock);
+        idle.cursor = 0;
     }
     int looks = 0, compacts = 0;
-    G *g = idle.cursor;
-    for (; g != NULL && looks < PASS_LOOKS && compacts < PASS_COMPACTS; g = g->allnext) {
+    size_t i = idle.cursor, n = goro__g_count();
+    for (; i < n && looks < PASS_LOOKS && compacts < PASS_COMPACTS; i++) {
+        G *g = goro__g_at(i);
         looks++;
         if (g->cstate == C_COMPACTED) {
             note_due(goro__doze_retry(g, now)); /* its cluster's sleep, put off */
@@ -709,9 +707,9 @@ int64_t goro__stack_idle_pass(int64_t now)
             note_due(due);
         }
     }
-    idle.cursor = g;
-    if (g != NULL) /* more to walk: at once, or after a pause if this slice
-                      compacted its fill (below) */
+    idle.cursor = i;
+    if (i < n) /* more to walk: at once, or after a pause if this slice
+                  compacted its fill (below) */
         return compacts < PASS_COMPACTS ? now : now + PASS_GAP_NS;
     idle.walking = false;
     idle.next_walk = idle.earliest;

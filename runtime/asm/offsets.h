@@ -13,6 +13,6 @@
 #define GORO_CURG_TO_PEND      0x28 /* W.pend: G *, an action left to the next context */
 
 /* struct goro__g */
-#define GORO_G_SAVED_ERRNO     0x98 /* G.saved_errno: int */
+#define GORO_G_SAVED_ERRNO     0x58 /* G.saved_errno: int */
 
 #endif

@@ -70,16 +70,18 @@ def _wait_name(g):
 
 def _goroutines():
     """Every G of this run whose goroutine is alive, oldest first."""
+    _sched()  # a clear error where goro is not linked in
     gs = []
-    g = _sched()["allg"]
-    seen = 0
-    while _u64(g) != 0 and seen < 10000000:
-        gs.append(g)
-        g = g["allnext"]
-        seen += 1
+    recs = gdb.parse_and_eval("goro__grecs")
+    n = _u64(recs["n"])
+    # records are cut from arenas of GORO_G_ARENA_BYTES (runtime/internal.h)
+    per = _u64(gdb.parse_and_eval("%d / sizeof(struct goro__g)" % (1 << 20)))
+    for i in range(min(n, 10000000)):
+        arena = recs["arena"][i // per]
+        gs.append(arena + (i % per))
     names = _status_names()
     out = []
-    for g in reversed(gs):
+    for g in gs:
         st = names.get(int(g["status"]), str(int(g["status"])))
         if st in ("runnable", "running", "waiting"):
             out.append((g, st))
