@@ -691,9 +691,16 @@ Test(sched, lock_contenders_are_not_stolen_back_and_forth, .timeout = 60)
     test_note("rwmutex, 8 goroutines, 2 workers: %lld writes, %llu steals, %llu switches",
               (long long)pat_writes, (unsigned long long)st.steals,
               (unsigned long long)st.context_switches);
-    cr_assert_leq(st.steals, (uint64_t)pat_writes / 200,
-                  "%llu steals for %lld writes", (unsigned long long)st.steals,
-                  (long long)pat_writes);
+    /* The bar is the plain build's: under TSan every operation takes ~10x
+     * longer, a lock is held across more of a steal, and the judge (a park
+     * on a lock within STEAL_FUTILE_NS of the steal) sees steals that pay.
+     * 19,700-35,900 steals there, run alone, on this code and on the code
+     * before G records moved into arenas alike; the counter check above
+     * (and TSan's race reports) still stand. */
+    if (!TEST_TSAN)
+        cr_assert_leq(st.steals, (uint64_t)pat_writes / 200,
+                      "%llu steals for %lld writes", (unsigned long long)st.steals,
+                      (long long)pat_writes);
 }
 
 /* A thief made patient by futile steals still takes from a short queue
