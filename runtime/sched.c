@@ -1665,7 +1665,6 @@ void goro_yield(void)
     yield_slow(w, g);
 }
 
-/* Every goroutine starts here (called by goro__g_entry). */
 /* goro__g_main's end, once fn returned: out of line, so that g_main's
  * frame, which every parked goroutine's stack holds, is no bigger than
  * what the call of fn needs. */
@@ -1679,6 +1678,7 @@ static __attribute__((noinline, noreturn)) void g_main_end(G *g)
     goro__exit_current(tls_w, g);
 }
 
+/* Every goroutine starts here (called by goro__g_entry). */
 void goro__g_main(G *g)
 {
     W *w = tls_w; /* not live across fn: it may return on another worker */
