@@ -296,6 +296,9 @@ struct goro__w {
     void *unlockarg;
     /* the rest of the owner's fields */
     struct goro__ctx g0ctx;            /* the scheduler context: thread's stack */
+    G *g0next;                         /* for g0 to run next, its stack to be
+                                          restored or moved first (sched.c,
+                                          resume_idle) */
     int id;                            /* 0 .. nprocs-1 */
     uint32_t clocktick;                /* schedtick when clock was read */
     int64_t clock;                     /* CLOCK_MONOTONIC_COARSE, read every

@@ -9,8 +9,13 @@
  * worker's runnext or queue: one register switch per hand-off, no detour
  * through g0. Only when the local queues are empty does it switch to g0,
  * which looks further (global queue, stealing) and sleeps if there is
- * nothing. Whatever must happen to the goroutine switched away from (run
- * park's unlock function, put a yielding goroutine back on the queue, free an
+ * nothing; and when the next goroutine's stack needs work first (a
+ * restore or a shrink: resume_idle), g0 does that too. A goroutine on its
+ * way into a park runs nothing but its own way there on its stack: it may
+ * have handed out a pointer to a local (README rule 5), and a growth now
+ * would move the local away from whoever writes the answer into it.
+ * Whatever must happen to the goroutine switched away from (run park's
+ * unlock function, put a yielding goroutine back on the queue, free an
  * exited one) happens after the switch, on the next context, so no other
  * worker can ever resume a goroutine whose stack is still in use.
  *
@@ -1206,10 +1211,29 @@ static G *find_runnable(W *w)
 
 /* resume()'s rare case, out of line so that the common one stays a tail
  * call with no frame of its own (goro_yield's fast path: a frame there
- * cost 4 ns a yield, 17.6 against 13.5 at best). */
+ * cost 4 ns a yield, 17.6 against 13.5 at best): to's stack is restored
+ * or moved first (stack_idle.c). Never on fromg's stack: fromg may have
+ * handed out a pointer to its variables just before it parked (README
+ * rule 5: fine while it waits for the answer), and that work (system
+ * calls, free, and the first call of a libc function: the dynamic linker
+ * resolves it on the caller's stack, a frame of 1 KiB and more) can
+ * cross its guard: the growth then moved fromg's stack, and a store
+ * through that pointer went to the old one, lost
+ * (compact::clusters_asleep_and_woken_again_and_again, 1 run in 10 under
+ * load). So from a goroutine, g0 does it: to waits in W.g0next, and the
+ * worker's own stack takes the work, as it takes the idle loop. */
 static __attribute__((noinline)) void resume_idle(W *w, struct goro__ctx *from, G *fromg,
                                                   G *to, bool exiting)
 {
+    if (fromg != NULL) {
+        w->g0next = to;
+        if (exiting)
+            goro__ann_switch_exit(w, fromg, NULL);
+        else
+            goro__ann_switch(w, fromg, NULL);
+        goro__ctx_switch(from, &w->g0ctx, &w->curg, NULL);
+        return; /* fromg runs again: the caller's goro__ann_resumed */
+    }
     goro__stack_idle_resume(w, to);
     if (exiting)
         goro__ann_switch_exit(w, fromg, to);
@@ -1725,8 +1749,9 @@ static void *worker_main(void *arg)
     goro__signal_worker_init(w);
     goro__ann_worker_start(w);
     for (;;) {
-        G *g = find_runnable(w);
-        if (g == NULL)
+        G *g = w->g0next; /* left by resume_idle, whose work is ours */
+        w->g0next = NULL;
+        if (g == NULL && (g = find_runnable(w)) == NULL)
             break;
         resume(w, &w->g0ctx, NULL, g, false);
         goro__ann_resumed(w);

@@ -647,3 +647,171 @@ Test(window, cond_sem_rwmutex_waiters_stack_moves_stackcheck, .timeout = 240)
 {
     run_sweep(2, true, vocab_main, "cond, sem, rwmutex (stackcheck, 2 workers)");
 }
+
+/* ---------------------------------------------------------------------
+ * A parker's stack does no one else's work.
+ *
+ * A hands B a pointer to its local, readies B and parks waiting for the
+ * answer, which B writes through the pointer (README rule 5: fine while
+ * the owner waits for the answer). With one worker, B runs next, on A's
+ * worker, and its stack may need work first: a shrink (it grew, then
+ * parked 10 ms and more) or a restore (compacted). That work once ran on
+ * A's stack, which A had just left: at the depths where it crossed A's
+ * guard (a shrink takes the allocator's lock and copies, a restore makes
+ * system calls and frees, and the first call of a libc function went
+ * through the dynamic linker), A's stack grew and moved after it had
+ * handed out the pointer, and B's answer went to the old stack, lost.
+ * Swept over A's depths, as above: wherever A's stack did not move, the
+ * answer must be there, and the depths where it moved must be those where
+ * A's own way into the park crosses its guard, whatever B needs (the note
+ * counts them: ~256 bytes of depths, where the stack still moves after
+ * the handoff; README rule 5). That way varies by a frame or so with
+ * B's needs (resume_idle's) and with the scheduler's round events, so a
+ * few depths of slack: B's work on A's stack, as it was, moved it at
+ * hundreds of bytes of depths (and the runtime crashed: a move of A in
+ * the middle of B's shrink).
+ * ------------------------------------------------------------------- */
+
+enum { NX_PLAIN, NX_SHRINK, NX_RESTORE };
+#define NX_BYTES 4096 /* a one-page home's depths */
+#define NX_STEP 16
+
+static goro_wg nx_bwg;            /* B waits on it: A's done readies B
+                                     without touching B's stack */
+static goro_chan *nx_ach;         /* B -> A: the answer is in */
+static int64_t *volatile nx_pub;  /* A's local, handed to B */
+static G *volatile nx_bg;         /* B, for the restore case's wait */
+static G *volatile nx_ag;         /* A, whose row B looks at */
+static volatile uint32_t nx_row0; /* A's stack's row at the handoff */
+static volatile bool nx_moved;    /* A's stack moved before the answer */
+static volatile int nx_bparked;
+
+struct nx {
+    int off;
+    int kind;
+    bool moved;   /* A's stack moved while A waited */
+    bool landed;  /* B's answer was there */
+};
+
+static __attribute__((noinline)) void nx_deep(void)
+{
+    volatile char big[32 * 1024];
+    memset((char *)big, 1, sizeof big);
+    __asm__ volatile("" : : "r"(big) : "memory");
+}
+
+static void nx_b(void *arg)
+{
+    struct nx *x = arg;
+    if (x->kind == NX_SHRINK)
+        nx_deep(); /* grown to 64 KiB; 4x its use at the park: a shrink is due */
+    nx_bg = goro__self();
+    __atomic_store_n(&nx_bparked, 1, __ATOMIC_RELEASE);
+    goro_wg_wait(&nx_bwg);
+    /* A is parked: its row now says whether it moved in the window (a
+     * shrink when A runs again is allowed: the answer is in by then) */
+    nx_moved = (uint32_t)((uintptr_t)nx_ag->stack.hi >> 32) != nx_row0;
+    *nx_pub = 42;
+    int one = 1;
+    cr_assert_eq(goro_chan_send(nx_ach, &one), 0);
+}
+
+static __attribute__((noinline)) void nx_a_body(void *p)
+{
+    struct nx *x = p;
+    int64_t word = 0;
+    /* its row, not the address: relocation would rewrite a copy of hi */
+    nx_ag = goro__self();
+    nx_row0 = (uint32_t)((uintptr_t)goro__self()->stack.hi >> 32);
+    nx_pub = &word;
+    goro_wg_done(&nx_bwg); /* B runnable; A carries on (one worker) */
+    int got = 0;
+    cr_assert_eq(goro_chan_recv(nx_ach, &got), 1); /* A parks: B runs */
+    x->moved = nx_moved;
+    x->landed = *(volatile int64_t *)&word == 42;
+}
+
+static void nx_a(void *p)
+{
+    struct nx *x = p;
+    at_depth(x->off, nx_a_body, x);
+    __atomic_store_n(&nx_bparked, 2, __ATOMIC_RELEASE); /* A is done */
+}
+
+/* One round at A's depth off, B needing `kind`. */
+static void nx_round(struct nx *x)
+{
+    goro_wg_init(&nx_bwg);
+    goro_wg_add(&nx_bwg, 1);
+    nx_bparked = 0;
+    nx_bg = NULL;
+    cr_assert_eq(goro_go(nx_b, x), 0);
+    while (!__atomic_load_n(&nx_bparked, __ATOMIC_ACQUIRE))
+        goro_yield();
+    if (x->kind == NX_SHRINK)
+        goro_sleep(15 * 1000000); /* parked long enough for a shrink */
+    if (x->kind == NX_RESTORE)
+        for (int i = 0; i < 2000 && g_cstate_load(nx_bg) != C_COMPACTED; i++)
+            goro_sleep(1000000);
+    if (x->kind == NX_RESTORE)
+        cr_assert_eq(g_cstate_load(nx_bg), C_COMPACTED, "B was not compacted");
+    cr_assert_eq(goro_go(nx_a, x), 0);
+    while (__atomic_load_n(&nx_bparked, __ATOMIC_ACQUIRE) != 2)
+        goro_sleep(1000);
+    goro_sleep(1000); /* both gone */
+}
+
+struct nx_result {
+    int kind;
+    long moved_plain, moved_kind, lost;
+    uint64_t work; /* shrinks or restores B needed */
+};
+
+static void nx_main(void *p)
+{
+    struct nx_result *r = p;
+    nx_ach = goro_chan_make(sizeof(int), 0);
+    struct goro_stats s0, s1;
+    goro_stats(&s0);
+    for (int off = 0; off < NX_BYTES; off += NX_STEP) {
+        static struct nx plain, other; /* not on our stack: A and B hold them */
+        plain = (struct nx){ .off = off, .kind = NX_PLAIN };
+        other = (struct nx){ .off = off, .kind = r->kind };
+        nx_round(&plain);
+        nx_round(&other);
+        r->moved_plain += plain.moved;
+        r->moved_kind += other.moved;
+        r->lost += (!plain.moved && !plain.landed) + (!other.moved && !other.landed);
+    }
+    goro_stats(&s1);
+    r->work = r->kind == NX_SHRINK ? s1.stack_shrinks - s0.stack_shrinks
+                                   : s1.stack_compactions - s0.stack_compactions;
+    goro_chan_free(nx_ach);
+}
+
+static void nx_run(int kind)
+{
+    struct nx_result r = { .kind = kind };
+    run_on(1, nx_main, &r);
+    test_note("%s: A's stack moved at %ld of %d depths with B plain, %ld with B needing "
+              "work (%llu times)", kind == NX_SHRINK ? "shrink" : "restore", r.moved_plain,
+              NX_BYTES / NX_STEP, r.moved_kind, (unsigned long long)r.work);
+    cr_assert_geq(r.work, (uint64_t)(NX_BYTES / NX_STEP), "B's stack needed no work: proves nothing");
+    cr_assert_leq(r.moved_kind, r.moved_plain + 4, "A's stack moved at %ld depths more because of B's work",
+                  r.moved_kind - r.moved_plain);
+    cr_assert_eq(r.lost, 0, "%ld answers lost on a stack that did not move", r.lost);
+}
+
+Test(window, parker_stack_does_not_carry_the_next_shrink, .timeout = 120)
+{
+    nx_run(NX_SHRINK);
+}
+
+Test(window, parker_stack_does_not_carry_the_next_restore, .timeout = 120)
+{
+    if (!TEST_COMPACTION || GORO_ANN_ASAN)
+        cr_skip_test("no compaction in sanitizer builds' stack tests");
+    setenv("GORO_COMPACT_AFTER", "0", 1);
+    nx_run(NX_RESTORE);
+    unsetenv("GORO_COMPACT_AFTER");
+}
