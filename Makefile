@@ -43,7 +43,13 @@ WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 # (DESIGN.md, Stacks 7): frames larger than a page probe each page in order.
 CFLAGS_COMMON = -std=gnu11 $(OPT) -g -fstack-clash-protection -fno-omit-frame-pointer \
            $(WARN) $(SANFLAGS) $(SANINC) -pthread -Iinclude
-LIB_CFLAGS = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -D_GNU_SOURCE -Iruntime
+# -fno-plt: the runtime calls libc through the GOT, bound when the program
+# loads, never through a lazily bound PLT slot. Lazy binding resolves a
+# function at its first call on the caller's stack (the dynamic linker's
+# frames, 1 KiB and more), and when the caller is a goroutine about to
+# park, that can grow its stack after it handed out a pointer to a local
+# (README rule 5; runtime/sched.c, resume_idle).
+LIB_CFLAGS = $(CFLAGS_COMMON) -fPIC -fno-plt -fvisibility=hidden -D_GNU_SOURCE -Iruntime
 LDLIBS   = -latomic_ops -pthread
 TEST_LDLIBS = -lcriterion $(LDLIBS)
 # where the suites that drive tools (install, gdb) find the tree and the build
@@ -86,7 +92,7 @@ $(BUILD)/libgoro.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 $(BUILD)/libgoro.so: $(LIB_OBJ)
-	$(CC) -shared $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-z,now $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Under ThreadSanitizer the suites carry tests/tsan_criterion.c, without
 # which Criterion cannot start there (that file says why).
@@ -186,7 +192,10 @@ bench: bench-deps
 # loader searches by itself, so that the README's commands (make install
 # PREFIX=$$HOME/.local, then cc ... $$(pkg-config --libs goro), then ./squares)
 # run as written: a private prefix is not in the loader's path, and the
-# rpath costs nothing where it is not needed. The gdb extension goes under
+# rpath costs nothing where it is not needed. -z now: the program's calls
+# (into goro and libc) are bound when it loads, not at their first call on
+# a goroutine's stack, where the dynamic linker's frames (1 KiB and more)
+# can grow it (README rule 5). The gdb extension goes under
 # share/goro (to `source`) and next to libgoro.so as libgoro.so-gdb.py,
 # which gdb loads with the library once the directory is in its auto-load
 # safe-path.
@@ -202,7 +211,7 @@ install: all
 	  'Name: goro' 'Description: M:N goroutine runtime for C' 'Version: $(VERSION)' \
 	  'Requires.private: atomic_ops' \
 	  'Cflags: -I$${includedir} -pthread -fstack-clash-protection' \
-	  'Libs: -L$${libdir} $(RPATH) -lgoro -pthread' 'Libs.private: -latomic_ops' \
+	  'Libs: -L$${libdir} $(RPATH) -Wl,-z,now -lgoro -pthread' 'Libs.private: -latomic_ops' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/goro.pc
 
 clean:

@@ -45,4 +45,12 @@ while IFS= read -r line; do
 done < "$tmp/steps.sh"
 grep -q 'sum of squares 1..1000 = 333833500' "$tmp/out" ||
     { echo "FAILED: ./squares did not print the promised sum"; exit 1; }
+# Nothing is bound lazily, at a first call on a goroutine's stack (README
+# rule 5): goro.pc links the program with -z now, and libgoro.so is built
+# with it and -fno-plt.
+readelf -d "$tmp/work/squares" | grep -Eq 'BIND_NOW|FLAGS_1.*NOW' ||
+    { echo "FAILED: squares is not linked with -z now (goro.pc)"; exit 1; }
+if readelf -r "$HOME/.local/lib/libgoro.so" | grep -q JUMP_SLOT; then
+    echo "FAILED: libgoro.so calls through lazily bound PLT slots"; exit 1
+fi
 echo "README example: OK"

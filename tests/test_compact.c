@@ -301,6 +301,21 @@ struct handoff {
     goro_chan *wake;
 };
 
+/* README rule 5: a pointer to a local may be handed out only while its
+ * owner cannot run deeper, and these owners hand theirs out, then spawn a
+ * goroutine or create a thread, then block. So they grow their stack
+ * first, far enough for all of that: a growth in goro_go, pthread_create
+ * (or the dynamic linker resolving it, at its first call) or the park
+ * would move arr and buf away from the writer (seen: a thread read the
+ * handoff from the old, emptied home, once goro's own libc calls stopped
+ * growing stacks earlier by chance: -fno-plt). */
+static NOINLINE void headroom(void)
+{
+    volatile char room[48 * 1024];
+    memset((char *)room, 0, sizeof room);
+    KEEP(room);
+}
+
 static void writer_g(void *arg)
 {
     struct handoff *h = arg;
@@ -314,6 +329,7 @@ static void writer_g(void *arg)
 
 static void owner_main(void *arg)
 {
+    headroom();
     uint64_t arr[64];
     char buf[128];
     struct pattern p;
@@ -363,6 +379,7 @@ static void *writer_thread(void *arg)
 
 static void thread_owner_main(void *arg)
 {
+    headroom();
     uint64_t arr[64];
     char buf[128];
     struct pattern p;
