@@ -1124,6 +1124,17 @@ static void bo_main(void *arg)
     cr_assert(wait_compacted(BO_G * 9 / 10));
     for (int t = 0; t < 500 && expect && stats().stack_clusters_asleep < BO_G / 30 / 2; t++)
         goro_sleep(10 * 1000000);
+    /* and until no more fall asleep for 400 ms: a cluster whose sleep
+     * was still on its way (a busy machine: make test runs suites side by
+     * side) would sleep for the first time after the wake, which is not
+     * what the test is about */
+    uint64_t seen = AO_load(&goro__ctr.stack_cluster_sleeps);
+    for (int t = 0, quiet = 0; t < 500 && expect && quiet < 40; t++) {
+        goro_sleep(10 * 1000000);
+        uint64_t now = AO_load(&goro__ctr.stack_cluster_sleeps);
+        quiet = now == seen ? quiet + 1 : 0;
+        seen = now;
+    }
     bo_first = AO_load(&goro__ctr.stack_cluster_sleeps);
     goro_wg_add(&parked_wg, BO_G);
     int64_t t0 = goro_now();
