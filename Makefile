@@ -81,18 +81,25 @@ test-deps:
 bench-deps:
 	@tools/deps.sh bench
 
+# Every runtime object's code goes into section goro_text, so that the
+# fault handler knows goro's own code (runtime/stack_fault.c, "Lending").
+OBJCOPY ?= objcopy
+TEXT_SECTION = $(foreach s,.text .text.unlikely .text.hot .text.startup .text.exit,\
+		--rename-section $(s)=goro_text,alloc,load,readonly,code,contents)
 $(BUILD)/%.o: %.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	$(OBJCOPY) $(TEXT_SECTION) $@
 $(BUILD)/%.o: %.S runtime/asm/offsets.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	$(OBJCOPY) $(TEXT_SECTION) $@
 
 $(BUILD)/libgoro.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 $(BUILD)/libgoro.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-z,now $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-z,now -Wl,-z,start-stop-visibility=hidden $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Under ThreadSanitizer the suites carry tests/tsan_criterion.c, without
 # which Criterion cannot start there (that file says why).

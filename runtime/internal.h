@@ -164,8 +164,10 @@ struct goro__stack {
                        GORO_STACK_GUARD bytes, lies just below lo: stack.h's
                        stk_map and stk_maplen) */
     uint32_t cls;   /* size class in stack_space.c's pools */
-    uint32_t flags; /* stack.h: SF_* */
+    uint32_t flags; /* stack.h: SF_*; GORO_STACK_LENT below */
 };
+
+#define GORO_STACK_LENT 8 /* struct goro__stack flags: stack.h's SF_LENT */
 
 #define G_START_PROBE 0x80
 
@@ -541,6 +543,8 @@ struct goro__counters {
     volatile AO_t stack_cluster_sleeps;  /* ... put to sleep (for the tests) */
     volatile AO_t stack_cluster_wakes;   /* ... woken */
     volatile AO_t stack_cluster_leaves;  /* goroutines resumed off a sleeping one */
+    volatile AO_t stack_lends;           /* guard pages lent (stack_fault.c) ... */
+    volatile AO_t stack_unlends;         /* ... and guarded again */
 };
 extern struct goro__counters goro__ctr GORO_HIDDEN;
 
@@ -566,6 +570,9 @@ int  goro__stack_new_home(G *g) GORO_HIDDEN;
 int  goro__stack_start(G *g, int cls) GORO_HIDDEN;
 void goro__stack_go_home(G *g) GORO_HIDDEN;
 void goro__stack_free_g(G *g) GORO_HIDDEN;
+/* goro__park, for a G whose stack's guard page is lent (stack.h SF_LENT):
+ * the page guarded again if its frames have left it. */
+void goro__stack_park_unlend(G *g) GORO_HIDDEN;
 /* A goroutine about to run for the first time takes a warm home (one whose
  * last goroutine grew: its bigger stacks are pooled at its offset) when
  * goro__stack_warm says there is one. */

@@ -1424,6 +1424,10 @@ void goro__park(bool (*unlockf)(G *g, void *arg), void *arg, int reason,
         steal_judge(w, g);
         w = tls_w; /* reloaded, not kept across the call: no spill slot */
     }
+    if (unlikely(g->stack.flags & GORO_STACK_LENT)) {
+        goro__stack_park_unlend(g); /* guard the lent page if we are above it */
+        w = tls_w;
+    }
     schedule_away(w, g);
     g->wait_reason = W_NONE;
     g->waitobj = NULL;

@@ -58,6 +58,9 @@ enum {
     SF_EMERG   = 1, /* own mapping in an emergency row: munmap to release */
     SF_TRIMMED = 2, /* pooled with all but its top page given back */
     SF_HUGE    = 4, /* usable part marked MADV_HUGEPAGE */
+    SF_LENT    = GORO_STACK_LENT, /* the guard's top page is lent to the runtime's own
+                       code on its way into a park: unguarded
+                       (stack_fault.c, "Lending") */
 };
 
 enum guard_kind { GUARD_MADVISE, GUARD_UFFD, GUARD_MPROTECT };
@@ -77,6 +80,9 @@ struct goro__stk {
     bool shrink;        /* shrinking on (stack_idle.c; off under Valgrind
                          * and the sanitizers) */
     bool compact;       /* compaction on (stack_idle.c) */
+    bool lend;          /* the guard's top page may be lent (stack_fault.c;
+                         * off: GORO_DEBUG=nolend, sanitizers, Valgrind,
+                         * a one-page guard) */
     int64_t compact_after; /* GORO_COMPACT_AFTER, ns */
 };
 extern struct goro__stk goro__stk GORO_HIDDEN;
@@ -163,6 +169,9 @@ void goro__space_home_back(G *g) GORO_HIDDEN;
 /* stack_fault.c: an old stack to the pools (or quarantine, stackcheck);
  * home: it is g's home, kept for the record. */
 void goro__stack_retire(G *g, struct goro__stack *old, bool home) GORO_HIDDEN;
+
+/* stack_fault.c: s's lent guard page (SF_LENT) guarded again. */
+void goro__stack_unlend(struct goro__stack *s) GORO_HIDDEN;
 
 /* ---- stack_idle.c ----------------------------------------------------- */
 

@@ -52,6 +52,26 @@
  * pages under them, ~130 bytes per goroutine of kernel memory), with uffd
  * and mprotect address space only.
  *
+ * Lending. A goroutine may hand a pointer to its local to another
+ * goroutine or thread and then block waiting for the answer (README rule
+ * 5): from the handoff until it is woken its stack must not move, or the
+ * answer goes to the old one. goro's own code on the way into a park is a
+ * few hundred bytes deep (the next goroutine's stack work runs on g0:
+ * sched.c, resume_idle), but a goroutine that blocks within that of its
+ * guard crossed it there and moved. So a fault in the guard's top page
+ * whose code is goro's own (every runtime object's code is in section
+ * goro_text, Makefile; a C library function it called is found by a
+ * return address into goro_text within LEND_SCAN bytes above rsp) does
+ * not grow the stack: that page's guard is taken away (SF_LENT) and the
+ * access runs again, on the same stack. The rest of the guard stays (a
+ * one-page guard lends nothing). The page is guarded again when the stack
+ * is retired (a growth, a shrink, the goroutine's exit) or at a later
+ * park that starts above it (goro__stack_park_unlend); a lent stack is
+ * not compacted, and a growth copies from the lent page down. A growth
+ * below the lent page, or a fault of user code, moves the stack as
+ * before. tests/test_window.c sweeps the depths: none moves in the window
+ * now; with GORO_DEBUG=nolend 12-14 depths 16 bytes apart did.
+ *
  * GORO_DEBUG=stackcheck: an old stack is not pooled but made inaccessible
  * (guard over its whole range) and kept in a ring of QUARANTINE entries;
  * touching it is reported with the goroutine, the old and the new range.
@@ -80,9 +100,9 @@
  *    only if every waker unlinks it before readying the goroutine; records
  *    that stay linked after the wake-up (select's losing cases, an I/O
  *    waiter's timer) live on the heap. tests/test_window.c checks each.
- *  - g->stack.lo - GORO_STACK_GUARD .. g->stack.lo is always a guard;
- *    [lo, hi) is always readable and writable (and, under uffd,
- *    populated).
+ *  - g->stack.lo - GORO_STACK_GUARD .. g->stack.lo is always a guard,
+ *    but for its top page while the stack is SF_LENT; [lo, hi) is always
+ *    readable and writable (and, under uffd, populated).
  *  - Every move's distance is a multiple of 4 GiB; every stack lies in the
  *    rows of stack.h (tests/test_stale.c and test_stack.c check both).
  */
@@ -103,6 +123,10 @@
 #define FAST_GROW_BELOW (1024 * 1024)   /* stacks below this grow eightfold */
 #define QUARANTINE      256             /* old stacks kept by stackcheck */
 #define DEFAULT_MAX     (1ul << 30)     /* GORO_STACK_MAX default, as in Go */
+#define LEND_SCAN       256             /* bytes above rsp searched for a
+                                           return address into goro_text */
+#define UNLEND_ABOVE    1024            /* a park this far above lo guards
+                                           a lent page again */
 /* GORO_STACK_MIN's default: a page; 16 KiB in ThreadSanitizer builds.
  * TSan's runtime runs on the goroutine's stack, and goro makes room for
  * it below rsp before each switch (annotate.h, goro__ann_headroom: 8 KiB):
@@ -184,6 +208,7 @@ uint64_t goro__stack_growth_quantile(double q)
  * under stackcheck (and listed in the quarantine for the report). */
 void goro__stack_retire(G *g, struct goro__stack *old, bool home)
 {
+    goro__stack_unlend(old);
     if (goro__stk.stackcheck) {
         /* relaxed: only picks a slot; the slot's state word orders the rest */
         size_t i = AO_fetch_and_add1(&fs.qhead) % QUARANTINE;
@@ -216,6 +241,112 @@ void goro__stack_retire(G *g, struct goro__stack *old, bool home)
     }
     if (!home)
         goro__space_defer(old);
+}
+
+/* The runtime's code (Makefile: objcopy puts every runtime object's code
+ * in section goro_text; the linker defines these). Weak: a build without
+ * the section lends nothing. */
+extern const char __start_goro_text[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_goro_text[] __attribute__((weak, visibility("hidden")));
+
+static inline bool in_goro_text(uintptr_t a)
+{
+    return a - (uintptr_t)__start_goro_text < (uintptr_t)__stop_goro_text - (uintptr_t)__start_goro_text;
+}
+
+/* Where a jump through a PLT slot (or the GOT) goes: a PLT stub is
+ * [endbr64] [bnd] jmp *slot(%rip). */
+static uintptr_t through_plt(uintptr_t t)
+{
+    const uint8_t *p = (const uint8_t *)t;
+    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+        p += 4; /* endbr64 */
+    if (p[0] == 0xf2)
+        p++; /* bnd */
+    if (p[0] == 0xff && p[1] == 0x25) {
+        int32_t d;
+        memcpy(&d, p + 2, 4);
+        return *(const uintptr_t *)(p + 6 + d);
+    }
+    return t;
+}
+
+/* The instruction at rip is a call into goro: its push of the return
+ * address is the fault. call rel32 (a static link), call *slot(%rip)
+ * (-fno-plt), or a call of a PLT stub (a shared libgoro, bound at load:
+ * goro.pc links with -z now). */
+static bool calls_goro(uintptr_t rip)
+{
+    const uint8_t *p = (const uint8_t *)rip;
+    int32_t d;
+    if (p[0] == 0xe8) {
+        memcpy(&d, p + 1, 4);
+        uintptr_t t = rip + 5 + (uintptr_t)(intptr_t)d;
+        return in_goro_text(t) || in_goro_text(through_plt(t));
+    }
+    if (p[0] == 0xff && p[1] == 0x15) {
+        memcpy(&d, p + 2, 4);
+        return in_goro_text(*(const uintptr_t *)(rip + 6 + (uintptr_t)(intptr_t)d));
+    }
+    return false;
+}
+
+/* Is this fault goro's own code's: goro's code, a call into it, or a C
+ * library function that goro's code called? Reads the code at rip and
+ * [max(rsp, lo), hi) of the stack: readable. A user function called back
+ * by goro (a goroutine's fn is called from g_main, at the top) can be
+ * taken for goro's within LEND_SCAN: harmless, it is lent a page. */
+static bool goro_code_faulted(const ucontext_t *uc, const struct goro__stack *s)
+{
+    if ((uintptr_t)__start_goro_text == 0 ||
+        (uintptr_t)__stop_goro_text <= (uintptr_t)__start_goro_text)
+        return false;
+    uintptr_t rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (in_goro_text(rip) || calls_goro(rip))
+        return true;
+    uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t a = rsp < (uintptr_t)s->lo ? (uintptr_t)s->lo : (rsp + 7) & ~(uintptr_t)7;
+    uintptr_t end = rsp + LEND_SCAN;
+    if (end > (uintptr_t)s->hi)
+        end = (uintptr_t)s->hi;
+    for (; a + 8 <= end; a += 8)
+        if (in_goro_text(*(const uintptr_t *)a))
+            return true;
+    return false;
+}
+
+/* Lend g's guard's top page to the access at addr, if that is what it
+ * needs (file comment, "Lending"): true, and the access runs again. */
+static bool lend(G *g, uintptr_t addr, const ucontext_t *uc)
+{
+    uintptr_t lo = (uintptr_t)g->stack.lo, pg = goro__stk.pg;
+    if (!goro__stk.lend || (g->stack.flags & SF_LENT) || addr < lo - pg ||
+        !goro_code_faulted(uc, &g->stack))
+        return false;
+    if (goro__guard_off((char *)(lo - pg), pg) != 0)
+        return false; /* mprotect at the mapping limit: a growth then */
+    g->stack.flags |= SF_LENT;
+    AO_fetch_and_add1(&goro__ctr.stack_lends); /* relaxed: statistics */
+    return true;
+}
+
+void goro__stack_unlend(struct goro__stack *s)
+{
+    if (!(s->flags & SF_LENT))
+        return;
+    /* under madvise this also drops the page; nothing of value is left
+     * in it (the caller's frames are above lo, or the stack is retired) */
+    if (goro__guard_on(s->lo - goro__stk.pg, goro__stk.pg) != 0)
+        return; /* mprotect at the mapping limit: stays lent, still sound */
+    s->flags &= ~(uint32_t)SF_LENT;
+    AO_fetch_and_add1(&goro__ctr.stack_unlends); /* relaxed: statistics */
+}
+
+void goro__stack_park_unlend(G *g)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (sp >= (uintptr_t)g->stack.lo + UNLEND_ABOVE)
+        goro__stack_unlend(&g->stack);
 }
 
 void goro__space_home_back(G *g)
@@ -338,6 +469,8 @@ int goro__stack_fault(int sig, void *siginfo, void *ucontext)
     if (g != NULL && g->stack.lo != NULL) {
         uintptr_t lo = (uintptr_t)g->stack.lo;
         if (addr < lo && addr >= lo - goro__stk.gsz) {
+            if (lend(g, addr, ucontext))
+                return 1;
             if (unlikely(goro__on_valgrind))
                 goro__vg_fault(ucontext, addr); /* annotate.c */
             grow(w, g, addr, ucontext);
@@ -399,6 +532,10 @@ void goro__stack_init(void)
         goro__stk.env_max = min;
     goro__stk.max = goro__stk.env_max;
     goro__stk.stackcheck = goro__debug("stackcheck");
+    /* not under the sanitizers (their view of a fiber's stack ends at lo)
+     * nor Valgrind; a one-page guard has no page to lend */
+    goro__stk.lend = !goro__debug("nolend") && !GORO_ANN_FIBERS && !goro__on_valgrind &&
+                     goro__stk.gsz >= 2 * pg;
     goro__stk.emergency = goro__debug("stackemergency");
     if (goro__stk.pidfd < 0 && !goro__on_valgrind) /* Valgrind lacks pidfd_open */
         goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0); /* kept across runs */
@@ -415,12 +552,13 @@ void goro__stack_init(void)
                  (long long)(goro__stk.compact_after / 1000000));
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s, "
-                "region %#lx-%#lx, moves by multiples of 4 GiB%s\n"
+                "region %#lx-%#lx, moves by multiples of 4 GiB%s%s\n"
                 "goro: stacks: shrink at a run after %lld ms parked using under a quarter; "
                 "compaction %s\n",
                 goro__stk.min, goro__stk.max, goro__stk.gsz, goro__stack_guard_name(),
                 (unsigned long)STK_ADDR(STK_W_LO), (unsigned long)STK_ADDR(STK_W_END),
                 goro__stk.stackcheck ? ", stackcheck on" : "",
+                goro__stk.lend ? ", the guard's top page lent to goro's own code" : "",
                 (long long)(GORO_SHRINK_AFTER_NS / 1000000),
                 compact);
 }
@@ -428,9 +566,11 @@ void goro__stack_init(void)
 void goro__stack_fini(void)
 {
     if (goro__debug("stackinfo"))
-        fprintf(stderr, "goro: stacks: %lu growths, %lu shrinks, %lu compactions, "
+        fprintf(stderr, "goro: stacks: %lu growths, %lu guard pages lent to goro's own code, "
+                "%lu shrinks, %lu compactions, "
                 "largest %lu bytes; %lu cluster sleeps, %lu wakes, %lu resumed off one\n",
                 (unsigned long)AO_load(&goro__ctr.stack_growths),
+                (unsigned long)AO_load(&goro__ctr.stack_lends),
                 (unsigned long)AO_load(&goro__ctr.stack_shrinks),
                 (unsigned long)AO_load(&goro__ctr.stack_compactions),
                 (unsigned long)AO_load(&goro__ctr.stack_max),

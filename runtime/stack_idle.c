@@ -572,6 +572,10 @@ static int64_t compact(G *g, int64_t now)
     uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
     if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi)
         return -1;
+    /* its guard's top page lent (stack_fault.c): its frames may be there,
+     * outside the range the guard markers cover; left as it is */
+    if (g->stack.flags & SF_LENT)
+        return -1;
     unsigned char *b = malloc(hi - rsp);
     if (b == NULL)
         return -1;
@@ -589,7 +593,8 @@ static int64_t compact(G *g, int64_t now)
     }
     struct goro__stack s = g->stack;
     if (AO_load_acquire(&g->status) != G_WAITING || !compactable(g->wait_reason) ||
-        running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi) {
+        running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi ||
+        (s.flags & SF_LENT)) {
         g_cstate_store(g, C_NONE);
         free(b);
         return -1;

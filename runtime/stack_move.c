@@ -369,8 +369,10 @@ size_t goro__stack_move(ucontext_t *uc, uintptr_t addr, const struct goro__stack
      * new top, relocating every aligned word that points into the old
      * stack (guard included, one past the top included). */
     uintptr_t from = rsp - REDZONE;
-    if (from < lo)
-        from = lo;
+    /* the guard's top page, when lent, is in use (stack_fault.c) */
+    uintptr_t floor = lo - ((old->flags & SF_LENT) ? goro__stk.pg : 0);
+    if (from < floor)
+        from = floor;
     from &= ~(uintptr_t)7;
     intptr_t delta = (intptr_t)((uintptr_t)ns->hi - hi);
     uintptr_t glo = lo - goro__stk.gsz;

@@ -966,6 +966,7 @@ volatile AO_t goro__stack_warm;
 
 void goro__stack_go_home(G *g)
 {
+    goro__stack_unlend(&g->stack); /* its frames are gone */
     if (stk_is_home(g, &g->stack))
         return;
     goro__space_reserved(&g->stack, -1);
@@ -1010,6 +1011,7 @@ void goro__stack_adopt(G *g)
 void goro__stack_free_g(G *g)
 {
     goro__idle_forget(g);
+    goro__stack_unlend(&g->stack);
     if (!stk_is_home(g, &g->stack))
         goro__stack_free(&g->stack);
     if (g->home != 0) {
