@@ -7,7 +7,10 @@
  * frames call into libc (snprintf into a stack buffer, qsort of a stack
  * array of pointers to stack values), hold stack pointers in vector
  * registers across a stack access that may fault on the guard, yield, and
- * hop to another worker through a channel (or a sleep) mid-recursion. Each
+ * hop to another worker through a channel (or a sleep) mid-recursion, handing
+ * the other side a pointer to a local that it writes the answer into while
+ * this goroutine waits (README rule 5: that local must not move before the
+ * answer is in, however close to its guard the goroutine blocks). Each
  * goroutine lives a few dives, then hands its place to a new one, so stacks
  * keep being grown from one page. At the end: a report, and "0 corruptions"
  * or exit status 1 naming the first corruption found.
@@ -108,6 +111,7 @@ struct link {
 struct hopmsg {
     uint64_t token;
     goro_chan *reply;   /* NULL: hopper, stop */
+    uint64_t *answer;   /* on the sender's stack: written before the reply */
 };
 
 static inline uint64_t rnd(struct gstate *gs)
@@ -203,7 +207,10 @@ __attribute__((noinline)) static int vec_probe(uint64_t *p)
 /* Move to another worker mid-recursion: ask a hopper goroutine to answer. */
 static int hop(struct gstate *gs, uint64_t tag)
 {
-    struct hopmsg m = { tag, gs->reply };
+    /* handed out with the message, written by the hopper before it replies:
+     * from here to the reply nothing but goro's calls runs on this stack */
+    uint64_t answer = 0;
+    struct hopmsg m = { tag, gs->reply, &answer };
     int rc = goro_chan_send(hopch, &m);
     if (rc != 0) {
         fprintf(stderr, "stackgrow: hop: goro_chan_send: %d\n", rc);
@@ -215,7 +222,7 @@ static int hop(struct gstate *gs, uint64_t tag)
         fprintf(stderr, "stackgrow: hop: goro_chan_recv: %d\n", rc);
         return 1;
     }
-    return back == ~tag ? 0 : 1;
+    return back == ~tag && *(volatile uint64_t *)&answer == tag * 3 ? 0 : 1;
 }
 
 static void hopper(void *arg)
@@ -223,6 +230,7 @@ static void hopper(void *arg)
     struct hopmsg m;
     while (goro_chan_recv(hopch, &m) == 1 && m.reply != NULL) {
         uint64_t back = ~m.token;
+        *m.answer = m.token * 3;
         goro_chan_send(m.reply, &back);
     }
     goro_wg_done(&hop_wg);
@@ -280,7 +288,7 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
                      #name, (int)sizeof arr, bad & 2 ? "snprintf result; " : "",    \
                      bad & 4 ? "qsort result; " : "",                               \
                      bad & 8 ? "pointer in vector register; " : "",                 \
-                     bad & 16 ? "value through a channel hop; " : "",               \
+                     bad & 16 ? "answer of a channel hop; " : "",                   \
                      bad & 32 ? "local array; " : "",                               \
                      bad & 64 ? "pointer to own local; " : "",                      \
                      bad & 128 ? "pointer to caller's local" : "");                 \
@@ -668,6 +676,18 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
     return frame_32k(gs, parent, budget, depth);
 }
 
+/* A hop at a random depth of a fresh goroutine's one-page stack (start-size
+ * hints are off), where goro's calls on the way into the park may cross the
+ * guard: the answer must land all the same (stack_fault.c, "Lending"). */
+__attribute__((noinline)) static int edge_hop(struct gstate *gs)
+{
+    size_t n = 2560 + (size_t)(rnd(gs) % 192) * 8; /* 2.5-4 KiB down */
+    volatile char pad[n];
+    pad[0] = pad[n - 1] = 1;
+    int bad = hop(gs, rnd(gs) | 1);
+    return bad | (pad[0] != 1) | (pad[n - 1] != 1);
+}
+
 static void diver(void *arg)
 {
     struct gstate gs;
@@ -681,6 +701,8 @@ static void diver(void *arg)
         goro_wg_done(&wg);
         return;
     }
+    if (edge_hop(&gs))
+        corrupt(&gs, 0, "answer of a channel hop at a fresh stack's edge");
     while (gs.dives_left-- > 0 && !AO_load(&stop)) {
         /* depth: skewed towards shallow dives, up to ~75% of max-stack */
         double u = (double)(rnd(&gs) % 1000000) / 1e6;
@@ -965,7 +987,7 @@ static void main_fn(void *arg)
         }
         free(sl);
     }
-    struct hopmsg m = { 0, NULL };
+    struct hopmsg m = { 0, NULL, NULL };
     for (int i = 0; i < nhoppers; i++)
         goro_chan_send(hopch, &m);
     goro_wg_wait(&hop_wg);
