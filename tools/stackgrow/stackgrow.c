@@ -1050,6 +1050,8 @@ static void usage(FILE *f)
         "call snprintf and qsort on stack data, hold stack pointers in vector\n"
         "registers across possible guard faults, yield and hop between workers\n"
         "through channels mid-recursion, and check every value on the way back up.\n"
+        "A hop hands the other side a pointer to a local for its answer and blocks;\n"
+        "each fresh goroutine first hops near the end of its one-page stack.\n"
         "One frame in 32 is a narrow frame: over stale pointers into the stack it\n"
         "writes text of random length (snprintf, memcpy) at any alignment, chars,\n"
         "shorts, ints, FILE-style flag words and struct members beside padding, and\n"
