@@ -272,21 +272,24 @@ static uintptr_t through_plt(uintptr_t t)
 }
 
 /* The instruction at rip is a call into goro: its push of the return
- * address is the fault. call rel32 (a static link), call *slot(%rip)
- * (-fno-plt), or a call of a PLT stub (a shared libgoro, bound at load:
- * goro.pc links with -z now). */
+ * address is the fault. call rel32 (a static link; addr32 call rel32 where
+ * the linker relaxed a -fno-plt call), call *slot(%rip) (-fno-plt), or a
+ * call of a PLT stub (a shared libgoro, bound at load: goro.pc links with
+ * -z now). */
 static bool calls_goro(uintptr_t rip)
 {
     const uint8_t *p = (const uint8_t *)rip;
     int32_t d;
+    if (p[0] == 0x67 || p[0] == 0x3e) /* addr32, notrack */
+        p++;
     if (p[0] == 0xe8) {
         memcpy(&d, p + 1, 4);
-        uintptr_t t = rip + 5 + (uintptr_t)(intptr_t)d;
+        uintptr_t t = (uintptr_t)(p + 5) + (uintptr_t)(intptr_t)d;
         return in_goro_text(t) || in_goro_text(through_plt(t));
     }
     if (p[0] == 0xff && p[1] == 0x15) {
         memcpy(&d, p + 2, 4);
-        return in_goro_text(*(const uintptr_t *)(rip + 6 + (uintptr_t)(intptr_t)d));
+        return in_goro_text(*(const uintptr_t *)(p + 6 + d));
     }
     return false;
 }
