@@ -235,9 +235,14 @@ static void busy_child(void *arg)
     (void)arg;
     /* a little work, so the spawner's queue backs up */
     uint64_t x = 0;
-    for (int i = 0; i < 20000; i++)
+    for (int i = 0; i < 20000; i++) {
         x += (uint64_t)i;
-    __asm__ __volatile__("" : : "r"(x)); /* keep the loop */
+        /* in the loop: a barrier after it let the compiler fold the sum,
+         * so a round took 0.6 ms and 50 of them, 30 ms, were not enough
+         * for a loaded machine to give the other worker a CPU once (seen
+         * under make test) */
+        __asm__ __volatile__("" : "+r"(x));
+    }
     goro_wg_done(&steal_wg);
 }
 
