@@ -572,10 +572,6 @@ static int64_t compact(G *g, int64_t now)
     uintptr_t rsp = (uintptr_t)g->ctx.rsp, hi = (uintptr_t)g->stack.hi;
     if (rsp == 0 || hi - rsp > COMPACT_MAX || rsp >= hi)
         return -1;
-    /* its guard's top page lent (stack_fault.c): its frames may be there,
-     * outside the range the guard markers cover; left as it is */
-    if (g->stack.flags & SF_LENT)
-        return -1;
     unsigned char *b = malloc(hi - rsp);
     if (b == NULL)
         return -1;
@@ -591,6 +587,8 @@ static int64_t compact(G *g, int64_t now)
         free(g->cbuf); /* the last compaction's, which resume() did not see */
         g->cbuf = NULL;
     }
+    /* SF_LENT: its guard's top page is lent (stack_fault.c), and its
+     * frames may be there, outside the range the guard markers cover */
     struct goro__stack s = g->stack;
     if (AO_load_acquire(&g->status) != G_WAITING || !compactable(g->wait_reason) ||
         running_somewhere(g) || (uintptr_t)g->ctx.rsp != rsp || (uintptr_t)s.hi != hi ||
