@@ -61,7 +61,10 @@
  * guard crossed it there and moved. So a fault in the guard's top page
  * whose code is goro's own (every runtime object's code is in section
  * goro_text, Makefile; a C library function it called is found by a
- * return address into goro_text within LEND_SCAN bytes above rsp) does
+ * return address into goro_text within LEND_SCAN bytes above rsp; the
+ * push of a user's call into goro, by decoding the call at rip: direct,
+ * through the GOT or a PLT stub, or through a function pointer in any
+ * register or memory operand, read from the fault's registers) does
  * not grow the stack: that page's guard is taken away (SF_LENT) and the
  * access runs again, on the same stack. The rest of the guard stays (a
  * one-page guard lends nothing). The page is guarded again when the stack
@@ -71,6 +74,7 @@
  * below the lent page, or a fault of user code, moves the stack as
  * before. tests/test_window.c sweeps the depths: none moves in the window
  * now; with GORO_DEBUG=nolend 12-14 depths 16 bytes apart did.
+ * tests/test_lend.c sweeps each form of call.
  *
  * GORO_DEBUG=stackcheck: an old stack is not pooled but made inaccessible
  * (guard over its whole range) and kept in a ring of QUARANTINE entries;
@@ -115,6 +119,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -254,44 +259,123 @@ static inline bool in_goro_text(uintptr_t a)
     return a - (uintptr_t)__start_goro_text < (uintptr_t)__stop_goro_text - (uintptr_t)__start_goro_text;
 }
 
-/* Where a jump through a PLT slot (or the GOT) goes: a PLT stub is
- * [endbr64] [bnd] jmp *slot(%rip). */
-static uintptr_t through_plt(uintptr_t t)
+/* Read n bytes at a without faulting (process_vm_readv on ourselves):
+ * for addresses the faulting instruction computed, which may be anything.
+ * False if they are not readable. */
+static bool peek(uintptr_t a, void *out, size_t n)
 {
+    struct iovec l = { out, n }, r = { (void *)a, n };
+    return syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L) == (long)n;
+}
+
+/* Where a jump through a PLT slot (or the GOT) goes: a PLT stub is
+ * [endbr64] [bnd] jmp *slot(%rip). checked: t came from a register or
+ * memory the program computed (peek), not from a call rel32 (code). */
+static uintptr_t through_plt(uintptr_t t, bool checked)
+{
+    uint8_t code[11];
     const uint8_t *p = (const uint8_t *)t;
-    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
-        p += 4; /* endbr64 */
-    if (p[0] == 0xf2)
-        p++; /* bnd */
-    if (p[0] == 0xff && p[1] == 0x25) {
-        int32_t d;
-        memcpy(&d, p + 2, 4);
-        return *(const uintptr_t *)(p + 6 + d);
+    if (checked) {
+        if (!peek(t, code, sizeof code))
+            return t;
+        p = code;
     }
-    return t;
+    const uint8_t *s = p;
+    if (s[0] == 0xf3 && s[1] == 0x0f && s[2] == 0x1e && s[3] == 0xfa)
+        s += 4; /* endbr64 */
+    if (s[0] == 0xf2)
+        s++; /* bnd */
+    if (s[0] != 0xff || s[1] != 0x25)
+        return t;
+    int32_t d;
+    memcpy(&d, s + 2, 4);
+    uintptr_t slot = t + (uintptr_t)(s - p) + 6 + (uintptr_t)(intptr_t)d, to;
+    if (!checked)
+        return *(const uintptr_t *)slot;
+    return peek(slot, &to, sizeof to) ? to : t;
+}
+
+/* The value of register r (0-15: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,
+ * r8-r15) at the fault. The call has not pushed: rsp is the caller's. */
+static uintptr_t reg_at(const ucontext_t *uc, unsigned r)
+{
+    static const int greg[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
+                                  REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                  REG_R12, REG_R13, REG_R14, REG_R15 };
+    return (uintptr_t)uc->uc_mcontext.gregs[greg[r & 15]];
+}
+
+/* The target of `call r/m64` (ff /2) at p, its ModRM byte at p[1]: the
+ * register, or the word at the address the operand names (computed from
+ * the fault's registers, read with peek). rex: its REX prefix or 0. 0 if
+ * it is not a call or the word is unreadable. */
+static uintptr_t indirect_target(const uint8_t *p, unsigned rex, bool addr32,
+                                 const ucontext_t *uc)
+{
+    unsigned mod = p[1] >> 6, rm = p[1] & 7;
+    if (((p[1] >> 3) & 7) != 2)
+        return 0; /* ff /2 is call; the rest are not */
+    if (mod == 3)
+        return reg_at(uc, rm | (rex & 1) << 3);
+    const uint8_t *q = p + 2;
+    uintptr_t ea;
+    int32_t d32;
+    if (rm == 4) { /* SIB */
+        unsigned sib = *q++, idx = ((sib >> 3) & 7) | (rex & 2) << 2;
+        ea = idx == 4 ? 0 : reg_at(uc, idx) << (sib >> 6);
+        if ((sib & 7) == 5 && mod == 0) {
+            memcpy(&d32, q, 4);
+            q += 4;
+            ea += (uintptr_t)(intptr_t)d32;
+        } else {
+            ea += reg_at(uc, (sib & 7) | (rex & 1) << 3);
+        }
+    } else if (rm == 5 && mod == 0) {
+        /* rip-relative (from the next instruction): a GOT slot or a
+         * function pointer in the program's data, which the call has just
+         * read (no stack is within reach of rip) */
+        memcpy(&d32, q, 4);
+        return *(const uintptr_t *)(q + 4 + d32);
+    } else {
+        ea = reg_at(uc, rm | (rex & 1) << 3);
+    }
+    if (mod == 1) {
+        ea += (uintptr_t)(intptr_t)(int8_t)*q;
+    } else if (mod == 2) {
+        memcpy(&d32, q, 4);
+        ea += (uintptr_t)(intptr_t)d32;
+    }
+    if (addr32)
+        ea &= 0xffffffffu;
+    uintptr_t t;
+    return peek(ea, &t, sizeof t) ? t : 0;
 }
 
 /* The instruction at rip is a call into goro: its push of the return
  * address is the fault. call rel32 (a static link; addr32 call rel32 where
- * the linker relaxed a -fno-plt call), call *slot(%rip) (-fno-plt), or a
- * call of a PLT stub (a shared libgoro, bound at load: goro.pc links with
- * -z now). */
-static bool calls_goro(uintptr_t rip)
+ * the linker relaxed a -fno-plt call), a call of a PLT stub (a shared
+ * libgoro, bound at load: goro.pc links with -z now), or call r/m64:
+ * through the GOT (-fno-plt), a function pointer in a register or in
+ * memory (a table of operations), a PLT stub's address among them. */
+static bool calls_goro(uintptr_t rip, const ucontext_t *uc)
 {
     const uint8_t *p = (const uint8_t *)rip;
-    int32_t d;
-    if (p[0] == 0x67 || p[0] == 0x3e) /* addr32, notrack */
-        p++;
-    if (p[0] == 0xe8) {
+    bool addr32 = false;
+    unsigned rex = 0;
+    for (int i = 0; i < 3 && (p[0] == 0x67 || p[0] == 0x3e || p[0] == 0x2e); i++, p++)
+        addr32 |= p[0] == 0x67; /* addr32; notrack (ds), cs */
+    if ((p[0] & 0xf0) == 0x40)
+        rex = *p++;
+    if (p[0] == 0xe8 && rex == 0) {
+        int32_t d;
         memcpy(&d, p + 1, 4);
         uintptr_t t = (uintptr_t)(p + 5) + (uintptr_t)(intptr_t)d;
-        return in_goro_text(t) || in_goro_text(through_plt(t));
+        return in_goro_text(t) || in_goro_text(through_plt(t, false));
     }
-    if (p[0] == 0xff && p[1] == 0x15) {
-        memcpy(&d, p + 2, 4);
-        return in_goro_text(*(const uintptr_t *)(p + 6 + d));
-    }
-    return false;
+    if (p[0] != 0xff)
+        return false;
+    uintptr_t t = indirect_target(p, rex, addr32, uc);
+    return t != 0 && (in_goro_text(t) || in_goro_text(through_plt(t, true)));
 }
 
 /* Is this fault goro's own code's: goro's code, a call into it, or a C
@@ -305,7 +389,7 @@ static bool goro_code_faulted(const ucontext_t *uc, const struct goro__stack *s)
         (uintptr_t)__stop_goro_text <= (uintptr_t)__start_goro_text)
         return false;
     uintptr_t rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    if (in_goro_text(rip) || calls_goro(rip))
+    if (in_goro_text(rip) || calls_goro(rip, uc))
         return true;
     uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     uintptr_t a = rsp < (uintptr_t)s->lo ? (uintptr_t)s->lo : (rsp + 7) & ~(uintptr_t)7;
