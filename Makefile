@@ -130,6 +130,13 @@ $(BUILD)/tests/gdb/parked_shared: tests/gdb/parked.c $(BUILD)/libgoro.so
 $(BUILD)/libgoro.so-gdb.py: tools/gdb/goro-gdb.py
 	@mkdir -p $(dir $@)
 	cp $< $@
+# tests/test_lazy.c runs tests/lazy/lazy.c, linked against libgoro.so with
+# lazy binding (its first call of each goro function goes through ld.so)
+$(BUILD)/tests/test_lazy: $(BUILD)/tests/lazy/lazy
+$(BUILD)/tests/lazy/lazy: tests/lazy/lazy.c $(BUILD)/libgoro.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $< -o $@ -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -Wl,-z,lazy \
+		-lgoro -pthread
 # tests/test_race.c runs tests/race/race.c (ThreadSanitizer builds only)
 $(BUILD)/tests/test_race: $(BUILD)/tests/race/race
 $(BUILD)/tests/race/race: tests/race/race.c $(BUILD)/libgoro.a

@@ -64,7 +64,10 @@
  * return address into goro_text within LEND_SCAN bytes above rsp; the
  * push of a user's call into goro, by decoding the call at rip: direct,
  * through the GOT or a PLT stub, or through a function pointer in any
- * register or memory operand, read from the fault's registers) does
+ * register or memory operand, read from the fault's registers; and the
+ * dynamic linker's lazy binding, which a program linked without -z now
+ * runs at its first call of a function, goro's among them: a PLT slot not
+ * bound yet, the lazy PLT entries and the linker's own code) does
  * not grow the stack: that page's guard is taken away (SF_LENT) and the
  * access runs again, on the same stack. The rest of the guard stays (a
  * one-page guard lends nothing). The page is guarded again when the stack
@@ -74,7 +77,8 @@
  * below the lent page, or a fault of user code, moves the stack as
  * before. tests/test_window.c sweeps the depths: none moves in the window
  * now; with GORO_DEBUG=nolend 12-14 depths 16 bytes apart did.
- * tests/test_lend.c sweeps each form of call.
+ * tests/test_lend.c sweeps each form of call, tests/test_lazy.c a lazily
+ * bound one.
  *
  * GORO_DEBUG=stackcheck: an old stack is not pooled but made inaccessible
  * (guard over its whole range) and kept in a ring of QUARANTINE entries;
@@ -119,7 +123,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/auxv.h>
 #include <sys/uio.h>
+#include <elf.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -351,6 +357,92 @@ static uintptr_t indirect_target(const uint8_t *p, unsigned rex, bool addr32,
     return peek(ea, &t, sizeof t) ? t : 0;
 }
 
+/* The dynamic linker's code ([ldso_lo, ldso_hi), from AT_BASE at
+ * goro__stack_init; 0 in a static program). It runs on a goroutine's
+ * stack when a program linked without -z now calls a function the first
+ * time (lazy binding: _dl_runtime_resolve saves the vector registers, a
+ * kilobyte and more), a call into goro among them. */
+static uintptr_t ldso_lo, ldso_hi;
+
+static void find_ldso(void)
+{
+    uintptr_t base = (uintptr_t)getauxval(AT_BASE);
+    if (base == 0)
+        return;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(Elf64_Phdr))
+        return;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + eh->e_phoff);
+    for (int i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+            ldso_lo = base + ph[i].p_vaddr;
+            ldso_hi = ldso_lo + ph[i].p_memsz;
+        }
+}
+
+static inline bool in_ldso(uintptr_t a)
+{
+    return a - ldso_lo < ldso_hi - ldso_lo;
+}
+
+/* The code c[0..11): the lazy half of a PLT entry, [endbr64] push $index;
+ * [bnd] jmp PLT0? Where a PLT slot not bound yet points: its call goes to
+ * the dynamic linker first, and to its function (goro's, maybe) after. */
+static bool lazy_entry(const uint8_t *c)
+{
+    if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa)
+        c += 4; /* endbr64 */
+    if (c[0] != 0x68)
+        return false;
+    c += 5;
+    if (c[0] == 0xf2)
+        c++; /* bnd */
+    return c[0] == 0xe9;
+}
+
+/* a: where a PLT slot points (a bound one: its function, which may end
+ * its mapping: read with peek). A lazy PLT entry? */
+static bool lazy_stub(uintptr_t a)
+{
+    uint8_t c[11];
+    return ldso_hi != 0 && peek(a, c, sizeof c) && lazy_entry(c);
+}
+
+/* The instruction at rip is lazy binding's way into the dynamic linker:
+ * the push of a lazy PLT entry, or PLT0's push *GOT+8(%rip); [bnd] jmp
+ * *GOT+16(%rip), whose jump goes into the dynamic linker. */
+static bool lazy_trampoline(uintptr_t rip)
+{
+    uint8_t c[13];
+    if (ldso_hi == 0 || !peek(rip, c, sizeof c))
+        return false;
+    if (lazy_entry(c))
+        return true;
+    if (c[0] != 0xff || c[1] != 0x35)
+        return false;
+    const uint8_t *p = c + 6;
+    if (p[0] == 0xf2)
+        p++;
+    if (p[0] != 0xff || p[1] != 0x25)
+        return false;
+    int32_t d;
+    memcpy(&d, p + 2, 4);
+    uintptr_t slot = rip + (uintptr_t)(p - c) + 6 + (uintptr_t)(intptr_t)d, to;
+    return peek(slot, &to, sizeof to) && in_ldso(to);
+}
+
+/* t, the target of a call: goro's code, a PLT stub bound to it, or a PLT
+ * stub not bound yet (lazy binding: its target is not known until the
+ * dynamic linker has run, on this stack; lending to a call that turns out
+ * not to be goro's costs the page, nothing more) */
+static bool goro_target(uintptr_t t, bool checked)
+{
+    if (in_goro_text(t))
+        return true;
+    uintptr_t to = through_plt(t, checked);
+    return to != t && (in_goro_text(to) || lazy_stub(to));
+}
+
 /* The instruction at rip is a call into goro: its push of the return
  * address is the fault. call rel32 (a static link; addr32 call rel32 where
  * the linker relaxed a -fno-plt call), a call of a PLT stub (a shared
@@ -369,13 +461,12 @@ static bool calls_goro(uintptr_t rip, const ucontext_t *uc)
     if (p[0] == 0xe8 && rex == 0) {
         int32_t d;
         memcpy(&d, p + 1, 4);
-        uintptr_t t = (uintptr_t)(p + 5) + (uintptr_t)(intptr_t)d;
-        return in_goro_text(t) || in_goro_text(through_plt(t, false));
+        return goro_target((uintptr_t)(p + 5) + (uintptr_t)(intptr_t)d, false);
     }
     if (p[0] != 0xff)
         return false;
     uintptr_t t = indirect_target(p, rex, addr32, uc);
-    return t != 0 && (in_goro_text(t) || in_goro_text(through_plt(t, true)));
+    return t != 0 && goro_target(t, true);
 }
 
 /* Is this fault goro's own code's: goro's code, a call into it, or a C
@@ -389,7 +480,7 @@ static bool goro_code_faulted(const ucontext_t *uc, const struct goro__stack *s)
         (uintptr_t)__stop_goro_text <= (uintptr_t)__start_goro_text)
         return false;
     uintptr_t rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    if (in_goro_text(rip) || calls_goro(rip, uc))
+    if (in_goro_text(rip) || in_ldso(rip) || calls_goro(rip, uc) || lazy_trampoline(rip))
         return true;
     uintptr_t rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     uintptr_t a = rsp < (uintptr_t)s->lo ? (uintptr_t)s->lo : (rsp + 7) & ~(uintptr_t)7;
@@ -623,6 +714,8 @@ void goro__stack_init(void)
      * nor Valgrind; a one-page guard has no page to lend */
     goro__stk.lend = !goro__debug("nolend") && !GORO_ANN_FIBERS && !goro__on_valgrind &&
                      goro__stk.gsz >= 2 * pg;
+    if (goro__stk.lend && ldso_hi == 0)
+        find_ldso();
     goro__stk.emergency = goro__debug("stackemergency");
     if (goro__stk.pidfd < 0 && !goro__on_valgrind) /* Valgrind lacks pidfd_open */
         goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0); /* kept across runs */
