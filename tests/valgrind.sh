@@ -95,7 +95,8 @@ check "tools/stackgrow (300 dives)" $rc "$tmp/stackgrow.log"
 # Not here (README, "Valgrind"): test_gdb (drives gdb), test_install (make,
 # cc and the installed squares, which runs above), test_race (TSan builds),
 # test_compact and test_stale (shrinking and compaction are off under
-# Valgrind; test_netpoll's idle test too), test_stack (uffd guards: Valgrind
+# Valgrind; test_netpoll's idle test too), test_lend and test_lazy
+# (lending is off under Valgrind), test_stack (uffd guards: Valgrind
 # lacks userfaultfd; 100,000 stacks at a time), test_stress (long by
 # design), test_http (its deadline tests are timed for native speed; the
 # static-file test expects openat2, which Valgrind lacks: the server
