@@ -205,19 +205,25 @@ __attribute__((noinline)) static int vec_probe(uint64_t *p)
 }
 
 /* Move to another worker mid-recursion: ask a hopper goroutine to answer. */
+/* Half the hops call goro through these (call *%reg), the rest directly:
+ * lending knows both (stack_fault.c) */
+static int (*volatile send_ptr)(goro_chan *, const void *) = goro_chan_send;
+static int (*volatile recv_ptr)(goro_chan *, void *) = goro_chan_recv;
+
 static int hop(struct gstate *gs, uint64_t tag)
 {
     /* handed out with the message, written by the hopper before it replies:
      * from here to the reply nothing but goro's calls runs on this stack */
     uint64_t answer = 0;
     struct hopmsg m = { tag, gs->reply, &answer };
-    int rc = goro_chan_send(hopch, &m);
+    bool by_ptr = (tag >> 1) & 1;
+    int rc = by_ptr ? send_ptr(hopch, &m) : goro_chan_send(hopch, &m);
     if (rc != 0) {
         fprintf(stderr, "stackgrow: hop: goro_chan_send: %d\n", rc);
         return 1;
     }
     uint64_t back = 0;
-    rc = goro_chan_recv(gs->reply, &back);
+    rc = by_ptr ? recv_ptr(gs->reply, &back) : goro_chan_recv(gs->reply, &back);
     if (rc != 1) {
         fprintf(stderr, "stackgrow: hop: goro_chan_recv: %d\n", rc);
         return 1;
@@ -1050,8 +1056,9 @@ static void usage(FILE *f)
         "call snprintf and qsort on stack data, hold stack pointers in vector\n"
         "registers across possible guard faults, yield and hop between workers\n"
         "through channels mid-recursion, and check every value on the way back up.\n"
-        "A hop hands the other side a pointer to a local for its answer and blocks;\n"
-        "each fresh goroutine first hops near the end of its one-page stack.\n"
+        "A hop hands the other side a pointer to a local for its answer and blocks\n"
+        "(calling goro directly or through a function pointer); each fresh\n"
+        "goroutine first hops near the end of its one-page stack.\n"
         "One frame in 32 is a narrow frame: over stale pointers into the stack it\n"
         "writes text of random length (snprintf, memcpy) at any alignment, chars,\n"
         "shorts, ints, FILE-style flag words and struct members beside padding, and\n"
