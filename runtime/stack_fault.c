@@ -274,6 +274,25 @@ static bool peek(uintptr_t a, void *out, size_t n)
     return syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L) == (long)n;
 }
 
+static inline bool is_endbr64(const uint8_t *c)
+{
+    return c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa;
+}
+
+/* c: a copy of the code at address at. If it is [bnd] jmp *d32(%rip), the
+ * slot it jumps through; else 0. */
+static uintptr_t jmp_slot(const uint8_t *c, uintptr_t at)
+{
+    const uint8_t *p = c;
+    if (p[0] == 0xf2)
+        p++; /* bnd */
+    if (p[0] != 0xff || p[1] != 0x25)
+        return 0;
+    int32_t d;
+    memcpy(&d, p + 2, 4);
+    return at + (uintptr_t)(p - c) + 6 + (uintptr_t)(intptr_t)d;
+}
+
 /* Where a jump through a PLT slot (or the GOT) goes: a PLT stub is
  * [endbr64] [bnd] jmp *slot(%rip). checked: t came from a register or
  * memory the program computed (peek), not from a call rel32 (code). */
@@ -286,16 +305,10 @@ static uintptr_t through_plt(uintptr_t t, bool checked)
             return t;
         p = code;
     }
-    const uint8_t *s = p;
-    if (s[0] == 0xf3 && s[1] == 0x0f && s[2] == 0x1e && s[3] == 0xfa)
-        s += 4; /* endbr64 */
-    if (s[0] == 0xf2)
-        s++; /* bnd */
-    if (s[0] != 0xff || s[1] != 0x25)
+    size_t skip = is_endbr64(p) ? 4 : 0;
+    uintptr_t slot = jmp_slot(p + skip, t + skip), to;
+    if (slot == 0)
         return t;
-    int32_t d;
-    memcpy(&d, s + 2, 4);
-    uintptr_t slot = t + (uintptr_t)(s - p) + 6 + (uintptr_t)(intptr_t)d, to;
     if (!checked)
         return *(const uintptr_t *)slot;
     return peek(slot, &to, sizeof to) ? to : t;
@@ -390,8 +403,8 @@ static inline bool in_ldso(uintptr_t a)
  * the dynamic linker first, and to its function (goro's, maybe) after. */
 static bool lazy_entry(const uint8_t *c)
 {
-    if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa)
-        c += 4; /* endbr64 */
+    if (is_endbr64(c))
+        c += 4;
     if (c[0] != 0x68)
         return false;
     c += 5;
@@ -420,15 +433,8 @@ static bool lazy_trampoline(uintptr_t rip)
         return true;
     if (c[0] != 0xff || c[1] != 0x35)
         return false;
-    const uint8_t *p = c + 6;
-    if (p[0] == 0xf2)
-        p++;
-    if (p[0] != 0xff || p[1] != 0x25)
-        return false;
-    int32_t d;
-    memcpy(&d, p + 2, 4);
-    uintptr_t slot = rip + (uintptr_t)(p - c) + 6 + (uintptr_t)(intptr_t)d, to;
-    return peek(slot, &to, sizeof to) && in_ldso(to);
+    uintptr_t slot = jmp_slot(c + 6, rip + 6), to;
+    return slot != 0 && peek(slot, &to, sizeof to) && in_ldso(to);
 }
 
 /* t, the target of a call: goro's code, a PLT stub bound to it, or a PLT

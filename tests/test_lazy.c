@@ -14,12 +14,7 @@
 
 #include "stack.h" /* GORO_ANN_FIBERS */
 
-#ifndef GORO_SRC_DIR
-#define GORO_SRC_DIR "."
-#endif
-#ifndef GORO_BUILD_DIR
-#define GORO_BUILD_DIR "build"
-#endif
+/* GORO_SRC_DIR and GORO_BUILD_DIR: the Makefile (TEST_DIRS) */
 
 /* Run the sweep with GORO_DEBUG=debug; its depths moved and answers lost. */
 static void sweep(const char *debug, int *moved, int *lost, int *n)
