@@ -82,7 +82,7 @@ bench-deps:
 	@tools/deps.sh bench
 
 # Every runtime object's code goes into section goro_text, so that the
-# fault handler knows goro's own code (runtime/stack_fault.c, "Lending").
+# fault handler knows goro's own code (runtime/stack_lend.c).
 OBJCOPY ?= objcopy
 TEXT_SECTION = $(foreach s,.text .text.unlikely .text.hot .text.startup .text.exit,\
 		--rename-section $(s)=goro_text,alloc,load,readonly,code,contents)

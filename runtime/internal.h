@@ -543,7 +543,7 @@ struct goro__counters {
     volatile AO_t stack_cluster_sleeps;  /* ... put to sleep (for the tests) */
     volatile AO_t stack_cluster_wakes;   /* ... woken */
     volatile AO_t stack_cluster_leaves;  /* goroutines resumed off a sleeping one */
-    volatile AO_t stack_lends;           /* guard pages lent (stack_fault.c) ... */
+    volatile AO_t stack_lends;           /* guard pages lent (stack_lend.c) ... */
     volatile AO_t stack_unlends;         /* ... and guarded again */
 };
 extern struct goro__counters goro__ctr GORO_HIDDEN;

@@ -6,6 +6,8 @@
  *   stack_guard.c  the guard mechanisms (madvise, uffd, mprotect)
  *   stack_move.c   the move: copy, relocation, instruction decoding
  *   stack_fault.c  the fault entry: deciding a growth, quarantine, set-up
+ *   stack_lend.c   lending: the guard faults of goro's own code, which
+ *                  must not move the stack
  *   stack_idle.c   shrinking and compaction of parked goroutines' stacks
  *   stack_doze.c   clusters of compacted homes put to sleep
  *
@@ -60,7 +62,7 @@ enum {
     SF_HUGE    = 4, /* usable part marked MADV_HUGEPAGE */
     SF_LENT    = GORO_STACK_LENT, /* the guard's top page is lent to the runtime's own
                        code on its way into a park: unguarded
-                       (stack_fault.c, "Lending") */
+                       (stack_lend.c) */
 };
 
 enum guard_kind { GUARD_MADVISE, GUARD_UFFD, GUARD_MPROTECT };
@@ -80,7 +82,7 @@ struct goro__stk {
     bool shrink;        /* shrinking on (stack_idle.c; off under Valgrind
                          * and the sanitizers) */
     bool compact;       /* compaction on (stack_idle.c) */
-    bool lend;          /* the guard's top page may be lent (stack_fault.c;
+    bool lend;          /* the guard's top page may be lent (stack_lend.c;
                          * off: GORO_DEBUG=nolend, sanitizers, Valgrind,
                          * a one-page guard) */
     int64_t compact_after; /* GORO_COMPACT_AFTER, ns */
@@ -170,7 +172,15 @@ void goro__space_home_back(G *g) GORO_HIDDEN;
  * home: it is g's home, kept for the record. */
 void goro__stack_retire(G *g, struct goro__stack *old, bool home) GORO_HIDDEN;
 
-/* stack_fault.c: s's lent guard page (SF_LENT) guarded again. */
+/* ---- stack_lend.c ----------------------------------------------------- */
+
+/* At goro__stack_init, when lending is on: where the dynamic linker's
+ * code is. */
+void goro__lend_init(void) GORO_HIDDEN;
+/* The fault at addr, in g's guard: lend the guard's top page to it if it
+ * is goro's own code's (or a call into goro): true, run the access again. */
+bool goro__stack_lend(G *g, uintptr_t addr, const ucontext_t *uc) GORO_HIDDEN;
+/* s's lent guard page (SF_LENT) guarded again. */
 void goro__stack_unlend(struct goro__stack *s) GORO_HIDDEN;
 
 /* ---- stack_idle.c ----------------------------------------------------- */

@@ -587,7 +587,7 @@ static int64_t compact(G *g, int64_t now)
         free(g->cbuf); /* the last compaction's, which resume() did not see */
         g->cbuf = NULL;
     }
-    /* SF_LENT: its guard's top page is lent (stack_fault.c), and its
+    /* SF_LENT: its guard's top page is lent (stack_lend.c), and its
      * frames may be there, outside the range the guard markers cover */
     struct goro__stack s = g->stack;
     if (AO_load_acquire(&g->status) != G_WAITING || !compactable(g->wait_reason) ||

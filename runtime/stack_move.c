@@ -369,7 +369,7 @@ size_t goro__stack_move(ucontext_t *uc, uintptr_t addr, const struct goro__stack
      * new top, relocating every aligned word that points into the old
      * stack (guard included, one past the top included). */
     uintptr_t from = rsp - REDZONE;
-    /* the guard's top page, when lent, is in use (stack_fault.c) */
+    /* the guard's top page, when lent, is in use (stack_lend.c) */
     uintptr_t floor = lo - ((old->flags & SF_LENT) ? goro__stk.pg : 0);
     if (from < floor)
         from = floor;

@@ -1,5 +1,5 @@
 /*
- * test_lazy.c - lending (runtime/stack_fault.c) for a program linked
+ * test_lazy.c - lending (runtime/stack_lend.c) for a program linked
  * against libgoro.so without -z now: its first call of goro_chan_recv,
  * made after handing out a pointer to a local (README rule 5), runs the
  * dynamic linker's lazy binding on the goroutine's stack first (its

@@ -1,5 +1,5 @@
 /*
- * test_lend.c - lending (runtime/stack_fault.c) for calls into goro that
+ * test_lend.c - lending (runtime/stack_lend.c) for calls into goro that
  * are not plain `call rel32`. This file is built with -fno-plt (the
  * Makefile): its direct calls into goro are `call *f@GOTPCREL(%rip)`,
  * which a static link relaxes to `addr32 call f` (67 e8); and it calls

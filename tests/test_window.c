@@ -36,7 +36,7 @@
 static void stackcheck_on(bool on)
 {
     /* nolend: goro's own code at the edge would borrow a page instead of
-     * moving the stack (runtime/stack_fault.c, "Lending"), and these
+     * moving the stack (runtime/stack_lend.c), and these
      * sweeps are about the runtime's records surviving moves in the window */
     setenv("GORO_DEBUG", on ? "stackcheck,nostackhint,nolend" : "nostackhint,nolend", 1);
 }
@@ -666,7 +666,7 @@ Test(window, cond_sem_rwmutex_waiters_stack_moves_stackcheck, .timeout = 240)
  * through the dynamic linker), A's stack grew and moved after it had
  * handed out the pointer, and B's answer went to the old stack, lost.
  * Swept over A's depths, as above, twice. With lending (the default:
- * runtime/stack_fault.c, "Lending"), A's own way into the park borrows
+ * runtime/stack_lend.c), A's own way into the park borrows
  * its guard's top page where it crosses it: A's stack must not move at
  * any depth, the answer must always be there, and every lent page must be
  * guarded again by the end. With GORO_DEBUG=nolend, A's own way in still

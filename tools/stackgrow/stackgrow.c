@@ -206,7 +206,7 @@ __attribute__((noinline)) static int vec_probe(uint64_t *p)
 
 /* Move to another worker mid-recursion: ask a hopper goroutine to answer. */
 /* Half the hops call goro through these (call *%reg), the rest directly:
- * lending knows both (stack_fault.c) */
+ * lending knows both (runtime/stack_lend.c) */
 static int (*volatile send_ptr)(goro_chan *, const void *) = goro_chan_send;
 static int (*volatile recv_ptr)(goro_chan *, void *) = goro_chan_recv;
 
@@ -684,7 +684,7 @@ static int dive(struct gstate *gs, struct link *parent, long budget, long depth)
 
 /* A hop at a random depth of a fresh goroutine's one-page stack (start-size
  * hints are off), where goro's calls on the way into the park may cross the
- * guard: the answer must land all the same (stack_fault.c, "Lending"). */
+ * guard: the answer must land all the same (runtime/stack_lend.c). */
 __attribute__((noinline)) static int edge_hop(struct gstate *gs)
 {
     size_t n = 2560 + (size_t)(rnd(gs) % 192) * 8; /* 2.5-4 KiB down */
