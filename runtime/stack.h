@@ -175,8 +175,11 @@ void goro__stack_retire(G *g, struct goro__stack *old, bool home) GORO_HIDDEN;
 /* ---- stack_lend.c ----------------------------------------------------- */
 
 /* At goro__stack_init, when lending is on: where the dynamic linker's
- * code is. */
+ * code is, and how the handler may read memory. */
 void goro__lend_init(void) GORO_HIDDEN;
+/* How it reads: "process_vm_readv", "/proc/self/mem" or "registers only"
+ * (for GORO_DEBUG=stackinfo). */
+const char *goro__lend_reads(void) GORO_HIDDEN;
 /* The fault at addr, in g's guard: lend the guard's top page to it if it
  * is goro's own code's (or a call into goro): true, run the access again. */
 bool goro__stack_lend(G *g, uintptr_t addr, const ucontext_t *uc) GORO_HIDDEN;

@@ -428,13 +428,14 @@ void goro__stack_init(void)
                  (long long)(goro__stk.compact_after / 1000000));
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s, "
-                "region %#lx-%#lx, moves by multiples of 4 GiB%s%s\n"
+                "region %#lx-%#lx, moves by multiples of 4 GiB%s%s%s%s\n"
                 "goro: stacks: shrink at a run after %lld ms parked using under a quarter; "
                 "compaction %s\n",
                 goro__stk.min, goro__stk.max, goro__stk.gsz, goro__stack_guard_name(),
                 (unsigned long)STK_ADDR(STK_W_LO), (unsigned long)STK_ADDR(STK_W_END),
                 goro__stk.stackcheck ? ", stackcheck on" : "",
-                goro__stk.lend ? ", the guard's top page lent to goro's own code" : "",
+                goro__stk.lend ? ", the guard's top page lent to goro's own code (memory read by " : "",
+                goro__stk.lend ? goro__lend_reads() : "", goro__stk.lend ? ")" : "",
                 (long long)(GORO_SHRINK_AFTER_NS / 1000000),
                 compact);
 }

@@ -52,15 +52,18 @@
  *    (it is executing), the goroutine's own stack in [max(rsp, lo), hi),
  *    and a rip-relative slot the faulting call has just read. Any other
  *    address the program computed (a register's pointer, a PLT slot a
- *    pointer names) is read with peek (process_vm_readv on ourselves),
- *    which fails instead of faulting. Where seccomp forbids it, such a
- *    call is not recognised and the stack moves, as before lending.
- *  - ldso_lo and ldso_hi are written by goro__lend_init (at
- *    goro__stack_init, before any worker runs) and only read after.
+ *    pointer names) is read with peek (process_vm_readv on ourselves,
+ *    or pread on /proc/self/mem where seccomp forbids that), which fails
+ *    instead of faulting. Where neither works, such a call is not
+ *    recognised and the stack moves, as before lending
+ *    (GORO_DEBUG=stackinfo says which).
+ *  - ldso_lo, ldso_hi, peek_by and memfd are written by goro__lend_init
+ *    (at goro__stack_init, before any worker runs) and only read after.
  */
 #include "stack.h"
 
 #include <elf.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -83,13 +86,51 @@ static inline bool in_goro_text(uintptr_t a)
     return a - (uintptr_t)__start_goro_text < (uintptr_t)__stop_goro_text - (uintptr_t)__start_goro_text;
 }
 
-/* Read n bytes at a without faulting (process_vm_readv on ourselves):
- * for addresses the faulting instruction computed, which may be anything.
- * False if they are not readable. */
+/* How peek reads (goro__lend_init finds out). process_vm_readv on
+ * ourselves; where a seccomp profile forbids it (Docker's default one
+ * answers EPERM without CAP_SYS_PTRACE), pread on /proc/self/mem, which
+ * also fails instead of faulting; where neither works, nothing (a call
+ * through a pointer in memory is then not recognised: the stack moves,
+ * as before lending). */
+enum { PEEK_NONE, PEEK_VM, PEEK_MEM };
+static int peek_by, memfd = -1;
+
+/* Read n bytes at a without faulting: for addresses the faulting
+ * instruction computed, which may be anything. False if they are not
+ * readable. */
 static bool peek(uintptr_t a, void *out, size_t n)
 {
-    struct iovec l = { out, n }, r = { (void *)a, n };
-    return syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L) == (long)n;
+    if (peek_by == PEEK_VM) {
+        struct iovec l = { out, n }, r = { (void *)a, n };
+        return syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L) == (long)n;
+    }
+    if (peek_by == PEEK_MEM && a <= (uintptr_t)INT64_MAX - n)
+        return pread(memfd, out, n, (off_t)a) == (ssize_t)n;
+    return false;
+}
+
+/* peek_by: the first way that reads a word back right. */
+static void choose_peek(void)
+{
+    static const uint64_t probe = 0x676f726f6c656e64ull; /* "goro" "lend" */
+    uint64_t got = 0;
+    peek_by = PEEK_VM;
+    if (peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
+        return;
+    if (memfd < 0)
+        memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC); /* kept across runs */
+    peek_by = PEEK_MEM;
+    got = 0;
+    if (memfd >= 0 && peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
+        return;
+    peek_by = PEEK_NONE;
+}
+
+const char *goro__lend_reads(void)
+{
+    return peek_by == PEEK_VM    ? "process_vm_readv"
+           : peek_by == PEEK_MEM ? "/proc/self/mem"
+                                 : "registers only";
 }
 
 static inline bool is_endbr64(const uint8_t *c)
@@ -195,10 +236,8 @@ static uintptr_t indirect_target(const uint8_t *p, unsigned rex, bool addr32,
  * kilobyte and more), a call into goro among them. */
 static uintptr_t ldso_lo, ldso_hi;
 
-void goro__lend_init(void)
+static void find_ldso(void)
 {
-    if (ldso_hi != 0)
-        return; /* found at an earlier goro_run */
     uintptr_t base = (uintptr_t)getauxval(AT_BASE);
     if (base == 0)
         return;
@@ -211,6 +250,14 @@ void goro__lend_init(void)
             ldso_lo = base + ph[i].p_vaddr;
             ldso_hi = ldso_lo + ph[i].p_memsz;
         }
+}
+
+void goro__lend_init(void)
+{
+    /* at every goro_run: a seccomp filter may have come since the last */
+    choose_peek();
+    if (ldso_hi == 0)
+        find_ldso();
 }
 
 static inline bool in_ldso(uintptr_t a)

@@ -15,6 +15,8 @@
 #include "internal.h"
 #include "stack.h" /* goro__stk.lend */
 
+#include "seccomp.h"
+
 #include <string.h>
 
 /* A's handoff: its pointer, then the flag B waits for (both plain
@@ -123,6 +125,7 @@ static __attribute__((noinline)) int at(int off)
 struct res {
     long moved, lost;
     bool lend;
+    const char *reads; /* how the handler reads memory */
 };
 
 static int a_off;
@@ -141,6 +144,7 @@ static void lend_main(void *arg)
 {
     struct res *r = arg;
     r->lend = goro__stk.lend;
+    r->reads = goro__lend_reads();
     a_res = r;
     ach = goro_chan_make(sizeof(int), 0);
     for (int off = 3000; off < 4096; off += 8) {
@@ -156,6 +160,8 @@ static void lend_main(void *arg)
     goro_chan_free(ach);
 }
 
+static const char *want_reads = "process_vm_readv";
+
 static void sweep(enum how how, const char *what)
 {
     setenv("GORO_DEBUG", "nostackhint", 1);
@@ -168,6 +174,7 @@ static void sweep(enum how how, const char *what)
               (4096 - 3000) / 8, r.lost, (unsigned long long)lends);
     if (!r.lend)
         cr_skip_test("no lending here (sanitizers, Valgrind, a one-page guard)");
+    cr_assert_str_eq(r.reads, want_reads);
     cr_assert_gt(lends, 0, "no page lent: the sweep never reached the edge");
     cr_assert_eq(r.moved, 0, "%s: the stack moved after the handoff at %ld depths", what,
                  r.moved);
@@ -214,4 +221,30 @@ Test(lend, call_through_r13_and_a_displacement_borrows_at_the_edge, .timeout = 6
 Test(lend, call_through_a_stack_slot_borrows_at_the_edge, .timeout = 60)
 {
     sweep(RSP, "call *264(%rsp)");
+}
+
+/* Docker's default seccomp profile (and others like it) answers
+ * process_vm_readv with EPERM unless the container has CAP_SYS_PTRACE.
+ * The handler reads a call's memory operand through it; forbidden, it
+ * must read it another way (/proc/self/mem), or the stack moves after
+ * the handoff, as before lending. */
+Test(lend, call_through_a_table_borrows_without_process_vm_readv, .timeout = 60)
+{
+    forbid_process_vm_readv();
+    want_reads = "/proc/self/mem";
+    sweep(TABLE, "call through a table, process_vm_readv forbidden");
+}
+
+Test(lend, call_through_a_stack_slot_borrows_without_process_vm_readv, .timeout = 60)
+{
+    forbid_process_vm_readv();
+    want_reads = "/proc/self/mem";
+    sweep(RSP, "call *264(%rsp), process_vm_readv forbidden");
+}
+
+Test(lend, call_through_an_indexed_table_borrows_without_process_vm_readv, .timeout = 60)
+{
+    forbid_process_vm_readv();
+    want_reads = "/proc/self/mem";
+    sweep(SIB, "call *(%rdx,%rcx,8), process_vm_readv forbidden");
 }
