@@ -5,6 +5,7 @@
  * spawn stack, the global queue or shutdown.
  */
 #include "util.h"
+#include "seccomp.h"
 
 #include <atomic_ops.h>
 #include <errno.h>
@@ -112,6 +113,14 @@ static void check_errno(int procs)
 Test(switch, errno_follows_each_goroutine_one_worker, .timeout = 60) { check_errno(1); }
 /* two workers: goroutines move between threads, and errno with them */
 Test(switch, errno_follows_each_goroutine_two_workers, .timeout = 60) { check_errno(2); }
+/* where a seccomp profile forbids process_madvise (Docker's default), the
+ * runtime's own failed system calls (a spawn carving stacks) must not
+ * show in the goroutine's errno either */
+Test(switch, errno_follows_each_goroutine_without_process_madvise, .timeout = 60)
+{
+    forbid_syscall(__NR_process_madvise);
+    check_errno(2);
+}
 
 /* ---- the fast path does not skip runnext or the spawn stack ------------ */
 
