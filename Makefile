@@ -71,7 +71,7 @@ EX_DIRS  = $(patsubst %/main.c,%,$(wildcard examples/*/main.c))
 EXAMPLES = $(foreach d,$(EX_DIRS),$(OUTDIR)$(d)/$(notdir $(d)))
 
 .SECONDEXPANSION:
-.PHONY: all deps test-deps bench-deps valgrind-deps test stress check-all tsan-all valgrind bench install clean
+.PHONY: all deps test-deps bench-deps valgrind-deps test stress seccomp check-all tsan-all valgrind bench install clean
 all: deps $(BUILD)/libgoro.a $(BUILD)/libgoro.so $(TOOLS) $(EXAMPLES)
 
 deps:
@@ -180,11 +180,21 @@ test: test-deps all $(TESTS)
 stress: test-deps all $(TESTS)
 	@tests/stress.sh
 
+# Every suite under a seccomp filter like Docker's default profile
+# (tests/docker_seccomp.c): the fallbacks for forbidden system calls.
+seccomp: test-deps all $(TESTS) $(BUILD)/tests/docker_seccomp
+	@GORO_SUITE_TIMEOUT=$(SUITE_TIMEOUT) $(BUILD)/tests/docker_seccomp tests/run.sh $(TESTS)
+$(BUILD)/tests/docker_seccomp: tests/docker_seccomp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@
+
 # Everything beyond make test (not in CI: tens of minutes): the suites
-# under AddressSanitizer, ThreadSanitizer and UBSan, each in a build
-# directory of its own, then Valgrind. Each step stops the target on a
-# failure. tsan-all is the TSan step alone.
+# under a Docker-like seccomp filter, then under AddressSanitizer,
+# ThreadSanitizer and UBSan, each in a build directory of its own, then
+# Valgrind. Each step stops the target on a failure. tsan-all is the TSan
+# step alone.
 check-all: test
+	$(MAKE) seccomp
 	$(MAKE) SAN=address BUILD=build-asan test
 	$(MAKE) tsan-all
 	$(MAKE) SAN=undefined BUILD=build-ubsan test

@@ -96,7 +96,7 @@ Test(sched, nested_spawn_5_levels, .timeout = 30)
 /* ---- yield fairness ---------------------------------------------------- */
 
 #define YIELDERS 16
-#define YIELD_TOTAL 400000
+#define YIELD_TOTAL 2000000
 static volatile AO_t yield_total;
 static volatile AO_t yield_count[YIELDERS];
 static goro_wg yield_wg, yield_ready;
