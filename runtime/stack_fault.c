@@ -413,8 +413,17 @@ void goro__stack_init(void)
     if (goro__stk.lend)
         goro__lend_init();
     goro__stk.emergency = goro__debug("stackemergency");
-    if (goro__stk.pidfd < 0 && !goro__on_valgrind) /* Valgrind lacks pidfd_open */
-        goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0); /* kept across runs */
+    /* kept across runs; a child of fork() inherits the parent's pidfd,
+     * and process_madvise through it would act on the parent: its own */
+    static pid_t pidfd_pid;
+    if (goro__stk.pidfd >= 0 && pidfd_pid != getpid()) {
+        close(goro__stk.pidfd);
+        goro__stk.pidfd = -1;
+    }
+    if (goro__stk.pidfd < 0 && !goro__on_valgrind) { /* Valgrind lacks pidfd_open */
+        goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        pidfd_pid = getpid();
+    }
     memset((void *)fs.q, 0, sizeof fs.q);
     memset((void *)fs.hist, 0, sizeof fs.hist);
     fs.qhead = 0;

@@ -126,6 +126,7 @@ static struct {
     size_t nctop;           /* slots a row */
     unsigned gshift;        /* log2 of the granule */
     int memfd;              /* /proc/self/mem, for restores in the handler */
+    pid_t memfd_pid;        /* the process that opened it (fork: the parent) */
     /* the pass: poller thread only */
     size_t cursor;          /* next record to look at: its index (g.c) */
     bool walking;
@@ -212,8 +213,16 @@ void goro__idle_init(void)
 {
     bool off;
     goro__stk.compact_after = env_ms("GORO_COMPACT_AFTER", DEFAULT_COMPACT_AFTER, &off);
-    if (idle.memfd < 0)
-        idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC); /* kept across runs */
+    /* kept across runs; a child of fork() inherits the parent's, which
+     * names the parent's memory: it opens its own */
+    if (idle.memfd >= 0 && idle.memfd_pid != getpid()) {
+        close(idle.memfd);
+        idle.memfd = -1;
+    }
+    if (idle.memfd < 0) {
+        idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        idle.memfd_pid = getpid();
+    }
     /* Under Valgrind and ThreadSanitizer neither: their shadow of a stack
      * does not follow a copy they do not see (annotate.h tells them about
      * growth only). AddressSanitizer's shadow of a moved stack is reset

@@ -94,6 +94,7 @@ static inline bool in_goro_text(uintptr_t a)
  * as before lending). */
 enum { PEEK_NONE, PEEK_VM, PEEK_MEM };
 static int peek_by, memfd = -1;
+static pid_t memfd_pid; /* the process that opened memfd (fork: the parent) */
 
 /* Read n bytes at a without faulting: for addresses the faulting
  * instruction computed, which may be anything. False if they are not
@@ -117,8 +118,16 @@ static void choose_peek(void)
     peek_by = PEEK_VM;
     if (peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
         return;
-    if (memfd < 0)
-        memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC); /* kept across runs */
+    /* kept across runs; a child of fork() opens its own (the parent's
+     * names the parent's memory) */
+    if (memfd >= 0 && memfd_pid != getpid()) {
+        close(memfd);
+        memfd = -1;
+    }
+    if (memfd < 0) {
+        memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+        memfd_pid = getpid();
+    }
     peek_by = PEEK_MEM;
     got = 0;
     if (memfd >= 0 && peek((uintptr_t)&probe, &got, sizeof got) && got == probe)

@@ -27,6 +27,7 @@ long goro__doze_runs(void); /* runtime/stack_doze.c (hidden; linked statically) 
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -1311,4 +1312,69 @@ Test(compact, goroutines_leave_sleeping_clusters, .timeout = 60)
         cr_assert_geq(lv_asleep, LV_G / 30 / 2);
         cr_assert_geq(lv_leaves, LV_G / 4, "woken goroutines did not leave their clusters");
     }
+}
+
+/* ---- a forked child's runtime is its own ------------------------------ */
+
+/* goro_run, then fork(), then goro_run in the child (a prefork server
+ * that set itself up with goro first): the fds a run keeps for the next
+ * (/proc/self/mem, which compaction copies through; the pidfd for
+ * process_madvise) were opened by the parent and name the parent's
+ * memory. The child must open its own, or its compaction copies the
+ * parent's bytes in and out. No Criterion assertion in the child: its
+ * exit status tells. */
+static goro_chan *fork_ch;
+static uint64_t fork_compactions; /* in the run, after the wake */
+
+static void fork_waker(void *arg)
+{
+    (void)arg;
+    if (!wait_compacted(1)) {
+        AO_fetch_and_add1(&bad);
+    }
+    int one = 1;
+    goro_chan_send(fork_ch, &one);
+}
+
+static void fork_owner(void *arg)
+{
+    (void)arg;
+    struct pattern p;
+    pattern_fill(&p, 4242);
+    fork_ch = goro_chan_make(sizeof(int), 0);
+    int v = 0;
+    if (fork_ch == NULL || goro_go(fork_waker, NULL) != 0)
+        AO_fetch_and_add1(&bad);
+    else
+        goro_chan_recv(fork_ch, &v); /* parked: compacted, restored */
+    pattern_check(&p, 4242);
+    fork_compactions = stats().stack_compactions;
+    goro_chan_free(fork_ch);
+}
+
+Test(compact, a_forked_child_compacts_with_its_own_fds, .timeout = 60)
+{
+    need_compaction();
+    bad = checked = 0;
+    run_on(2, fork_owner, NULL); /* the parent's run: its fds opened */
+    cr_assert_eq(bad, 0);
+    cr_assert_gt(fork_compactions, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        bad = checked = 0;
+        fork_compactions = 0;
+        if (goro_run(fork_owner, NULL) != 0)
+            _exit(3);
+        if (fork_compactions == 0)
+            _exit(2); /* nothing compacted: the test saw nothing */
+        _exit(bad == 0 && checked == 1 ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child died (status %#x)", status);
+    cr_assert_neq(WEXITSTATUS(status), 2, "nothing was compacted in the child");
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child's compacted stack came back wrong (%d)",
+                 WEXITSTATUS(status));
 }

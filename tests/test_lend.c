@@ -18,6 +18,7 @@
 #include "seccomp.h"
 
 #include <string.h>
+#include <sys/wait.h>
 
 /* A's handoff: its pointer, then the flag B waits for (both plain
  * stores, in A's body or in the assembly helpers below) */
@@ -249,4 +250,43 @@ Test(lend, call_through_an_indexed_table_borrows_without_process_vm_readv, .time
     forbid_process_vm_readv();
     want_reads = "/proc/self/mem";
     sweep(SIB, "call *(%rdx,%rcx,8), process_vm_readv forbidden");
+}
+
+static void nothing_main(void *arg)
+{
+    (void)arg;
+}
+
+/* A child of fork() after a first run (a prefork server): the run kept
+ * /proc/self/mem open for the next, and the parent's names the parent's
+ * memory. The child's handler must read its own, or the stack slot it
+ * reads is the parent's (tests/test_compact.c checks compaction's). */
+Test(lend, a_forked_child_reads_its_own_memory, .timeout = 60)
+{
+    forbid_process_vm_readv();
+    setenv("GORO_DEBUG", "nostackhint", 1);
+    a_how = RSP;
+    /* the parent's run opens /proc/self/mem; a short one, so that the
+     * child's goroutines still start on one-page stacks */
+    run_on(1, nothing_main, NULL);
+    if (!goro__stk.lend)
+        cr_skip_test("no lending here (sanitizers, Valgrind, a one-page guard)");
+    cr_assert_str_eq(goro__lend_reads(), "/proc/self/mem");
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct res c = { 0 };
+        uint64_t l0 = AO_load(&goro__ctr.stack_lends);
+        if (goro_run(lend_main, &c) != 0)
+            _exit(3);
+        if (AO_load(&goro__ctr.stack_lends) == l0)
+            _exit(2); /* never reached the edge */
+        _exit(c.moved == 0 && c.lost == 0 ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child died (status %#x)", status);
+    cr_assert_neq(WEXITSTATUS(status), 2, "the child's sweep never reached the edge");
+    cr_assert_eq(WEXITSTATUS(status), 0, "the child's stack moved after the handoff");
 }
