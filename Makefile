@@ -177,7 +177,7 @@ SUITE_TIMEOUT ?= $(if $(SAN),2400,900)
 test: test-deps all $(TESTS)
 	@$(SAN_ENV) GORO_SUITE_TIMEOUT=$(SUITE_TIMEOUT) tests/run.sh $(TESTS)
 
-stress: test-deps all $(TESTS)
+stress: test-deps all $(TESTS) $(BUILD)/tests/docker_seccomp
 	@tests/stress.sh
 
 # Every suite under a seccomp filter like Docker's default profile

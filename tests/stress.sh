@@ -22,7 +22,8 @@
 #     whoever touches them) 10 times and 3 more two at once, and stackgrow
 #     with every parked stack compacted at once (GORO_COMPACT_AFTER=0),
 #     and with 3,000 sleepers (clusters of compacted stacks put to sleep
-#     and woken: --sleepers) on 2 workers and on 1;
+#     and woken: --sleepers) on 2 workers and on 1, and on 2 under a
+#     seccomp filter like Docker's default profile;
 #  9. the suites of Go's wider vocabulary (Once, RWMutex, Cond, semaphores,
 #     ...) 10 times each, and 3 more two at once.
 set -u
@@ -117,6 +118,15 @@ for w in 2 1; do
         --workers $w --max-stack 1M --duration 20 -q 2>&1 | tee "$log"
     count "$log" '^ *0 corruptions'
 done
+
+# the same under a seccomp filter like Docker's default profile
+# (tests/docker_seccomp.c): lending reads through /proc/self/mem, stacks
+# are carved one at a time (no process_madvise)
+echo "stackgrow with 3,000 sleepers under a Docker-like seccomp filter, 20 s:"
+GORO_DEBUG=stackinfo build/tests/docker_seccomp tools/stackgrow/stackgrow --goroutines 300 \
+    --sleepers 3000 --workers 2 --max-stack 1M --duration 20 -q 2>&1 | tee "$log"
+count "$log" '^ *0 corruptions'
+count "$log" 'memory read by /proc/self/mem'
 
 suite_runs "window suite" 10 build/tests/test_window
 
