@@ -84,9 +84,12 @@ grep -q 'growths, every frame intact' "$tmp/grow.log" || rc=${rc/#0/1}
 check "stack growth (tests/valgrind/grow.c)" $rc "$tmp/grow.log"
 
 # and tools/stackgrow, briefly: pointers in vector registers across
-# growths, libc on the stack, narrow frames, hops between workers
+# growths, libc on the stack, narrow frames, hops between workers. Not the
+# hop at a fresh stack's edge: under Valgrind goro lends no guard page, so
+# that hop loses its answer where its way into the park crosses the guard
+# (README rule 5; 1 run in 2 at b598894 reported it as a corruption)
 "${VG[@]}" "$out/tools/stackgrow/stackgrow" --goroutines 50 --workers 2 --max-stack 256K \
-    --dives 300 --seed 1 -q > "$tmp/stackgrow.log" 2>&1
+    --dives 300 --seed 1 --no-edge-hop -q > "$tmp/stackgrow.log" 2>&1
 rc=$?
 grep -q '^  0 corruptions' "$tmp/stackgrow.log" || rc=${rc/#0/1}
 check "tools/stackgrow (300 dives)" $rc "$tmp/stackgrow.log"
