@@ -12,8 +12,14 @@ out=$(if [ "$build" = build ]; then echo .; else echo "$build"; fi)
 tmp=$(mktemp -d /tmp/goro-valgrind.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # allregs-at-mem-access: the stack fault handler reads and rewrites every
-# register of the faulting instruction (README, "Valgrind")
-VG=(valgrind -q --error-exitcode=99 --exit-on-first-error=no --px-default=allregs-at-mem-access)
+# register of the faulting instruction (README, "Valgrind"). fair-sched:
+# Valgrind runs one thread at a time, and its default lock lets a thread
+# that spins (an idle worker, a test's wait loop) take it again and again
+# while another waits for seconds: test_sync's first-contention test then
+# failed 7 runs in 12 at once ("waiters parked on a free mutex": the
+# woken waiter's thread never got to run), 0 in 8 with fair scheduling.
+VG=(valgrind -q --error-exitcode=99 --exit-on-first-error=no --px-default=allregs-at-mem-access
+    --fair-sched=yes)
 fail=0 runs=0
 
 check() { # name rc log
