@@ -108,13 +108,14 @@ Test(stackhint, nostackhint_grows_every_time, .timeout = 60)
 
 #define PARKED 1000
 static goro_chan *gate;
-static goro_wg parked_wg;
+static goro_wg parked_wg, left_wg; /* parked at the gate; out of it */
 
 static void parker(void *arg)
 {
     (void)arg;
     goro_wg_done(&parked_wg);
     goro_chan_recv(gate, NULL);
+    goro_wg_done(&left_wg);
 }
 
 /* PARKED goroutines of fn parked at once: stack bytes reserved for them */
@@ -127,13 +128,18 @@ static uint64_t park_many(goro_fn fn)
     uint64_t r0 = st.stack_bytes_reserved;
     goro_wg_init(&parked_wg);
     goro_wg_add(&parked_wg, PARKED);
+    goro_wg_init(&left_wg);
+    goro_wg_add(&left_wg, PARKED);
     for (int i = 0; i < PARKED; i++)
         cr_assert_eq(goro_go(fn, NULL), 0);
     cr_assert_eq(goro_wg_wait(&parked_wg), 0);
     goro_stats(&st);
     uint64_t r = st.stack_bytes_reserved - r0;
     cr_assert_eq(goro_chan_close(gate), 0);
-    goro_sleep(20000000); /* let them exit */
+    /* every receiver out of goro_chan_recv before the channel is freed (a
+     * 20 ms sleep here was not enough under Valgrind: a woken receiver
+     * still in chan_recv read the freed channel) */
+    cr_assert_eq(goro_wg_wait(&left_wg), 0);
     goro_chan_free(gate);
     return r;
 }
@@ -175,6 +181,7 @@ static void changer(void *arg)
     }
     goro_wg_done(&parked_wg);
     goro_chan_recv(gate, NULL);
+    goro_wg_done(&left_wg);
 }
 
 static uint64_t before_bytes, after_bytes;
