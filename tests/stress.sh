@@ -69,6 +69,8 @@ suite_pairs() {
         "$suite" --jobs 1 >"$log" 2>&1
         wait "$other"
         grep -h Synthesis "$log" "$log2"
+        # a failing copy also shows what failed (assertion and test name)
+        grep -h -B6 '^\[FAIL\]' "$log" "$log2" | grep -v '^\[----\] *$' | tail -20
         count "$log" 'Failing: 0 | Crashing: 0'
         count "$log2" 'Failing: 0 | Crashing: 0'
     done
