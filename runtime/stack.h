@@ -76,6 +76,9 @@ struct goro__stk {
     int guard;          /* enum guard_kind */
     int uffd;           /* userfaultfd (GUARD_UFFD), else -1 */
     int pidfd;          /* our own pidfd for process_madvise, else -1 */
+    int memfd;          /* /proc/self/mem, read and write, else -1: compaction
+                         * copies through it, lending reads through it
+                         * where process_vm_readv is forbidden */
     bool stackcheck;    /* GORO_DEBUG=stackcheck */
     bool emergency;     /* GORO_DEBUG=stackemergency: every growth takes the
                          * lock-free path (for the tests) */

@@ -93,6 +93,7 @@
 #include "stack.h"
 #include "annotate.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,7 +120,7 @@
 #define DEFAULT_MIN     0               /* the page size */
 #endif
 
-struct goro__stk goro__stk = { .uffd = -1, .pidfd = -1 };
+struct goro__stk goro__stk = { .uffd = -1, .pidfd = -1, .memfd = -1 };
 
 /* A stackcheck quarantine entry. state: Q_EMPTY -> Q_BUSY -> Q_FULL ->
  * Q_BUSY (being replaced) -> Q_FULL ... */
@@ -392,6 +393,28 @@ static size_t env_bytes(const char *name, size_t def)
     return (size_t)v;
 }
 
+/* The fds that name this process (goro__stk.pidfd, .memfd), kept across
+ * runs. A child of fork() inherits its parent's, which name the parent:
+ * process_madvise through the pidfd would act on it, and /proc/self/mem
+ * would read and write its memory. So a run in another process opens its
+ * own. */
+static void own_fds(void)
+{
+    static pid_t opened_by;
+    if (opened_by != getpid()) {
+        if (goro__stk.pidfd >= 0)
+            close(goro__stk.pidfd);
+        if (goro__stk.memfd >= 0)
+            close(goro__stk.memfd);
+        goro__stk.pidfd = goro__stk.memfd = -1;
+        opened_by = getpid();
+    }
+    if (goro__stk.pidfd < 0 && !goro__on_valgrind) /* Valgrind lacks pidfd_open */
+        goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (goro__stk.memfd < 0)
+        goro__stk.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+}
+
 void goro__stack_init(void)
 {
     size_t pg = goro__pagesize();
@@ -410,20 +433,10 @@ void goro__stack_init(void)
      * nor Valgrind; a one-page guard has no page to lend */
     goro__stk.lend = !goro__debug("nolend") && !GORO_ANN_FIBERS && !goro__on_valgrind &&
                      goro__stk.gsz >= 2 * pg;
+    own_fds();
     if (goro__stk.lend)
         goro__lend_init();
     goro__stk.emergency = goro__debug("stackemergency");
-    /* kept across runs; a child of fork() inherits the parent's pidfd,
-     * and process_madvise through it would act on the parent: its own */
-    static pid_t pidfd_pid;
-    if (goro__stk.pidfd >= 0 && pidfd_pid != getpid()) {
-        close(goro__stk.pidfd);
-        goro__stk.pidfd = -1;
-    }
-    if (goro__stk.pidfd < 0 && !goro__on_valgrind) { /* Valgrind lacks pidfd_open */
-        goro__stk.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-        pidfd_pid = getpid();
-    }
     memset((void *)fs.q, 0, sizeof fs.q);
     memset((void *)fs.hist, 0, sizeof fs.hist);
     fs.qhead = 0;
@@ -435,16 +448,19 @@ void goro__stack_init(void)
     if (goro__stk.compact)
         snprintf(compact, sizeof compact, "after a park of %lld ms",
                  (long long)(goro__stk.compact_after / 1000000));
+    char lend[96] = "";
+    if (goro__stk.lend)
+        snprintf(lend, sizeof lend, ", the guard's top page lent to goro's own code "
+                 "(memory read by %s)", goro__lend_reads());
     if (goro__debug("stackinfo"))
         fprintf(stderr, "goro: stacks: %zu bytes to start, limit %zu, %zu-byte guards by %s, "
-                "region %#lx-%#lx, moves by multiples of 4 GiB%s%s%s%s\n"
+                "region %#lx-%#lx, moves by multiples of 4 GiB%s%s\n"
                 "goro: stacks: shrink at a run after %lld ms parked using under a quarter; "
                 "compaction %s\n",
                 goro__stk.min, goro__stk.max, goro__stk.gsz, goro__stack_guard_name(),
                 (unsigned long)STK_ADDR(STK_W_LO), (unsigned long)STK_ADDR(STK_W_END),
                 goro__stk.stackcheck ? ", stackcheck on" : "",
-                goro__stk.lend ? ", the guard's top page lent to goro's own code (memory read by " : "",
-                goro__stk.lend ? goro__lend_reads() : "", goro__stk.lend ? ")" : "",
+                lend,
                 (long long)(GORO_SHRINK_AFTER_NS / 1000000),
                 compact);
 }

@@ -125,15 +125,13 @@ static struct {
     G *volatile *volatile ctop[NROWS];
     size_t nctop;           /* slots a row */
     unsigned gshift;        /* log2 of the granule */
-    int memfd;              /* /proc/self/mem, for restores in the handler */
-    pid_t memfd_pid;        /* the process that opened it (fork: the parent) */
     /* the pass: poller thread only */
     size_t cursor;          /* next record to look at: its index (g.c) */
     bool walking;
     int64_t next_walk;      /* -1: none due */
     int64_t earliest;       /* this walk: the first future due time */
     uint64_t switches;      /* context switches seen at the last walk */
-} idle = { .next_walk = -1, .memfd = -1 };
+} idle = { .next_walk = -1 };
 
 static __thread uintptr_t retry_addr __attribute__((tls_model("initial-exec")));
 
@@ -213,16 +211,6 @@ void goro__idle_init(void)
 {
     bool off;
     goro__stk.compact_after = env_ms("GORO_COMPACT_AFTER", DEFAULT_COMPACT_AFTER, &off);
-    /* kept across runs; a child of fork() inherits the parent's, which
-     * names the parent's memory: it opens its own */
-    if (idle.memfd >= 0 && idle.memfd_pid != getpid()) {
-        close(idle.memfd);
-        idle.memfd = -1;
-    }
-    if (idle.memfd < 0) {
-        idle.memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-        idle.memfd_pid = getpid();
-    }
     /* Under Valgrind and ThreadSanitizer neither: their shadow of a stack
      * does not follow a copy they do not see (annotate.h tells them about
      * growth only). AddressSanitizer's shadow of a moved stack is reset
@@ -230,7 +218,7 @@ void goro__idle_init(void)
      * one (restored in place, at the same addresses). */
     goro__stk.shrink = !goro__on_valgrind && !GORO_ANN_TSAN;
     goro__stk.compact = !off && goro__stk.shrink && goro__stk.guard == GUARD_MADVISE &&
-                        idle.memfd >= 0;
+                        goro__stk.memfd >= 0;
     /* the granule: a power of two no larger than any stack's span (its
      * guard and at least a page). The tables are kept across runs (all
      * slots empty between them) unless GORO_STACK_GUARD changed it */
@@ -323,7 +311,7 @@ static void restore_in_place(G *g, AO_t then)
         if (mprotect(from, span, PROT_NONE) != 0)
             goro__fatal("restoring a compacted stack: mprotect: %s", strerror(errno));
         unguard(&g->stack);
-        if (pwrite(idle.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
+        if (pwrite(goro__stk.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
             goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
                         strerror(errno));
         if (mprotect(from, span, PROT_READ | PROT_WRITE) != 0)
@@ -333,7 +321,7 @@ static void restore_in_place(G *g, AO_t then)
         if (GORO_ANN_ASAN) {
             /* the parked frames' red zones are still poisoned in the
              * shadow (same addresses): a copy that does not check */
-            if (pwrite(idle.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
+            if (pwrite(goro__stk.memfd, b, len, (off_t)(uintptr_t)used) != (ssize_t)len)
                 goro__fatal("restoring a compacted stack: writing /proc/self/mem: %s",
                             strerror(errno));
         } else {
@@ -627,7 +615,7 @@ static int64_t compact(G *g, int64_t now)
         free(b);
         return -1;
     }
-    if (pread(idle.memfd, b, len, (off_t)rsp) != (ssize_t)len)
+    if (pread(goro__stk.memfd, b, len, (off_t)rsp) != (ssize_t)len)
         goro__fatal("compacting goroutine %llu's stack: reading /proc/self/mem: %s",
                     (unsigned long long)g->id, strerror(errno));
     if (madvise(s.lo, stk_usable(&s), MADV_GUARD_INSTALL) != 0)

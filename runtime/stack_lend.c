@@ -57,13 +57,13 @@
  *    instead of faulting. Where neither works, such a call is not
  *    recognised and the stack moves, as before lending
  *    (GORO_DEBUG=stackinfo says which).
- *  - ldso_lo, ldso_hi, peek_by and memfd are written by goro__lend_init
- *    (at goro__stack_init, before any worker runs) and only read after.
+ *  - ldso_lo, ldso_hi and peek_by are written by goro__lend_init (at
+ *    goro__stack_init, before any worker runs) and only read after; so
+ *    is goro__stk.memfd (stack_fault.c, own_fds).
  */
 #include "stack.h"
 
 #include <elf.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
@@ -93,8 +93,7 @@ static inline bool in_goro_text(uintptr_t a)
  * through a pointer in memory is then not recognised: the stack moves,
  * as before lending). */
 enum { PEEK_NONE, PEEK_VM, PEEK_MEM };
-static int peek_by, memfd = -1;
-static pid_t memfd_pid; /* the process that opened memfd (fork: the parent) */
+static int peek_by;
 
 /* Read n bytes at a without faulting: for addresses the faulting
  * instruction computed, which may be anything. False if they are not
@@ -106,7 +105,7 @@ static bool peek(uintptr_t a, void *out, size_t n)
         return syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L) == (long)n;
     }
     if (peek_by == PEEK_MEM && a <= (uintptr_t)INT64_MAX - n)
-        return pread(memfd, out, n, (off_t)a) == (ssize_t)n;
+        return pread(goro__stk.memfd, out, n, (off_t)a) == (ssize_t)n;
     return false;
 }
 
@@ -118,19 +117,9 @@ static void choose_peek(void)
     peek_by = PEEK_VM;
     if (peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
         return;
-    /* kept across runs; a child of fork() opens its own (the parent's
-     * names the parent's memory) */
-    if (memfd >= 0 && memfd_pid != getpid()) {
-        close(memfd);
-        memfd = -1;
-    }
-    if (memfd < 0) {
-        memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-        memfd_pid = getpid();
-    }
     peek_by = PEEK_MEM;
     got = 0;
-    if (memfd >= 0 && peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
+    if (goro__stk.memfd >= 0 && peek((uintptr_t)&probe, &got, sizeof got) && got == probe)
         return;
     peek_by = PEEK_NONE;
 }
