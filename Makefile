@@ -184,7 +184,7 @@ stress: test-deps all $(TESTS) $(BUILD)/tests/docker_seccomp
 # (tests/docker_seccomp.c): the fallbacks for forbidden system calls.
 seccomp: test-deps all $(TESTS) $(BUILD)/tests/docker_seccomp
 	@GORO_SUITE_TIMEOUT=$(SUITE_TIMEOUT) $(BUILD)/tests/docker_seccomp tests/run.sh $(TESTS)
-$(BUILD)/tests/docker_seccomp: tests/docker_seccomp.c
+$(BUILD)/tests/docker_seccomp: tests/docker_seccomp.c tests/seccomp_filter.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $< -o $@
 

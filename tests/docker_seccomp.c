@@ -15,19 +15,9 @@
  * ptrace only with CAP_SYS_PTRACE, userfaultfd likewise, and does not
  * allow io_uring or perf_event_open.
  */
-#include <errno.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
 #include <stdio.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#define DENY(nr)                                                  \
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1),              \
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+#include "seccomp_filter.h"
 
 int main(int argc, char **argv)
 {
@@ -35,25 +25,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s command [argument ...]\n", argv[0]);
         return 2;
     }
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        DENY(__NR_process_vm_readv),
-        DENY(__NR_process_vm_writev),
-        DENY(__NR_process_madvise),
-        DENY(__NR_userfaultfd),
-        DENY(__NR_ptrace),
-        DENY(__NR_kcmp),
-        DENY(__NR_pidfd_getfd),
-        DENY(__NR_io_uring_setup),
-        DENY(__NR_perf_event_open),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    static const int deny[] = {
+        __NR_process_vm_readv, __NR_process_vm_writev, __NR_process_madvise,
+        __NR_userfaultfd,      __NR_ptrace,            __NR_kcmp,
+        __NR_pidfd_getfd,      __NR_io_uring_setup,    __NR_perf_event_open,
     };
-    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    if (deny_syscalls(deny, sizeof deny / sizeof deny[0]) != 0) {
         perror("docker_seccomp: seccomp");
         return 1;
     }
