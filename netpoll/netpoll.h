@@ -52,7 +52,8 @@ struct goro__pd {
     volatile uint32_t dlock;   /* spinlock: serializes deadline changes and close;
                                   taken before lock, never by the poller thread */
     volatile uint32_t nqueued; /* waiters on q (read without the lock) */
-    bool is_socket;            /* send(MSG_NOSIGNAL) instead of write; set before state */
+    bool is_socket;            /* recv instead of read, send(MSG_NOSIGNAL) instead of
+                                  write; set before state */
     bool tcp;                  /* a TCP socket: short reads drain (goro__pd_drained) */
     struct goro__pd_waiter *q; /* queued waiters (under lock) */
     G *closer;                 /* goroutine in goro_close waiting for nwait == 0 */
@@ -224,11 +225,14 @@ static inline long goro__sys6(long nr, long a, long b, long c, long d, long e, l
 #define goro__sys_write(fd, buf, len) goro__sys3(SYS_write, (fd), (long)(buf), (long)(len))
 #define goro__sys_send(fd, buf, len, flags) \
     goro__sys6(SYS_sendto, (fd), (long)(buf), (long)(len), (flags), 0, 0)
+#define goro__sys_recv(fd, buf, len, flags) \
+    goro__sys6(SYS_recvfrom, (fd), (long)(buf), (long)(len), (flags), 0, 0)
 #else
 #define GORO__SYS_LIBC(call) ({ long r_ = (long)(call); r_ < 0 ? -(long)NP_ERRNO : r_; })
 #define goro__sys_read(fd, buf, len) GORO__SYS_LIBC(read((fd), (buf), (len)))
 #define goro__sys_write(fd, buf, len) GORO__SYS_LIBC(write((fd), (buf), (len)))
 #define goro__sys_send(fd, buf, len, flags) GORO__SYS_LIBC(send((fd), (buf), (len), (flags)))
+#define goro__sys_recv(fd, buf, len, flags) GORO__SYS_LIBC(recv((fd), (buf), (len), (flags)))
 #endif
 
 /* errno of the calling thread, read through a pointer the compiler cannot

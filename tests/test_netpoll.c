@@ -4,7 +4,8 @@
  * waking blocked calls, goro_wait_fd, connect errors, goro_blocking, 10,000
  * idle connections costing no CPU, bad fds, IPv6 and names, goro_run
  * returning with goroutines parked on fds and in goro_blocking, and events
- * reaching a worker that never runs out of work.
+ * reaching a worker that never runs out of work, and datagram sockets
+ * read as read(2) reads them.
  *
  * Servers bind to 127.0.0.1 or ::1 only; every loop is bounded in count,
  * and every connection carries a deadline so that nothing waits forever.
@@ -600,6 +601,79 @@ static void waitfd_main(void *arg)
 Test(netpoll, wait_fd_pipe_and_eventfd, .timeout = 10)
 {
     run_on(2, waitfd_main, NULL);
+}
+
+/* ---- datagrams: goro_read reads a socket as read(2) does ---------------- */
+
+/* goro_read on a socket is recv (io.c): the same as read(2) but for one
+ * case, an empty datagram pending and a read of 0 bytes, which recv
+ * consumes and read leaves. Datagram sockets, UNIX and UDP: boundaries,
+ * truncation, the empty datagram, and a read that parks until one comes. */
+static int dgram_fds[2];
+
+static void dgram_late_sender(void *arg)
+{
+    (void)arg;
+    goro_sleep(20 * MS);
+    cr_assert_eq(send(dgram_fds[1], "late", 4, 0), 4);
+}
+
+static void dgram_check(int rfd, int wfd)
+{
+    char buf[16];
+    dgram_fds[0] = rfd;
+    dgram_fds[1] = wfd;
+    cr_assert_eq(goro_fd_deadline(rfd, goro_now() + 5 * SEC, 0), 0);
+
+    /* boundaries kept, a long one cut to the buffer, the rest dropped */
+    cr_assert_eq(send(wfd, "hello", 5, 0), 5);
+    cr_assert_eq(send(wfd, "world, and more", 15, 0), 15);
+    cr_assert_eq(goro_read(rfd, buf, sizeof buf), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    cr_assert_eq(goro_read(rfd, buf, 5), 5);
+    cr_assert_eq(memcmp(buf, "world", 5), 0);
+
+    /* an empty datagram: a read of 0 bytes leaves it, as read(2) does;
+     * the next read gets it (0), then the datagram behind it */
+    cr_assert_eq(send(wfd, "", 0, 0), 0);
+    cr_assert_eq(send(wfd, "abc", 3, 0), 3);
+    cr_assert_eq(goro_read(rfd, buf, 0), 0);
+    cr_assert_eq(goro_read(rfd, buf, 0), 0);
+    cr_assert_eq(goro_read(rfd, buf, sizeof buf), 0, "the empty datagram was consumed");
+    cr_assert_eq(goro_read(rfd, buf, sizeof buf), 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+
+    /* nothing pending: the read parks until a datagram comes */
+    goro_go(dgram_late_sender, NULL);
+    cr_assert_eq(goro_read(rfd, buf, sizeof buf), 4);
+    cr_assert_eq(memcmp(buf, "late", 4), 0);
+}
+
+static void dgram_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    dgram_check(sv[0], sv[1]);
+    cr_assert_eq(goro_close(sv[0]), 0);
+    close(sv[1]);
+
+    int r = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int w = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(r >= 0 && w >= 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(r, (struct sockaddr *)&sin, sizeof sin), 0);
+    sin.sin_port = htons((uint16_t)port_of(r));
+    cr_assert_eq(connect(w, (struct sockaddr *)&sin, sizeof sin), 0);
+    dgram_check(r, w);
+    cr_assert_eq(goro_close(r), 0);
+    close(w);
+}
+
+Test(netpoll, datagrams_read_as_read_does, .timeout = 10)
+{
+    run_on(2, dgram_main, NULL);
 }
 
 /* ---- connect errors --------------------------------------------------- */
