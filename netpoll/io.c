@@ -13,9 +13,10 @@
  * fail (netpoll.h, the drained hint).
  *
  * read and write go straight to the kernel (netpoll.h, goro__sys_read):
- * they return -errno. On a socket they are recv and send. The other calls' errno is read through NP_ERRNO
- * right after the call that set it: after a park the goroutine may run on
- * another thread, whose errno the compiler would not know to reload.
+ * they return -errno. On a socket they are recv and send. The other
+ * calls' errno is read through NP_ERRNO right after the call that set it:
+ * after a park the goroutine may run on another thread, whose errno the
+ * compiler would not know to reload.
  */
 #include "netpoll.h"
 
