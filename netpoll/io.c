@@ -12,7 +12,7 @@
  * TCP socket whose last read was short parks without the read that would
  * fail (netpoll.h, the drained hint).
  *
- * read and write go straight to the kernel (netpoll.h, goro__sys_read):
+ * read and write go straight to the kernel (netpoll.h, goro__sys3):
  * they return -errno. On a socket they are recv and send. The other
  * calls' errno is read through NP_ERRNO right after the call that set it:
  * after a park the goroutine may run on another thread, whose errno the
@@ -57,8 +57,7 @@ ssize_t goro_read(int fd, void *buf, size_t len)
          * checks); on a cold socket that is 300-500 ns of a 600-1,100 ns
          * read (9,000 connections, 2026-12-04). Not for len 0: there recv
          * would consume a pending empty datagram, which read leaves. */
-        ssize_t n = pd->is_socket && len > 0 ? goro__sys_recv(fd, buf, len, 0)
-                                             : goro__sys_read(fd, buf, len);
+        ssize_t n = goro__sys_recv_or_read(pd->is_socket && len > 0, fd, buf, len);
         if (likely(n >= 0)) {
             goro__pd_read_done(pd, snap, (size_t)n, len);
             return n;
