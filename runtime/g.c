@@ -486,15 +486,11 @@ int goro_go(goro_fn fn, void *arg)
     W *w = goro__self_w();
     if (w != NULL && w->curg == NULL)
         w = NULL;
-    /* The spawn's own system calls may fail on the way to success (a
-     * batch of stacks carved with process_madvise, which a seccomp
-     * profile may forbid: one at a time then): the caller's errno is
-     * left as it was (README rule 2: it is the goroutine's). */
-    int saved_errno = errno;
+    /* errno is left as it was on success (stack_space.c's carve restores
+     * it after the calls that may fail on the way) */
     G *g = goro__g_new(w, fn, arg);
     if (g == NULL)
         return -errno;
-    errno = saved_errno;
     goro__sched_spawn(w, g);
     return 0;
 }
