@@ -695,7 +695,8 @@ table_md() {
         printf "\n"
     } {
         v = $4
-        if ($3 != "") v = "**" v "** (" sprintf("%.2f", $3) ")"
+        # bold a win only: a row a peer leads reads plainly
+        if ($3 != "") v = ($3 + 0 >= 1 ? "**" v "**" : v) " (" sprintf("%.2f", $3) ")"
         bar = $5; if ($6 == "met") bar = bar " met"; else if ($6 == "MISSED") bar = bar " **missed**"
         printf "| %s |", $1
         for (k = 1; k <= ns; k++) printf " %s |", $(8 + 2 * (k - 1))
