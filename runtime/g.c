@@ -486,8 +486,8 @@ int goro_go(goro_fn fn, void *arg)
     W *w = goro__self_w();
     if (w != NULL && w->curg == NULL)
         w = NULL;
-    /* errno is left as it was on success (stack_space.c's carve restores
-     * it after the calls that may fail on the way) */
+    /* errno is left as it was on success (stack_space.c's get_any_locked
+     * restores it after the carve's calls that may fail on the way) */
     G *g = goro__g_new(w, fn, arg);
     if (g == NULL)
         return -errno;

@@ -572,16 +572,8 @@ static int carve_batch_locked(size_t p, size_t kmax, struct goro__stack *s)
     while (k < kmax && p + (k + 1) * np <= sp.npages &&
            STK_OFF(a + (k + 1) * slot) != 0 && bits_last(p + k * np, np) == 0)
         k++;
-    /* The calls below may fail on the way to a spawn that succeeds (a
-     * seccomp profile that forbids process_madvise, a kernel without
-     * MADV_POPULATE_WRITE): the spawner's errno is left as it was (README
-     * rule 2: it is the goroutine's). Here and not in goro_go: saving it
-     * there on every spawn made skynet_1m 16% slower (117 -> 137 ms). */
-    int saved_errno = errno;
-    if (k < 2 || ensure_mapped(a, k * slot) < 0) {
-        errno = saved_errno;
+    if (k < 2 || ensure_mapped(a, k * slot) < 0)
         return -EAGAIN;
-    }
     for (size_t i = 0; i < k; i++) {
         char *g = (char *)a + i * slot;
         sp.guards[i] = (struct iovec){ .iov_base = g, .iov_len = gsz };
@@ -590,12 +582,10 @@ static int carve_batch_locked(size_t p, size_t kmax, struct goro__stack *s)
     long r = syscall(SYS_process_madvise, goro__stk.pidfd, sp.guards, k, MADV_GUARD_INSTALL, 0);
     if (r != (long)(k * gsz)) {
         madvise((void *)a, k * slot, MADV_GUARD_REMOVE); /* free pages carry none */
-        errno = saved_errno;
         return -EAGAIN;
     }
     /* best effort: a page not populated now faults in later */
     syscall(SYS_process_madvise, goro__stk.pidfd, sp.pages, k, MADV_POPULATE_WRITE, 0);
-    errno = saved_errno;
     bits_mark(p, k * np, true);
     sp.cursor = p + k * np;
     for (size_t i = 1; i < k; i++) {
@@ -726,10 +716,19 @@ static int get_any_locked(int cls, struct goro__stack *s)
         return 0;
     if (p->cold && take_locked(p->cold, s) == 0)
         return 0;
+    /* Carving makes calls that may fail on the way to a stack (a seccomp
+     * profile that forbids process_madvise, a kernel without
+     * MADV_POPULATE_WRITE, a chunk someone else mapped): on success the
+     * caller's errno is left as it was (README rule 2: it is the
+     * goroutine's). Here, off the pool's path: saved in goro_go on every
+     * spawn it made skynet_1m 16% slower (117 -> 137 ms). */
+    int saved_errno = errno;
     for (int relieved = 0;;) {
         int rc = carve_locked(cls, s);
         if (rc == -EAGAIN)
             continue; /* a chunk was someone else's: marked, search again */
+        if (rc == 0)
+            errno = saved_errno;
         if (rc != -ENOSPC || relieved == 2 || !relieve_locked(relieved++))
             return rc == -ENOSPC ? -ENOMEM : rc;
     }
